@@ -1,0 +1,43 @@
+"""Evidence of learning: the `quick` scale of dmc6 on cartpole-swingup for one agent, on this machine.
+
+Prints eval return over steps and the wall time, and exits 1 when the final return is below the bar
+(a uniformly random policy scores about 20 on this task; the quick run must reach 150).
+
+    python benchmarks/learning.py [--agent curl] [--out reports/learning] [--min-return 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from seer_bench.cli import main as bench_main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agent", default="curl")
+    parser.add_argument("--env", default="cartpole-swingup")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("reports/learning"))
+    parser.add_argument("--min-return", type=float, default=150.0)
+    args = parser.parse_args()
+    code = bench_main(["--suite", "dmc6", "--scale", "quick", "--envs", args.env, "--agents", args.agent,
+                       "--seeds", str(args.seed + 1), "--out", str(args.out)])
+    if code != 0:
+        return code
+    runs = sorted((args.out / "runs" / args.agent / args.env).glob(f"budget_*/seed_{args.seed}"))
+    metrics = pd.read_csv(runs[-1] / "metrics.csv")
+    print(f"\n{args.agent} on {args.env}, quick scale, seed {args.seed} ({runs[-1]})")
+    print(metrics[["step", "env_steps", "eval_return", "eval_return_std", "updates", "wall_s"]].to_string(index=False))
+    final = float(metrics["eval_return"].iloc[-1])
+    verdict = "PASS" if final >= args.min_return else "FAIL"
+    print(f"final eval return {final:.1f} (bar {args.min_return:g}): {verdict}; wall {metrics['wall_s'].iloc[-1] / 60:.1f} min")
+    return 0 if final >= args.min_return else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

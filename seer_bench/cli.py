@@ -1,0 +1,108 @@
+"""Command line: `bench.py [run] --suite S ...` (default), `bench.py list`.
+
+Every input is validated before the first run starts; bad input prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from seer_bench.errors import ConfigError
+
+SUBCOMMANDS = ("run", "list")
+
+
+def _csv(kind: type):
+    def parse(text: str) -> list:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected comma-separated values, got {text!r}")
+        try:
+            return [kind(t) for t in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
+        print(f"bench.py: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bench.py", description="seer-bench: return, FLOPs and memory of pixel RL agents")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="run a suite (the default subcommand)")
+    run.add_argument("--suite", required=True, help="suite name in suites/ or a path to a .toml file")
+    run.add_argument("--scale", help="named scale of the suite (smoke, quick, paper, ...)")
+    run.add_argument("--envs", type=_csv(str), help="comma-separated tasks, e.g. cartpole-swingup,walker-walk")
+    run.add_argument("--agents", type=_csv(str), help="comma-separated agents, e.g. curl")
+    run.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
+    run.add_argument("--steps", type=int, help="environment steps per run (agent steps x action repeat)")
+    run.add_argument("--eval-every", type=int, help="environment steps between evaluations")
+    run.add_argument("--budget-gb", type=_csv(float), help="replay memory budget(s) in GB (1e9 bytes), comma-separated")
+    run.add_argument("--replay-layout", choices=("paper", "compact"), help="pixel replay layout")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.add_argument("--out", type=Path, help="output directory (default reports/<suite>)")
+    sub.add_parser("list", help="show suites, agents, envs and scales")
+    return parser
+
+
+def cmd_list() -> int:
+    from seer_bench.agents import AGENTS
+    from seer_bench.suites import available_suites, load_suite
+
+    print("agents: " + ", ".join(AGENTS))
+    for name in available_suites():
+        suite = load_suite(name)
+        print(f"\nsuite {name}: {suite.description}")
+        print("  envs (action repeat): " + ", ".join(f"{e} ({r})" for e, r in suite.envs.items()))
+        print(f"  agents: {', '.join(suite.agents)}; budget {suite.budget_gb:g} GB; layout {suite.replay_layout}")
+        for scale, body in suite.scales.items():
+            default = " (default)" if scale == suite.default_scale else ""
+            print(f"  scale {scale}{default}: {body['steps']} env steps, eval every {body['eval_every']} "
+                  f"({body['eval_episodes']} episodes), {body['seeds']} seed(s)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from seer_bench.agents import AGENTS
+    from seer_bench.envs import DMC_TASKS
+    from seer_bench.executors import run_local
+    from seer_bench.reports import format_summary, summary
+    from seer_bench.runner import check_spec
+    from seer_bench.suites import Overrides, load_suite, resolve
+
+    suite = load_suite(args.suite)
+    overrides = Overrides(scale=args.scale, envs=args.envs, agents=args.agents, seeds=args.seeds, steps=args.steps,
+                          eval_every=args.eval_every, budgets_gb=args.budget_gb, replay_layout=args.replay_layout,
+                          device=args.device)
+    specs = resolve(suite, overrides, AGENTS, DMC_TASKS)
+    checked = set()
+    for spec in specs:  # one check per distinct (agent, env, budget): seeds do not change sizes
+        key = (spec.agent, spec.env, spec.budget_gb)
+        if key not in checked:
+            check_spec(spec)
+            checked.add(key)
+    out = args.out or Path("reports") / suite.name
+    print(f"{len(specs)} run(s) of suite {suite.name}, scale {specs[0].scale}, into {out}", flush=True)
+    failed = run_local(specs, out)
+    print(format_summary(summary(out)))
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS + ("-h", "--help"):
+        argv.insert(0, "run")
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_list() if args.command == "list" else cmd_run(args)
+    except ConfigError as e:
+        print(f"bench.py: error: {e}", file=sys.stderr)
+        return 2

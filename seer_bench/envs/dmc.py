@@ -1,0 +1,108 @@
+"""DeepMind Control from pixels, as CURL sees it: 3 stacked RGB frames at 100x100 from camera 0.
+
+Cropping to 84x84 belongs to the agent (random at training, centre at evaluation), so the replay keeps the
+full 100x100 frames, exactly as the public CURL/SEER code does.
+
+Rendering uses MuJoCo's default quality. A smaller shadow map renders faster, but at 100x100 it changes
+pixels on every dmc6 task (measured: max abs difference 36-78), so it is not used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+# Must be set before dm_control (and so MuJoCo's GL backend) is first imported: headless by default.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from dm_control import suite  # noqa: E402
+
+# The six PlaNet-benchmark tasks and the action repeats used by PlaNet, CURL and SEER.
+DMC_TASKS: dict[str, int] = {
+    "cartpole-swingup": 8,
+    "finger-spin": 2,
+    "walker-walk": 2,
+    "cheetah-run": 4,
+    "reacher-easy": 4,
+    "ball_in_cup-catch": 4,
+}
+
+
+def parse_task(name: str) -> tuple[str, str]:
+    """Split `domain-task` (e.g. `ball_in_cup-catch`) into dm_control's domain and task names."""
+    domain, sep, task = name.partition("-")
+    if not sep or (domain, task) not in suite.ALL_TASKS:
+        known = ", ".join(sorted(f"{d}-{t}" for d, t in suite.ALL_TASKS))
+        raise KeyError(f"unknown DeepMind Control task {name!r}; known: {known}")
+    return domain, task
+
+
+@dataclass(frozen=True)
+class StepResult:
+    obs: np.ndarray  # (3 * frame_stack, size, size) uint8
+    reward: float  # summed over the action repeat
+    terminal: bool  # the MDP ended (discount 0): do not bootstrap
+    last: bool  # the episode ended, by termination or time limit
+
+
+class DMCPixels:
+    """A dm_control task with action repeat and frame stacking; actions are in [-1, 1] for every dimension."""
+
+    def __init__(
+        self,
+        name: str,
+        action_repeat: int,
+        seed: int,
+        frame_stack: int = 3,
+        size: int = 100,
+        camera_id: int = 0,
+    ) -> None:
+        domain, task = parse_task(name)
+        self.name = name
+        self.action_repeat = action_repeat
+        self.size = size
+        self.camera_id = camera_id
+        self._env = suite.load(domain, task, task_kwargs={"random": seed})
+        spec = self._env.action_spec()
+        self._low, self._high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
+        self.action_dim = int(spec.shape[0])
+        self.obs_shape = (3 * frame_stack, size, size)
+        self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
+        # dm_control's time limit is in physics-control steps; an agent step spans `action_repeat` of them.
+        # `_step_limit` is the Environment's own record of that limit (1000 for every suite task).
+        self.episode_env_steps = int(self._env._step_limit)
+        self.episode_steps = -(-self.episode_env_steps // action_repeat)
+
+    def _render(self) -> np.ndarray:
+        frame = self._env.physics.render(self.size, self.size, camera_id=self.camera_id)
+        return np.ascontiguousarray(frame.transpose(2, 0, 1))
+
+    def _stacked(self) -> np.ndarray:
+        return np.concatenate(self._frames, axis=0)
+
+    def reset(self) -> np.ndarray:
+        self._env.reset()
+        frame = self._render()
+        for _ in range(self._frames.maxlen):
+            self._frames.append(frame)
+        return self._stacked()
+
+    def step(self, action: np.ndarray) -> StepResult:
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        scaled = self._low + (action + 1.0) * 0.5 * (self._high - self._low)
+        reward, terminal, last = 0.0, False, False
+        for _ in range(self.action_repeat):
+            ts = self._env.step(scaled)
+            reward += ts.reward or 0.0
+            if ts.last():
+                last = True
+                terminal = ts.discount == 0.0
+                break
+        self._frames.append(self._render())
+        return StepResult(self._stacked(), reward, terminal, last)
+
+    def close(self) -> None:
+        self._env.close()

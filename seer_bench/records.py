@@ -1,0 +1,81 @@
+"""Records on disk: the only contract between a run and everything after it.
+
+Per run directory `<out>/runs/<agent>/<env>/budget_<gb>/seed_<n>/`:
+- `config.json`: the fully resolved RunSpec, agent config, replay sizing, versions and device;
+- `metrics.csv`: one row per evaluation (columns: METRICS_COLUMNS);
+- `events.jsonl`: one JSON object per event (run started, finished, failed, ...).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+METRICS_COLUMNS = [
+    "step",  # agent steps
+    "env_steps",  # agent steps x action repeat
+    "eval_return",  # mean return of the evaluation episodes (deterministic policy)
+    "eval_return_std",
+    "train_episodes",
+    "updates",
+    "wall_s",  # seconds since the run started, evaluation included
+    "replay_capacity",  # transitions the budget holds
+    "replay_size",  # transitions held now
+    "replay_bytes",  # bytes of replay slots written so far (resident)
+    "replay_alloc_bytes",  # bytes the replay arrays reserve (mapped lazily)
+    "rss_bytes",  # resident set size of this process
+]
+
+
+def run_dir(out: Path, run_id: str) -> Path:
+    return Path(out) / "runs" / run_id
+
+
+def write_config(path: Path, config: dict[str, Any]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "config.json.tmp"
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+    tmp.replace(path / "config.json")
+
+
+def append_event(path: Path, kind: str, **fields: Any) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "events.jsonl", "a") as f:
+        f.write(json.dumps({"event": kind, "time": time.time(), **fields}) + "\n")
+
+
+class MetricsWriter:
+    """Appends rows to metrics.csv, flushed per row so a crash keeps every finished evaluation."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._file = open(path / "metrics.csv", "w", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=METRICS_COLUMNS)
+        self._writer.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    file = path / "events.jsonl"
+    return [json.loads(line) for line in file.read_text().splitlines() if line] if file.exists() else []
+
+
+def load_runs(out: Path) -> list[tuple[dict[str, Any], pd.DataFrame, list[dict[str, Any]]]]:
+    """(config, metrics, events) for every run directory under `out` that has a config."""
+    runs = []
+    for cfg_file in sorted(Path(out).glob("runs/*/*/*/*/config.json")):
+        d = cfg_file.parent
+        metrics = pd.read_csv(d / "metrics.csv") if (d / "metrics.csv").exists() else pd.DataFrame(columns=METRICS_COLUMNS)
+        runs.append((json.loads(cfg_file.read_text()), metrics, read_events(d)))
+    return runs

@@ -1,0 +1,163 @@
+"""One run: an env <-> agent loop with replay, periodic evaluation and records.
+
+The loop follows the public CURL/SEER training script: evaluate every `eval_every` env steps (and at step
+0 and at the end), act uniformly at random for `init_steps` agent steps, then one update per agent step
+before the environment step. Evaluation uses a separate environment instance (the public script reuses
+the training env, which cuts the training episode short) and the deterministic policy, as CURL reports.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from seer_bench.agents import agent_config, make_agent
+from seer_bench.envs import DMCPixels
+from seer_bench.errors import ConfigError
+from seer_bench.instrument.memory import rss_bytes
+from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
+from seer_bench.replay import TransitionSpec, make_replay, replay_class
+from seer_bench.suites import RunSpec
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share the training env's random stream
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available to torch on this machine")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def transition_spec(env: DMCPixels) -> TransitionSpec:
+    return TransitionSpec(env.obs_shape, env.action_dim, frame_stack=env.obs_shape[0] // 3,
+                          episode_steps=env.episode_steps)
+
+
+def check_spec(spec: RunSpec) -> None:
+    """Everything about a run that can fail, checked without training: agent settings, device, budget."""
+    cfg = agent_config(spec.agent, spec.agent_overrides)
+    resolve_device(spec.device)
+    env = DMCPixels(spec.env, spec.action_repeat, seed=0)
+    if spec.agent_steps <= cfg.init_steps:
+        raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
+                          f"after {cfg.init_steps} random init steps; raise --steps")
+    budget = int(spec.budget_gb * 1e9)
+    make_replay(spec.replay_layout, transition_spec(env), budget, cfg.batch_size)  # raises when too small
+    env.close()
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("seer-bench", "torch", "numpy", "dm_control", "mujoco"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    final_return: float
+    wall_s: float
+
+
+def evaluate(env: DMCPixels, agent: Any, episodes: int) -> tuple[float, float]:
+    returns = []
+    for _ in range(episodes):
+        obs, total, last = env.reset(), 0.0, False
+        while not last:
+            res = env.step(agent.act(obs, sample=False))
+            obs, total, last = res.obs, total + res.reward, res.last
+        returns.append(total)
+    return float(np.mean(returns)), float(np.std(returns))
+
+
+def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
+    """Train and evaluate one RunSpec, writing config.json, metrics.csv and events.jsonl."""
+    path = run_dir(out, spec.run_id)
+    cfg = agent_config(spec.agent, spec.agent_overrides)
+    device = resolve_device(spec.device)
+    random.seed(spec.seed)
+    np.random.seed(spec.seed)
+    torch.manual_seed(spec.seed)
+    rng = np.random.default_rng(spec.seed)
+
+    env = DMCPixels(spec.env, spec.action_repeat, seed=spec.seed)
+    eval_env = DMCPixels(spec.env, spec.action_repeat, seed=spec.seed + EVAL_SEED_OFFSET)
+    agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, device, spec.seed)
+    budget = int(spec.budget_gb * 1e9)
+    replay = make_replay(spec.replay_layout, transition_spec(env), budget, cfg.batch_size)
+    write_config(path, {
+        "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(cfg),
+        "env": {"obs_shape": list(env.obs_shape), "action_dim": env.action_dim, "episode_steps": env.episode_steps},
+        "replay": {"layout": replay.layout, "budget_bytes": budget, "capacity": replay.capacity,
+                   "bytes_per_transition": replay.bytes_per_transition, "allocated_bytes": replay.allocated_bytes,
+                   "paper_layout_bytes_per_transition":
+                       replay_class("paper").total_bytes(replay.spec, replay.capacity) / replay.capacity},
+        "device": str(device), "torch_threads": torch.get_num_threads(), "versions": versions(),
+        "host": platform.node(), "argv": sys.argv})
+    append_event(path, "started", run_id=spec.run_id)
+
+    total = spec.agent_steps
+    eval_every = max(1, spec.eval_every // spec.action_repeat)
+    writer = MetricsWriter(path)
+    start = time.perf_counter()
+    train_episodes, updates, last_eval = 0, 0, float("nan")
+
+    def log_eval(step: int) -> None:
+        nonlocal last_eval
+        mean, std = evaluate(eval_env, agent, spec.eval_episodes)
+        last_eval = mean
+        writer.write({
+            "step": step, "env_steps": step * spec.action_repeat, "eval_return": mean, "eval_return_std": std,
+            "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start,
+            "replay_capacity": replay.capacity, "replay_size": len(replay), "replay_bytes": replay.resident_bytes,
+            "replay_alloc_bytes": replay.allocated_bytes, "rss_bytes": rss_bytes()})
+
+    bar = tqdm(total=total, desc=spec.run_id, unit="step", position=position, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+    try:
+        obs = env.reset()
+        for step in range(total):
+            if step % eval_every == 0:
+                log_eval(step)
+                bar.set_postfix(eval_return=f"{last_eval:.1f}", refresh=False)
+            if step < cfg.init_steps:
+                action = rng.uniform(-1.0, 1.0, env.action_dim).astype(np.float32)
+            else:
+                action = agent.act(obs, sample=True)
+                agent.update(replay, step)
+                updates += 1
+            res = env.step(action)
+            replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
+            obs = res.obs
+            if res.last:
+                train_episodes += 1
+                obs = env.reset()
+            bar.update(1)
+        log_eval(total)
+        bar.set_postfix(eval_return=f"{last_eval:.1f}")
+    finally:
+        bar.close()
+        writer.close()
+        env.close()
+        eval_env.close()
+    wall = time.perf_counter() - start
+    append_event(path, "finished", run_id=spec.run_id, wall_s=wall, final_return=last_eval)
+    return RunResult(spec.run_id, last_eval, wall)

@@ -1,0 +1,205 @@
+"""Suite files (TOML) and CLI overrides -> a list of fully resolved, validated RunSpecs.
+
+A suite names envs (with their action repeats), agents, a default memory budget and named scales. A scale
+sets the run length in environment steps, the evaluation cadence, the seed count, and optionally overrides
+the budget or agent hyperparameters (`[scales.NAME.agent]`). Everything is checked here, before any
+training starts, and every error names the file and key at fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seer_bench.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
+
+_SUITE_KEYS = {"description", "agents", "default_scale", "budget_gb", "replay_layout", "envs", "scales"}
+_SCALE_KEYS = {"steps", "eval_every", "eval_episodes", "seeds", "budget_gb", "agent"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: (agent, env, seed, budget) plus everything needed to reproduce it."""
+
+    suite: str
+    scale: str
+    agent: str
+    env: str
+    action_repeat: int
+    seed: int
+    budget_gb: float
+    steps: int  # environment steps
+    eval_every: int  # environment steps
+    eval_episodes: int
+    replay_layout: str
+    device: str
+    agent_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def agent_steps(self) -> int:
+        return self.steps // self.action_repeat
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.agent}/{self.env}/budget_{self.budget_gb:g}/seed_{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    description: str
+    agents: list[str]
+    default_scale: str
+    budget_gb: float
+    replay_layout: str
+    envs: dict[str, int]
+    scales: dict[str, dict[str, Any]]
+
+
+def suite_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix == ".toml":
+        if not path.is_file():
+            raise ConfigError(f"suite file not found: {path}")
+        return path
+    path = SUITES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise ConfigError(f"unknown suite {name_or_path!r}; known: {', '.join(available_suites()) or 'none'}")
+    return path
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml") if not p.stem.endswith(".claims"))
+
+
+def _require(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{where}: expected {what}, got {value!r}")
+    return value
+
+
+def _positive_int(where: str, value: Any) -> int:
+    _require(where, value, int, "a positive integer")
+    if value <= 0:
+        raise ConfigError(f"{where}: must be positive, got {value}")
+    return value
+
+
+def _positive_float(where: str, value: Any) -> float:
+    _require(where, value, (int, float), "a positive number")
+    if value <= 0:
+        raise ConfigError(f"{where}: must be positive, got {value}")
+    return float(value)
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = suite_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: malformed TOML: {e}") from None
+    unknown = set(data) - _SUITE_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_SUITE_KEYS))}")
+    for key in ("agents", "envs", "scales", "default_scale", "budget_gb"):
+        if key not in data:
+            raise ConfigError(f"{path}: missing key {key!r}")
+    envs = _require(f"{path}: envs", data["envs"], dict, "a table of task = action_repeat")
+    for env, repeat in envs.items():
+        _positive_int(f"{path}: envs.{env}", repeat)
+    scales = _require(f"{path}: scales", data["scales"], dict, "a table of scales")
+    for scale, body in scales.items():
+        _require(f"{path}: scales.{scale}", body, dict, "a table")
+        bad = set(body) - _SCALE_KEYS
+        if bad:
+            raise ConfigError(f"{path}: scales.{scale}: unknown key(s) {', '.join(sorted(bad))}; "
+                              f"allowed: {', '.join(sorted(_SCALE_KEYS))}")
+        for key in ("steps", "eval_every", "eval_episodes", "seeds"):
+            if key not in body:
+                raise ConfigError(f"{path}: scales.{scale}: missing key {key!r}")
+            _positive_int(f"{path}: scales.{scale}.{key}", body[key])
+        if "budget_gb" in body:
+            _positive_float(f"{path}: scales.{scale}.budget_gb", body["budget_gb"])
+        _require(f"{path}: scales.{scale}.agent", body.get("agent", {}), dict, "a table of agent settings")
+    default_scale = data["default_scale"]
+    if default_scale not in scales:
+        raise ConfigError(f"{path}: default_scale {default_scale!r} is not one of the scales ({', '.join(scales)})")
+    agents = _require(f"{path}: agents", data["agents"], list, "a list of agent names")
+    return Suite(
+        name=path.stem, path=path, description=str(data.get("description", "")), agents=list(agents),
+        default_scale=default_scale, budget_gb=_positive_float(f"{path}: budget_gb", data["budget_gb"]),
+        replay_layout=str(data.get("replay_layout", "paper")), envs=dict(envs), scales=scales)
+
+
+@dataclass
+class Overrides:
+    """CLI flags; None means 'take the suite's value'. Lists come from comma-separated flags."""
+
+    scale: str | None = None
+    envs: list[str] | None = None
+    agents: list[str] | None = None
+    seeds: int | None = None
+    steps: int | None = None
+    eval_every: int | None = None
+    budgets_gb: list[float] | None = None
+    replay_layout: str | None = None
+    device: str = "auto"
+
+
+def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: dict[str, Any]) -> list[RunSpec]:
+    """Expand a suite and its overrides into RunSpecs, validating every name and number first."""
+    from seer_bench.replay import replay_class
+
+    scale_name = ov.scale or suite.default_scale
+    if scale_name not in suite.scales:
+        raise ConfigError(f"unknown scale {scale_name!r} for suite {suite.name}; known: {', '.join(suite.scales)}")
+    scale = suite.scales[scale_name]
+    envs = ov.envs or list(suite.envs)
+    for env in envs:
+        if env not in suite.envs:
+            where = "is not a DeepMind Control task known here" if env not in known_envs else f"is not in suite {suite.name}"
+            raise ConfigError(f"unknown env {env!r}: it {where}; suite envs: {', '.join(suite.envs)}")
+    agents = ov.agents or suite.agents
+    for agent in agents:
+        if agent not in known_agents:
+            raise ConfigError(f"unknown agent {agent!r}; known: {', '.join(known_agents)}")
+    for flag, value in (("--seeds", ov.seeds), ("--steps", ov.steps), ("--eval-every", ov.eval_every)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{flag} must be a positive integer, got {value}")
+    budgets = ov.budgets_gb or [scale.get("budget_gb", suite.budget_gb)]
+    for b in budgets:
+        if b <= 0:
+            raise ConfigError(f"--budget-gb must be positive, got {b:g}")
+    layout = ov.replay_layout or suite.replay_layout
+    replay_class(layout)
+    steps = ov.steps or scale["steps"]
+    eval_every = ov.eval_every or scale["eval_every"]
+    specs = []
+    for agent in agents:
+        for env in envs:
+            repeat = suite.envs[env]
+            if steps < repeat or eval_every < repeat:
+                raise ConfigError(f"{env}: --steps ({steps}) and --eval-every ({eval_every}) are env steps and must "
+                                  f"be at least the action repeat ({repeat})")
+            for budget in budgets:
+                for seed in range(ov.seeds or scale["seeds"]):
+                    specs.append(RunSpec(
+                        suite=suite.name, scale=scale_name, agent=agent, env=env, action_repeat=repeat, seed=seed,
+                        budget_gb=budget, steps=steps, eval_every=eval_every, eval_episodes=scale["eval_episodes"],
+                        replay_layout=layout, device=ov.device, agent_overrides=dict(scale.get("agent", {}))))
+    return specs
