@@ -27,9 +27,8 @@ def _csv(kind: type):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
-        print(f"bench.py: error: {message}", file=sys.stderr)
-        sys.exit(2)
+    def error(self, message: str) -> None:  # reported like every other bad input: one line, exit 2
+        raise ConfigError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +69,7 @@ def cmd_list() -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from seer_bench.agents import AGENTS
-    from seer_bench.envs import DMC_TASKS
+    from seer_bench.envs import KNOWN_TASKS
     from seer_bench.executors import run_local
     from seer_bench.reports import format_summary, summary
     from seer_bench.runner import check_spec
@@ -80,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = Overrides(scale=args.scale, envs=args.envs, agents=args.agents, seeds=args.seeds, steps=args.steps,
                           eval_every=args.eval_every, budgets_gb=args.budget_gb, replay_layout=args.replay_layout,
                           device=args.device)
-    specs = resolve(suite, overrides, AGENTS, DMC_TASKS)
+    specs = resolve(suite, overrides, AGENTS, KNOWN_TASKS)
     checked = set()
     for spec in specs:  # one check per distinct (agent, env, budget): seeds do not change sizes
         key = (spec.agent, spec.env, spec.budget_gb)
@@ -100,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in SUBCOMMANDS + ("-h", "--help"):
         argv.insert(0, "run")
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return cmd_list() if args.command == "list" else cmd_run(args)
     except ConfigError as e:
         print(f"bench.py: error: {e}", file=sys.stderr)

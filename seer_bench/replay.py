@@ -6,7 +6,8 @@ Two layouts hold the same transitions and return identical batches for the same 
   (2 x 9 x 100 x 100 = 180,000 bytes of pixels per transition).
 - `compact`: each rendered frame stored once; a transition keeps the absolute index of its newest frame
   and its stacks are rebuilt at sampling. An episode costs `frame_stack` frames for its first
-  observation plus one frame per step, so about 3x less memory than `paper` for DMC.
+  observation plus one frame per step, so about 6x less memory than `paper` for DMC
+  (30,400 vs 180,032 bytes per transition on a 250-step episode).
 
 Capacity is always the largest transition count whose arrays fit in the budget, computed from the arrays'
 shapes and dtypes. Arrays come from `np.empty`, which the OS maps lazily: `resident_bytes` counts only the

@@ -161,7 +161,7 @@ class Overrides:
     device: str = "auto"
 
 
-def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: dict[str, Any]) -> list[RunSpec]:
+def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: frozenset[str]) -> list[RunSpec]:
     """Expand a suite and its overrides into RunSpecs, validating every name and number first."""
     from seer_bench.replay import replay_class
 

@@ -30,12 +30,15 @@ DMC_TASKS: dict[str, int] = {
     "ball_in_cup-catch": 4,
 }
 
+# Every `domain-task` dm_control ships, for error messages that tell a typo from a task outside a suite.
+KNOWN_TASKS: frozenset[str] = frozenset(f"{d}-{t}" for d, t in suite.ALL_TASKS)
+
 
 def parse_task(name: str) -> tuple[str, str]:
     """Split `domain-task` (e.g. `ball_in_cup-catch`) into dm_control's domain and task names."""
     domain, sep, task = name.partition("-")
     if not sep or (domain, task) not in suite.ALL_TASKS:
-        known = ", ".join(sorted(f"{d}-{t}" for d, t in suite.ALL_TASKS))
+        known = ", ".join(sorted(KNOWN_TASKS))
         raise KeyError(f"unknown DeepMind Control task {name!r}; known: {known}")
     return domain, task
 

@@ -1,0 +1,68 @@
+"""Bad input: one clear line on stderr, exit code 2, before any training."""
+
+import pytest
+
+from seer_bench.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--suite", "dmc7"], "unknown suite 'dmc7'"),
+    (["--suite", "dmc6", "--envs", "cartpole-jump"], "unknown env 'cartpole-jump'"),
+    (["--suite", "dmc6", "--envs", "hopper-hop"], "unknown env 'hopper-hop': it is not in suite dmc6"),
+    (["--suite", "dmc6", "--agents", "curl,drq"], "unknown agent 'drq'"),
+    (["--suite", "dmc6", "--scale", "huge"], "unknown scale 'huge'"),
+    (["--suite", "dmc6", "--steps", "0"], "--steps must be a positive integer, got 0"),
+    (["--suite", "dmc6", "--steps", "-5"], "--steps must be a positive integer, got -5"),
+    (["--suite", "dmc6", "--eval-every", "0"], "--eval-every must be a positive integer"),
+    (["--suite", "dmc6", "--budget-gb", "-1"], "--budget-gb must be positive"),
+    (["--suite", "dmc6", "--budget-gb", "lots"], "expected comma-separated float values, got 'lots'"),
+    (["--suite", "dmc6", "--device", "tpu"], "--device must be auto, cpu or cuda"),
+    (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--budget-gb", "0.0001"],
+     "replay budget 0.0001 GB (100000 bytes) holds 0 transitions in the 'paper' layout, fewer than one batch of 16; "
+     "it needs at least 2880192 bytes"),
+    (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--steps", "80"],
+     "leave no update after 20 random init steps"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, message):
+    code, out, err = run_cli(capsys, *argv, "--out", str(tmp_path))
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()  # nothing ran
+
+
+def write_suite(tmp_path, text):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = open(__file__.replace("tests/test_cli.py", "suites/dmc6.toml")).read()
+
+
+@pytest.mark.parametrize("text,message", [
+    ("agents = [\"curl\"\n", "bad.toml: malformed TOML"),
+    (GOOD.replace("steps = 400\n", "steps = -400\n"), "bad.toml: scales.smoke.steps: must be positive, got -400"),
+    (GOOD.replace("eval_every = 200\n", ""), "bad.toml: scales.smoke: missing key 'eval_every'"),
+    (GOOD.replace("seeds = 1\nbudget_gb = 0.02", "seeds = 1\nbudget = 0.02"), "bad.toml: scales.smoke: unknown key(s) budget"),
+    (GOOD.replace("cartpole-swingup = 8", "cartpole-swingup = \"eight\""), "bad.toml: envs.cartpole-swingup: expected"),
+    (GOOD.replace("batch_size = 16", "batch_sz = 16"), "agent curl: unknown setting 'batch_sz'"),
+    (GOOD.replace('default_scale = "paper"', 'default_scale = "full"'), "default_scale 'full' is not one of the scales"),
+])
+def test_malformed_suite_names_file_and_key(capsys, tmp_path, text, message):
+    code, _, err = run_cli(capsys, "--suite", write_suite(tmp_path, text), "--scale", "smoke", "--envs",
+                           "cartpole-swingup", "--out", str(tmp_path))
+    assert code == 2 and message in err, err
+
+
+def test_list_shows_suites_agents_envs_and_scales(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for word in ("agents: curl", "suite dmc6", "ball_in_cup-catch (4)", "scale smoke", "scale quick",
+                 "scale paper (default)"):
+        assert word in out

@@ -1,0 +1,94 @@
+import numpy as np
+import psutil
+import pytest
+
+from seer_bench.errors import ConfigError
+from seer_bench.replay import CompactReplay, PaperReplay, TransitionSpec, make_replay
+
+from conftest import fill_random
+
+DMC = TransitionSpec((9, 100, 100), action_dim=6, frame_stack=3, episode_steps=250)
+
+
+def arrays_nbytes(replay) -> int:
+    """Independent count: numpy's nbytes of every array the replay holds."""
+    return sum(v.nbytes for v in vars(replay).values() if isinstance(v, np.ndarray)) + \
+        sum(v.nbytes for v in replay._scalars.values())
+
+
+@pytest.mark.parametrize("cls", [PaperReplay, CompactReplay])
+def test_allocated_bytes_equal_numpy_nbytes_and_capacity_is_maximal(cls):
+    budget = 50_000_000
+    capacity = cls.capacity_for(DMC, budget)
+    replay = cls(DMC, capacity)
+    assert replay.allocated_bytes == arrays_nbytes(replay)
+    assert replay.allocated_bytes <= budget < cls.total_bytes(DMC, capacity + 1)
+
+
+def test_paper_layout_prices_a_transition_like_curl():
+    # obs + next_obs: 2 x 9 x 100 x 100 uint8; action 6 x float32; reward and not_done float32
+    replay = PaperReplay(DMC, 10)
+    assert replay.bytes_per_transition == 2 * 9 * 100 * 100 + 6 * 4 + 4 + 4
+
+
+def test_compact_layout_holds_about_six_times_more():
+    budget = 600_000_000
+    ratio = CompactReplay.capacity_for(DMC, budget) / PaperReplay.capacity_for(DMC, budget)
+    assert 5.85 < ratio < 5.95  # 180,032 vs 30,000 x (1 + 3 / 250) + 40 bytes
+
+
+def test_budget_below_one_batch_names_budget_and_bytes_needed():
+    with pytest.raises(ConfigError, match=r"0.001 GB .*fewer than one batch of 128.*needs at least 23044096 bytes"):
+        make_replay("paper", DMC, 1_000_000, batch_size=128)
+
+
+def _stacks(replay, idx, offsets, size=84):
+    return replay.obs(idx, offsets, size), replay.next_obs(idx, offsets, size), replay.scalars(idx)
+
+
+@pytest.mark.parametrize("n,episode_steps", [(37, 10), (500, 10), (503, 7), (260, 3)])
+def test_layouts_return_identical_batches_across_wraparound(n, episode_steps):
+    spec = TransitionSpec((9, 20, 20), action_dim=2, frame_stack=3, episode_steps=10)
+    paper, compact = PaperReplay(spec, 64), CompactReplay(spec, 64)
+    fill_random(paper, n, seed=1, episode_steps=episode_steps)
+    fill_random(compact, n, seed=1, episode_steps=episode_steps)
+    assert len(compact) <= len(paper) == min(n, 64)
+    # Shorter episodes than the ring was sized for evict the oldest compact transitions early.
+    rng = np.random.default_rng(0)
+    idx = compact.sample_indices(256, rng)
+    offsets = rng.integers(0, 20 - 16 + 1, size=(256, 2))
+    p_obs, p_next, p_scalars = _stacks(paper, idx, offsets, 16)
+    c_obs, c_next, c_scalars = _stacks(compact, idx, offsets, 16)
+    assert np.array_equal(p_obs, c_obs) and np.array_equal(p_next, c_next)
+    for key in p_scalars:
+        assert np.array_equal(p_scalars[key], c_scalars[key])
+
+
+def test_sampled_crops_are_the_stored_pixels(filled_replay):
+    rng = np.random.default_rng(0)
+    idx = filled_replay.sample_indices(8, rng)
+    offsets = rng.integers(0, 17, size=(8, 2))
+    crops = filled_replay.obs(idx, offsets, 84)
+    for i, (j, (y, x)) in enumerate(zip(idx, offsets)):
+        assert np.array_equal(crops[i], filled_replay._obs[j % filled_replay.capacity, :, y:y + 84, x:x + 84])
+
+
+def test_fifo_keeps_the_newest_transitions(filled_replay):
+    assert len(filled_replay) == 64 and filled_replay.tail == 0
+    fill_random(filled_replay, 10, seed=5)
+    assert len(filled_replay) == 64 and filled_replay.tail == 10 and filled_replay.head == 74
+    idx = filled_replay.sample_indices(1000, np.random.default_rng(0))
+    assert idx.min() >= 10 and idx.max() < 74
+
+
+@pytest.mark.parametrize("layout", ["paper", "compact"])
+def test_resident_bytes_grow_with_writes_and_match_real_rss(layout):
+    replay = make_replay(layout, DMC, budget_bytes=2_000_000_000, batch_size=32)
+    assert replay.resident_bytes == 0 and replay.allocated_bytes > 1_900_000_000
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    fill_random(replay, 500, episode_steps=250)
+    grown = proc.memory_info().rss - before
+    assert 0 < replay.resident_bytes < replay.allocated_bytes / 10
+    # The lazily mapped arrays occupy what was written, not the reservation (allow allocator noise).
+    assert 0.8 * replay.resident_bytes < grown < 1.2 * replay.resident_bytes + 20_000_000

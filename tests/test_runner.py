@@ -1,0 +1,40 @@
+"""A smoke run end to end through the real entry point: real env, real agent, records on disk."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from seer_bench.records import METRICS_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_smoke_run_writes_config_metrics_and_events(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "bench.py", "--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup",
+         "--agents", "curl", "--seeds", "1", "--budget-gb", "0.02", "--replay-layout", "compact", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = out / "runs" / "curl" / "cartpole-swingup" / "budget_0.02" / "seed_0"
+    config = json.loads((run / "config.json").read_text())
+    assert config["spec"]["steps"] == 400 and config["spec"]["replay_layout"] == "compact"
+    assert config["agent_config"]["batch_size"] == 16 and config["versions"]["torch"]
+    assert config["replay"]["capacity"] * config["replay"]["bytes_per_transition"] <= 0.02e9
+
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics.columns) == METRICS_COLUMNS
+    assert metrics["step"].tolist() == [0, 25, 50]  # 400 env steps / repeat 8, eval every 200 env steps
+    assert (metrics["env_steps"] == metrics["step"] * 8).all()
+    assert metrics["replay_size"].tolist() == [0, 25, 50]
+    assert metrics["updates"].iloc[-1] == 30  # 50 agent steps - 20 random init steps
+    assert (metrics["rss_bytes"] > 0).all() and metrics["wall_s"].is_monotonic_increasing
+    assert metrics["replay_bytes"].iloc[-1] > metrics["replay_bytes"].iloc[1] > 0
+    assert metrics["eval_return"].notna().all()
+
+    events = [json.loads(line)["event"] for line in (run / "events.jsonl").read_text().splitlines()]
+    assert events == ["started", "finished"]
+    assert "cartpole-swingup" in proc.stdout and "return_mean" in proc.stdout  # the summary table
