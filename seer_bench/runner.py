@@ -55,7 +55,7 @@ def check_spec(spec: RunSpec) -> None:
     if spec.agent_steps <= cfg.init_steps:
         raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                           f"after {cfg.init_steps} random init steps; raise --steps")
-    budget = int(spec.budget_gb * 1e9)
+    budget = round(spec.budget_gb * 1e9)
     make_replay(spec.replay_layout, transition_spec(env), budget, cfg.batch_size)  # raises when too small
     env.close()
 
@@ -96,12 +96,12 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
     random.seed(spec.seed)
     np.random.seed(spec.seed)
     torch.manual_seed(spec.seed)
-    rng = np.random.default_rng(spec.seed)
+    rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])  # init-phase random actions
 
     env = DMCPixels(spec.env, spec.action_repeat, seed=spec.seed)
     eval_env = DMCPixels(spec.env, spec.action_repeat, seed=spec.seed + EVAL_SEED_OFFSET)
     agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, device, spec.seed)
-    budget = int(spec.budget_gb * 1e9)
+    budget = round(spec.budget_gb * 1e9)
     replay = make_replay(spec.replay_layout, transition_spec(env), budget, cfg.batch_size)
     write_config(path, {
         "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(cfg),

@@ -115,7 +115,7 @@ class CurlSac:
         self.device = device
         self.action_dim = action_dim
         self.pad = obs_shape[-1] - cfg.image_size
-        self.rng = np.random.default_rng(seed)  # replay indices and crop offsets
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])  # replay indices, crops
         channels = obs_shape[0]
 
         def encoder() -> PixelEncoder:
@@ -163,7 +163,8 @@ class CurlSac:
         """A batch with CURL's augmentation: independent random crops of obs, next_obs and a positive."""
         b, size = self.cfg.batch_size, self.cfg.image_size
         idx = replay.sample_indices(b, self.rng)
-        offsets = self.rng.integers(0, self.pad + 1, size=(3, b, 2))
+        # CURL draws corners with np.random.randint(0, 100 - 84): 0..15, never the last row/column. Kept.
+        offsets = self.rng.integers(0, self.pad, size=(3, b, 2))
         batch = {"obs": replay.obs(idx, offsets[0], size), "next_obs": replay.next_obs(idx, offsets[1], size),
                  "pos": replay.obs(idx, offsets[2], size)}
         out = {k: self._to_input(v) for k, v in batch.items()}
