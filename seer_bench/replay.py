@@ -248,13 +248,11 @@ def replay_class(layout: str) -> type[PixelReplay]:
     return _LAYOUT_CLASSES[layout]
 
 
-def make_replay(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size: int,
-                max_transitions: int | None = None) -> PixelReplay:
+def make_replay(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size: int) -> PixelReplay:
     """A replay of `layout` holding as many transitions as `budget_bytes` allows.
 
-    `max_transitions` caps the capacity where a run can never store more (its total steps), so a large
-    budget does not reserve memory that cannot be used. Fails before any training when the budget cannot
-    hold one batch.
+    Fails before any training when the budget cannot hold one batch. The capacity is not capped at the run
+    length: the arrays are mapped lazily, so unused capacity costs address space, not memory.
     """
     cls = replay_class(layout)
     capacity = cls.capacity_for(spec, budget_bytes)
@@ -264,7 +262,5 @@ def make_replay(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size
             f"replay budget {budget_bytes / 1e9:g} GB ({budget_bytes} bytes) holds {capacity} transitions in the "
             f"{layout!r} layout, fewer than one batch of {batch_size}; it needs at least {need} bytes "
             f"({need / 1e9:.4g} GB)")
-    if max_transitions is not None:
-        capacity = min(capacity, max(max_transitions, batch_size))
     return cls(spec, capacity)
 

@@ -52,6 +52,9 @@ def check_spec(spec: RunSpec) -> None:
     cfg = agent_config(spec.agent, spec.agent_overrides)
     resolve_device(spec.device)
     env = DMCPixels(spec.env, spec.action_repeat, seed=0)
+    if cfg.image_size >= env.obs_shape[-1]:
+        raise ConfigError(f"agent {spec.agent}: image_size {cfg.image_size} leaves no room for random crops of "
+                          f"{env.obs_shape[-1]}px frames")
     if spec.agent_steps <= cfg.init_steps:
         raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                           f"after {cfg.init_steps} random init steps; raise --steps")

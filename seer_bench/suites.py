@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +103,7 @@ def _positive_int(where: str, value: Any) -> int:
 
 def _positive_float(where: str, value: Any) -> float:
     _require(where, value, (int, float), "a positive number")
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{where}: must be positive, got {value}")
     return float(value)
 
@@ -120,6 +121,8 @@ def load_suite(name_or_path: str) -> Suite:
         if key not in data:
             raise ConfigError(f"{path}: missing key {key!r}")
     envs = _require(f"{path}: envs", data["envs"], dict, "a table of task = action_repeat")
+    if not envs:
+        raise ConfigError(f"{path}: envs: the table is empty")
     for env, repeat in envs.items():
         _positive_int(f"{path}: envs.{env}", repeat)
     scales = _require(f"{path}: scales", data["scales"], dict, "a table of scales")
@@ -140,6 +143,8 @@ def load_suite(name_or_path: str) -> Suite:
     if default_scale not in scales:
         raise ConfigError(f"{path}: default_scale {default_scale!r} is not one of the scales ({', '.join(scales)})")
     agents = _require(f"{path}: agents", data["agents"], list, "a list of agent names")
+    if not agents:
+        raise ConfigError(f"{path}: agents: the list is empty")
     return Suite(
         name=path.stem, path=path, description=str(data.get("description", "")), agents=list(agents),
         default_scale=default_scale, budget_gb=_positive_float(f"{path}: budget_gb", data["budget_gb"]),
@@ -183,7 +188,7 @@ def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_env
             raise ConfigError(f"{flag} must be a positive integer, got {value}")
     budgets = ov.budgets_gb or [scale.get("budget_gb", suite.budget_gb)]
     for b in budgets:
-        if b <= 0:
+        if not math.isfinite(b) or b <= 0:
             raise ConfigError(f"--budget-gb must be positive, got {b:g}")
     layout = ov.replay_layout or suite.replay_layout
     replay_class(layout)
@@ -193,9 +198,10 @@ def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_env
     for agent in agents:
         for env in envs:
             repeat = suite.envs[env]
-            if steps < repeat or eval_every < repeat:
-                raise ConfigError(f"{env}: --steps ({steps}) and --eval-every ({eval_every}) are env steps and must "
-                                  f"be at least the action repeat ({repeat})")
+            for flag, value in (("--steps", steps), ("--eval-every", eval_every)):
+                if value % repeat:
+                    raise ConfigError(f"{env}: {flag} {value} is in env steps and must be a multiple of the "
+                                      f"action repeat ({repeat})")
             for budget in budgets:
                 for seed in range(ov.seeds or scale["seeds"]):
                     specs.append(RunSpec(

@@ -22,7 +22,10 @@ def run_cli(capsys, *argv):
     (["--suite", "dmc6", "--eval-every", "0"], "--eval-every must be a positive integer"),
     (["--suite", "dmc6", "--budget-gb", "-1"], "--budget-gb must be positive"),
     (["--suite", "dmc6", "--budget-gb", "lots"], "expected comma-separated float values, got 'lots'"),
+    (["--suite", "dmc6", "--budget-gb", "nan"], "--budget-gb must be positive, got nan"),
     (["--suite", "dmc6", "--device", "tpu"], "--device must be auto, cpu or cuda"),
+    (["--suite", "dmc6", "--envs", "cartpole-swingup", "--eval-every", "300"],
+     "cartpole-swingup: --eval-every 300 is in env steps and must be a multiple of the action repeat (8)"),
     (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--budget-gb", "0.0001"],
      "replay budget 0.0001 GB (100000 bytes) holds 0 transitions in the 'paper' layout, fewer than one batch of 16; "
      "it needs at least 2880192 bytes"),
@@ -53,6 +56,10 @@ GOOD = open(__file__.replace("tests/test_cli.py", "suites/dmc6.toml")).read()
     (GOOD.replace("cartpole-swingup = 8", "cartpole-swingup = \"eight\""), "bad.toml: envs.cartpole-swingup: expected"),
     (GOOD.replace("batch_size = 16", "batch_sz = 16"), "agent curl: unknown setting 'batch_sz'"),
     (GOOD.replace('default_scale = "paper"', 'default_scale = "full"'), "default_scale 'full' is not one of the scales"),
+    (GOOD.replace('agents = ["curl"]', 'agents = []'), "bad.toml: agents: the list is empty"),
+    (GOOD.replace("init_steps = 20", "init_steps = 0"), "agent curl: init_steps must be positive, got 0"),
+    (GOOD.replace("init_steps = 20", "init_steps = 20\nimage_size = 100"), "image_size 100 leaves no room"),
+    (GOOD.replace("init_steps = 20", "init_steps = 20\ncritic_tau = 1.5"), "critic_tau must be in [0, 1], got 1.5"),
 ])
 def test_malformed_suite_names_file_and_key(capsys, tmp_path, text, message):
     code, _, err = run_cli(capsys, "--suite", write_suite(tmp_path, text), "--scale", "smoke", "--envs",

@@ -28,7 +28,10 @@ def agent_config(name: str, overrides: dict[str, Any]) -> Any:
         default = getattr(cls(), key)
         if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
             raise ConfigError(f"agent {name}: setting {key!r} expects {type(default).__name__}, got {value!r}")
-    return cls(**overrides)
+    try:
+        return cls(**overrides)
+    except ValueError as e:
+        raise ConfigError(f"agent {name}: {e}") from None
 
 
 def make_agent(name: str, cfg: Any, obs_shape: tuple[int, int, int], action_dim: int,

@@ -55,6 +55,20 @@ class CurlConfig:
     encoder_lr: float = 1e-3
     encoder_tau: float = 0.05
 
+    def __post_init__(self) -> None:
+        """Reject settings that would crash or silently misbehave mid-run (ValueError names the field)."""
+        positive = ("image_size", "batch_size", "init_steps", "hidden_dim", "feature_dim", "num_layers",
+                    "num_filters", "actor_update_freq", "critic_target_update_freq", "alpha_lr", "actor_lr",
+                    "critic_lr", "encoder_lr", "init_temperature")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("critic_tau", "encoder_tau", "discount", "alpha_beta", "actor_beta", "critic_beta"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if (self.image_size - 3) // 2 + 1 - 2 * (self.num_layers - 1) < 1:
+            raise ValueError(f"image_size {self.image_size} is too small for {self.num_layers} conv layers")
+
 
 def mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
