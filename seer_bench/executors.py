@@ -15,7 +15,9 @@ def run_local(specs: list[RunSpec], out: Path) -> list[str]:
     failed = []
     for spec in specs:
         try:
-            run(spec, out)
+            result = run(spec, out)
+            print(f"run {result.run_id} finished: final eval return {result.final_return:.1f}, "
+                  f"{result.wall_s / 60:.1f} min", flush=True)
         except Exception as e:  # noqa: BLE001 - any failure of one run must not stop the sweep
             reason = f"{type(e).__name__}: {e}"
             append_event(run_dir(out, spec.run_id), "failed", run_id=spec.run_id, reason=reason,
