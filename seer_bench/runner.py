@@ -58,8 +58,7 @@ def check_spec(spec: RunSpec) -> None:
     if spec.agent_steps <= cfg.init_steps:
         raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                           f"after {cfg.init_steps} random init steps; raise --steps")
-    budget = round(spec.budget_gb * 1e9)
-    make_replay(spec.replay_layout, transition_spec(env), budget, cfg.batch_size)  # raises when too small
+    make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)  # raises when too small
     env.close()
 
 
@@ -104,12 +103,11 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
     env = DMCPixels(spec.env, spec.action_repeat, seed=spec.seed)
     eval_env = DMCPixels(spec.env, spec.action_repeat, seed=spec.seed + EVAL_SEED_OFFSET)
     agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, device, spec.seed)
-    budget = round(spec.budget_gb * 1e9)
-    replay = make_replay(spec.replay_layout, transition_spec(env), budget, cfg.batch_size)
+    replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)
     write_config(path, {
         "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(cfg),
         "env": {"obs_shape": list(env.obs_shape), "action_dim": env.action_dim, "episode_steps": env.episode_steps},
-        "replay": {"layout": replay.layout, "budget_bytes": budget, "capacity": replay.capacity,
+        "replay": {"layout": replay.layout, "budget_bytes": spec.budget_bytes, "capacity": replay.capacity,
                    "bytes_per_transition": replay.bytes_per_transition, "allocated_bytes": replay.allocated_bytes,
                    "paper_layout_bytes_per_transition":
                        replay_class("paper").total_bytes(replay.spec, replay.capacity) / replay.capacity},

@@ -52,6 +52,10 @@ class RunSpec:
         return self.steps // self.action_repeat
 
     @property
+    def budget_bytes(self) -> int:
+        return round(self.budget_gb * 1e9)
+
+    @property
     def run_id(self) -> str:
         return f"{self.agent}/{self.env}/budget_{self.budget_gb:g}/seed_{self.seed}"
 
