@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seer_bench.agents.encoders import PixelEncoder, weight_init
+from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_init
 from seer_bench.replay import PixelReplay
 
 
@@ -66,7 +66,7 @@ class CurlConfig:
         for name in ("critic_tau", "encoder_tau", "discount", "alpha_beta", "actor_beta", "critic_beta"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        if (self.image_size - 3) // 2 + 1 - 2 * (self.num_layers - 1) < 1:
+        if conv_output_size(self.image_size, self.num_layers) < 1:
             raise ValueError(f"image_size {self.image_size} is too small for {self.num_layers} conv layers")
 
 
