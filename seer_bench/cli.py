@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--budget-gb", type=_csv(float), help="replay memory budget(s) in GB (1e9 bytes), comma-separated")
     run.add_argument("--replay-layout", choices=("paper", "compact"), help="pixel replay layout")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    seer = run.add_argument_group("SEER (agents named <base>+seer; other agents ignore these)")
+    seer.add_argument("--freeze-at", type=int, help="T_f in agent steps for every env (default: the suite's)")
+    seer.add_argument("--num-copies", type=int, help="random crops stored per observation (default 4)")
+    seer.add_argument("--latent-dtype", choices=("float32", "float16"), help="storage type of latents")
+    seer.add_argument("--seer-split", help="freeze point, a layer boundary: fc (default, as the paper) or convK")
     run.add_argument("--out", type=Path, help="output directory (default reports/<suite>)")
     sub.add_parser("list", help="show suites, agents, envs and scales")
     return parser
@@ -78,11 +83,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     overrides = Overrides(scale=args.scale, envs=args.envs, agents=args.agents, seeds=args.seeds, steps=args.steps,
                           eval_every=args.eval_every, budgets_gb=args.budget_gb, replay_layout=args.replay_layout,
-                          device=args.device)
+                          device=args.device, freeze_at=args.freeze_at, num_copies=args.num_copies,
+                          latent_dtype=args.latent_dtype, seer_split=args.seer_split)
     specs = resolve(suite, overrides, AGENTS, KNOWN_TASKS)
     checked = set()
     for spec in specs:  # one check per distinct (agent, env, budget): seeds do not change sizes
-        key = (spec.agent, spec.env, spec.budget_gb)
+        key = (spec.agent, spec.env, spec.budget_gb, spec.seer)
         if key not in checked:
             check_spec(spec)
             checked.add(key)

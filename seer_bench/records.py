@@ -29,6 +29,7 @@ METRICS_COLUMNS = [
     "replay_bytes",  # bytes of replay slots written so far (resident)
     "replay_alloc_bytes",  # bytes the replay arrays reserve (mapped lazily)
     "rss_bytes",  # resident set size of this process
+    "frozen",  # 1 once SEER has frozen the encoder and the replay holds latents, else 0
 ]
 
 

@@ -15,12 +15,20 @@ slots written so far (the pages actually touched), `allocated_bytes` the full re
 
 Both layouts are FIFO rings over absolute transition indices [tail, head); sampling draws uniformly from
 the live ones. Crops are taken while gathering, so a batch never materialises the full 100x100 stacks.
+
+`LatentReplay` is the same ring holding SEER's latents instead of pixels (see its docstring). Arrays live
+on private anonymous memory maps rather than `np.empty`: equally lazy, and `release_before` can hand the
+pages of converted transitions back to the OS one chunk at a time, so converting a full pixel buffer to
+latents never holds more than the budget (the pixel rows go before their latents are written).
 """
 
 from __future__ import annotations
 
 import math
+import mmap
 from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
 from seer_bench.errors import ConfigError
@@ -47,38 +55,79 @@ def _nbytes(rows: int, row_shape: tuple[int, ...], dtype: type) -> int:
     return rows * math.prod(row_shape) * np.dtype(dtype).itemsize
 
 
+def lazy_array(shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
+    """An uninitialised array on a private anonymous mapping: pages are backed only when first written."""
+    count = math.prod(shape)
+    nbytes = count * np.dtype(dtype).itemsize
+    if nbytes == 0:
+        return np.empty(shape, dtype)
+    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(buf, dtype, count=count).reshape(shape)
+
+
+def release_rows(array: np.ndarray, start: int, stop: int) -> None:
+    """Give rows [start, stop) of a `lazy_array` back to the OS (they read as zeros afterwards).
+
+    Only whole pages inside the range are released: at most one page at each end stays resident until the
+    array itself is freed, so the byte accounting (by rows) is exact to within two pages per call.
+    """
+    if stop <= start or array.nbytes == 0:
+        return
+    base = array
+    while not isinstance(base, mmap.mmap):  # ndarray views -> frombuffer's memoryview -> the mapping
+        base = base.obj if isinstance(base, memoryview) else base.base
+    row = array.strides[0]
+    lo = -(-start * row // mmap.PAGESIZE) * mmap.PAGESIZE
+    hi = stop * row // mmap.PAGESIZE * mmap.PAGESIZE
+    if hi > lo:
+        base.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
+def _ring_segments(start: int, stop: int, size: int) -> list[tuple[int, int]]:
+    """Slot ranges of absolute indices [start, stop) in a ring of `size` slots (at most two segments)."""
+    n = min(stop - start, size)
+    first = start % size
+    if first + n <= size:
+        return [(first, first + n)]
+    return [(first, size), (0, first + n - size)]
+
+
 def _scalar_fields(spec: TransitionSpec) -> dict[str, tuple[tuple[int, ...], type]]:
     """Per-transition fields shared by both layouts, with CURL's dtypes."""
     return {"action": ((spec.action_dim,), np.float32), "reward": ((), np.float32), "not_done": ((), np.float32)}
 
 
-class PixelReplay:
-    """Common FIFO bookkeeping and scalar fields; subclasses store the pixels."""
+class RingReplay:
+    """FIFO bookkeeping, scalar fields and byte accounting shared by pixel and latent replays.
+
+    `spec` is a TransitionSpec or a LatentSpec: both say `action_dim`, which sizes the scalar fields.
+    Subclasses say what else a transition stores (`_data_bytes`, `_store`) and how to free it.
+    """
 
     layout: str
 
-    def __init__(self, spec: TransitionSpec, capacity: int) -> None:
+    def __init__(self, spec: "TransitionSpec | LatentSpec", capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"replay capacity must be >= 1, got {capacity}")
         self.spec = spec
         self.capacity = capacity
         self.head = 0  # absolute index of the next transition to write
         self.tail = 0  # absolute index of the oldest live transition
-        self._scalars = {k: np.empty((capacity, *shape), dtype) for k, (shape, dtype) in _scalar_fields(spec).items()}
+        self._scalars = {k: lazy_array((capacity, *shape), dtype) for k, (shape, dtype) in _scalar_fields(spec).items()}
 
     # --- sizing -----------------------------------------------------------------------------------------
     @classmethod
-    def total_bytes(cls, spec: TransitionSpec, capacity: int) -> int:
+    def total_bytes(cls, spec, capacity: int) -> int:
         """Bytes of every array this layout allocates for `capacity` transitions."""
         scalars = sum(_nbytes(capacity, shape, dtype) for shape, dtype in _scalar_fields(spec).values())
-        return scalars + cls._pixel_bytes(spec, capacity)
+        return scalars + cls._data_bytes(spec, capacity)
 
     @classmethod
-    def _pixel_bytes(cls, spec: TransitionSpec, capacity: int) -> int:
+    def _data_bytes(cls, spec, capacity: int) -> int:
         raise NotImplementedError
 
     @classmethod
-    def capacity_for(cls, spec: TransitionSpec, budget_bytes: int) -> int:
+    def capacity_for(cls, spec, budget_bytes: int) -> int:
         """Largest capacity whose arrays fit in `budget_bytes` (total_bytes is increasing in capacity)."""
         lo, hi = 0, max(1, budget_bytes)  # every transition costs at least one byte
         while lo < hi:
@@ -99,12 +148,14 @@ class PixelReplay:
 
     @property
     def resident_bytes(self) -> int:
-        """Bytes of the slots written so far: what the lazily mapped arrays really occupy."""
-        written = min(self.head, self.capacity)
-        scalars = sum(_nbytes(written, shape, dtype) for shape, dtype in _scalar_fields(self.spec).values())
-        return scalars + self._pixel_resident_bytes()
+        """Bytes of the slots written and not released: what the lazily mapped arrays really occupy."""
+        return self._data_resident_bytes() + sum(
+            _nbytes(self._resident_rows(), shape, dtype) for shape, dtype in _scalar_fields(self.spec).values())
 
-    def _pixel_resident_bytes(self) -> int:
+    def _resident_rows(self) -> int:
+        return min(self.head, self.capacity)
+
+    def _data_resident_bytes(self) -> int:
         raise NotImplementedError
 
     def __len__(self) -> int:
@@ -117,13 +168,13 @@ class PixelReplay:
         if len(self) == self.capacity:
             self.tail += 1
         slot = self.head % self.capacity
-        self._store_pixels(slot, obs, next_obs, last)
+        self._store(slot, obs, next_obs, last)
         self._scalars["action"][slot] = action
         self._scalars["reward"][slot] = reward
         self._scalars["not_done"][slot] = 0.0 if terminal else 1.0
         self.head += 1
 
-    def _store_pixels(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
+    def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
         raise NotImplementedError
 
     # --- reading ----------------------------------------------------------------------------------------
@@ -135,6 +186,15 @@ class PixelReplay:
         slots = idx % self.capacity
         return {k: v[slots] for k, v in self._scalars.items()}
 
+
+class PixelReplay(RingReplay):
+    """Pixel observations: crops are gathered at sampling; `release_before` frees converted transitions."""
+
+    def __init__(self, spec: TransitionSpec, capacity: int) -> None:
+        super().__init__(spec, capacity)
+        self._rows_released = 0  # transition rows handed back to the OS by `release_before`
+        self._rows_freed_to = 0  # absolute index below which every written row was released
+
     def obs(self, idx: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:
         """uint8 (B, C, size, size) crops of the observations at `idx`, top-left corners `offsets` (B, 2)."""
         return self._gather(idx, offsets, size, next_obs=False)
@@ -145,6 +205,27 @@ class PixelReplay:
     def _gather(self, idx: np.ndarray, offsets: np.ndarray, size: int, next_obs: bool) -> np.ndarray:
         raise NotImplementedError
 
+    def release_before(self, index: int) -> None:
+        """Drop every transition older than absolute `index` and return its memory to the OS.
+
+        Used once, by SEER's conversion, which walks the buffer from oldest to newest; nothing is added
+        afterwards.
+        """
+        index = min(max(index, self.tail), self.head)
+        start = max(self._rows_freed_to, self.head - self.capacity)  # rows evicted early were written too
+        if index > start:
+            self._release(start, index)
+            self._rows_released += index - start
+            self._rows_freed_to = index
+        self.tail = index
+
+    def _release(self, start: int, stop: int) -> None:
+        """Free the storage of written rows [start, stop) (absolute indices)."""
+        raise NotImplementedError
+
+    def _resident_rows(self) -> int:
+        return min(self.head, self.capacity) - self._rows_released
+
 
 class PaperReplay(PixelReplay):
     """obs and next_obs stored separately, as the public CURL/SEER code does."""
@@ -153,17 +234,17 @@ class PaperReplay(PixelReplay):
 
     def __init__(self, spec: TransitionSpec, capacity: int) -> None:
         super().__init__(spec, capacity)
-        self._obs = np.empty((capacity, *spec.obs_shape), np.uint8)
-        self._next_obs = np.empty((capacity, *spec.obs_shape), np.uint8)
+        self._obs = lazy_array((capacity, *spec.obs_shape), np.uint8)
+        self._next_obs = lazy_array((capacity, *spec.obs_shape), np.uint8)
 
     @classmethod
-    def _pixel_bytes(cls, spec: TransitionSpec, capacity: int) -> int:
+    def _data_bytes(cls, spec: TransitionSpec, capacity: int) -> int:
         return 2 * _nbytes(capacity, spec.obs_shape, np.uint8)
 
-    def _pixel_resident_bytes(self) -> int:
-        return self._pixel_bytes(self.spec, min(self.head, self.capacity))
+    def _data_resident_bytes(self) -> int:
+        return self._data_bytes(self.spec, self._resident_rows())
 
-    def _store_pixels(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
+    def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
         self._obs[slot] = obs
         self._next_obs[slot] = next_obs
 
@@ -173,6 +254,11 @@ class PaperReplay(PixelReplay):
         for i, (slot, (y, x)) in enumerate(zip(idx % self.capacity, offsets)):
             out[i] = src[slot, :, y:y + size, x:x + size]
         return out
+
+    def _release(self, start: int, stop: int) -> None:
+        for lo, hi in _ring_segments(start, stop, self.capacity):
+            for array in (self._obs, self._next_obs, *self._scalars.values()):
+                release_rows(array, lo, hi)
 
 
 class CompactReplay(PixelReplay):
@@ -191,9 +277,11 @@ class CompactReplay(PixelReplay):
     def __init__(self, spec: TransitionSpec, capacity: int) -> None:
         super().__init__(spec, capacity)
         self.frame_capacity = self._frame_capacity(spec, capacity)
-        self._frames = np.empty((self.frame_capacity, *spec.frame_shape), np.uint8)
-        self._newest = np.empty(capacity, np.int64)  # absolute frame index of each transition's next frame
+        self._frames = lazy_array((self.frame_capacity, *spec.frame_shape), np.uint8)
+        self._newest = lazy_array((capacity,), np.int64)  # absolute frame index of each transition's next frame
         self._frame_head = 0  # absolute index of the next frame to write
+        self._frames_freed_to = 0  # absolute frame index below which frames were released
+        self._frames_released = 0
         self._episode_open = False
 
     @staticmethod
@@ -203,12 +291,12 @@ class CompactReplay(PixelReplay):
         return capacity + episodes * k
 
     @classmethod
-    def _pixel_bytes(cls, spec: TransitionSpec, capacity: int) -> int:
+    def _data_bytes(cls, spec: TransitionSpec, capacity: int) -> int:
         return _nbytes(cls._frame_capacity(spec, capacity), spec.frame_shape, np.uint8) + _nbytes(capacity, (), np.int64)
 
-    def _pixel_resident_bytes(self) -> int:
-        frames = _nbytes(min(self._frame_head, self.frame_capacity), self.spec.frame_shape, np.uint8)
-        return frames + _nbytes(min(self.head, self.capacity), (), np.int64)
+    def _data_resident_bytes(self) -> int:
+        frames = min(self._frame_head, self.frame_capacity) - self._frames_released
+        return _nbytes(frames, self.spec.frame_shape, np.uint8) + _nbytes(self._resident_rows(), (), np.int64)
 
     def _write_frame(self, frame: np.ndarray) -> None:
         f = self._frame_head
@@ -219,7 +307,7 @@ class CompactReplay(PixelReplay):
         self._frames[f % self.frame_capacity] = frame
         self._frame_head += 1
 
-    def _store_pixels(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
+    def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
         c = self.spec.frame_shape[0]
         if not self._episode_open:
             for j in range(self.spec.frame_stack):
@@ -237,6 +325,108 @@ class CompactReplay(PixelReplay):
             for j in range(k):
                 out[i, j * c:(j + 1) * c] = self._frames[(f0 + j) % self.frame_capacity, :, y:y + size, x:x + size]
         return out
+
+    def _release(self, start: int, stop: int) -> None:
+        # Frames older than the oldest frame of the first transition kept are no longer needed.
+        keep_from = self._newest[stop % self.capacity] - self.spec.frame_stack if stop < self.head else self._frame_head
+        lo = max(self._frames_freed_to, self._frame_head - self.frame_capacity)
+        if keep_from > lo:
+            for a, b in _ring_segments(lo, keep_from, self.frame_capacity):
+                release_rows(self._frames, a, b)
+                self._frames_released += b - a
+        self._frames_freed_to = max(self._frames_freed_to, keep_from)
+        for a, b in _ring_segments(start, stop, self.capacity):
+            for array in (self._newest, *self._scalars.values()):
+                release_rows(array, a, b)
+
+
+@dataclass(frozen=True)
+class LatentSpec:
+    """What one latent transition holds: for each named stream (e.g. the critic's and the actor's Linear
+    output), `copies` latents of `dim` values for obs and again for next_obs, in `dtype`."""
+
+    streams: tuple[tuple[str, int], ...]  # (name, dim)
+    copies: int
+    action_dim: int
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in LATENT_DTYPES:
+            raise ValueError(f"latent dtype must be one of {', '.join(LATENT_DTYPES)}, got {self.dtype!r}")
+        if self.copies < 1:
+            raise ValueError(f"copies must be >= 1, got {self.copies}")
+
+
+LATENT_DTYPES = ("float32", "float16")
+Encoder = Callable[[np.ndarray], dict[str, np.ndarray]]  # uint8 (N, C, H, W) -> {stream: (N, copies, dim)}
+
+
+class LatentReplay(RingReplay):
+    """SEER's buffer: latents of obs and next_obs per stream and crop copy, plus the scalar fields.
+
+    `add` takes pixels like a pixel replay and encodes them with `encode` (the frozen lower layers), so the
+    training loop does not change at T_f. `fill_from` converts a pixel replay once, oldest first, in chunks
+    of `chunk` transitions: each chunk is encoded, its pixel rows are released, then its latents written,
+    so the two buffers together never hold more than the pixel buffer held (when latents are smaller) or
+    than this buffer's own budget (when they are not).
+    """
+
+    layout = "latent"
+
+    def __init__(self, spec: LatentSpec, capacity: int, encode: Encoder) -> None:
+        super().__init__(spec, capacity)
+        self.encode = encode
+        shape = (capacity, spec.copies)
+        self._latents = {(name, nxt): lazy_array((*shape, dim), np.dtype(spec.dtype))
+                         for name, dim in spec.streams for nxt in (False, True)}
+
+    @classmethod
+    def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
+        return sum(2 * _nbytes(capacity, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams)
+
+    def _data_resident_bytes(self) -> int:
+        return self._data_bytes(self.spec, self._resident_rows())
+
+    def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
+        encoded = self.encode(np.stack([obs, next_obs]))
+        for name, _ in self.spec.streams:
+            self._latents[name, False][slot] = encoded[name][0]
+            self._latents[name, True][slot] = encoded[name][1]
+
+    def latents(self, idx: np.ndarray, copy: np.ndarray, next_obs: bool) -> dict[str, np.ndarray]:
+        """{stream: (B, dim)}: copy `copy[i]` of transition `idx[i]`, the same pick for every stream."""
+        slots = idx % self.capacity
+        return {name: self._latents[name, next_obs][slots, copy] for name, _ in self.spec.streams}
+
+    def fill_from(self, pixels: PixelReplay, chunk: int,
+                  on_chunk: Callable[[int], None] | None = None) -> int:
+        """Convert every live transition of `pixels` (the newest `capacity` if fewer fit) and release them.
+
+        `on_chunk(bytes)` is called after each chunk with the bytes both buffers hold (for tests and
+        progress). Returns the number of transitions converted.
+        """
+        if len(self):
+            raise ValueError("fill_from needs an empty latent replay")
+        pixels.release_before(pixels.head - self.capacity)  # transitions that would not fit are dropped first
+        converted = 0
+        size = pixels.spec.obs_shape[-1]
+        while len(pixels):
+            idx = np.arange(pixels.tail, min(pixels.tail + chunk, pixels.head))
+            corners = np.zeros((len(idx), 2), np.int64)
+            encoded = self.encode(np.concatenate([pixels.obs(idx, corners, size), pixels.next_obs(idx, corners, size)]))
+            scalars = pixels.scalars(idx)
+            pixels.release_before(int(idx[-1]) + 1)
+            slots = (self.head + np.arange(len(idx))) % self.capacity
+            for name, _ in self.spec.streams:
+                self._latents[name, False][slots] = encoded[name][:len(idx)]
+                self._latents[name, True][slots] = encoded[name][len(idx):]
+            for key, values in scalars.items():
+                self._scalars[key][slots] = values
+            self.head += len(idx)
+            converted += len(idx)
+            if on_chunk is not None:
+                on_chunk(pixels.resident_bytes + self.resident_bytes)
+        return converted
 
 
 _LAYOUT_CLASSES: dict[str, type[PixelReplay]] = {"paper": PaperReplay, "compact": CompactReplay}

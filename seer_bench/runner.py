@@ -2,12 +2,14 @@
 
 The loop follows the public CURL/SEER training script: evaluate every `eval_every` env steps (and at step
 0 and at the end), act uniformly at random for `init_steps` agent steps, then one update per agent step
-before the environment step. Evaluation uses a separate environment instance (the public script reuses
+before the environment step. For SEER agents, at step T_f (after that step's evaluation, before its
+update) the agent freezes and the pixel replay is converted to latents; nothing else in the loop changes. Evaluation uses a separate environment instance (the public script reuses
 the training env, which cuts the training episode short) and the deterministic policy, as CURL reports.
 """
 
 from __future__ import annotations
 
+import math
 import platform
 import random
 import sys
@@ -22,11 +24,12 @@ import torch
 from tqdm import tqdm
 
 from seer_bench.agents import agent_config, make_agent
+from seer_bench.agents.seer import Seer, public_capacity
 from seer_bench.envs import DMCPixels
 from seer_bench.errors import ConfigError
 from seer_bench.instrument.memory import rss_bytes
 from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
-from seer_bench.replay import TransitionSpec, make_replay, replay_class
+from seer_bench.replay import LatentReplay, PixelReplay, TransitionSpec, make_replay, replay_class
 from seer_bench.suites import RunSpec
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share the training env's random stream
@@ -59,7 +62,26 @@ def check_spec(spec: RunSpec) -> None:
         raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                           f"after {cfg.init_steps} random init steps; raise --steps")
     make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)  # raises when too small
+    if spec.seer is not None:
+        _check_seer(spec, cfg, make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0))
     env.close()
+
+
+def _check_seer(spec: RunSpec, cfg: Any, agent: Any) -> None:
+    tf = spec.seer.freeze_at
+    if tf <= cfg.init_steps:
+        raise ConfigError(f"{spec.run_id}: freeze_at {tf} agent steps is not after the {cfg.init_steps} random init "
+                          f"steps: the encoder would freeze before its first update")
+    if tf >= spec.agent_steps:
+        raise ConfigError(f"{spec.run_id}: freeze_at {tf} agent steps is not before the run ends "
+                          f"({spec.agent_steps} agent steps = {spec.steps} env steps); lower --freeze-at")
+    if spec.seer.split not in agent.splits():
+        raise ConfigError(f"{spec.run_id}: seer split {spec.seer.split!r} is not a layer boundary of {spec.agent}; "
+                          f"choose from {', '.join(agent.splits())}")
+    seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size)
+    if seer.capacity(agent) < cfg.batch_size:
+        raise ConfigError(f"{spec.run_id}: after T_f the budget holds {seer.capacity(agent)} latent transitions, "
+                          f"fewer than one batch of {cfg.batch_size}")
 
 
 def versions() -> dict[str, str]:
@@ -70,6 +92,17 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def seer_sizing(seer: Seer, agent: Any, pixels: PixelReplay, total_steps: int) -> dict[str, Any]:
+    """SEER's settings and its replay after T_f: our capacity from real bytes, and the public formula's."""
+    spec = seer.latent_spec(agent)
+    frame_bytes = math.prod(pixels.spec.frame_shape)
+    return {
+        "config": asdict(seer.cfg), "latent_streams": [list(s) for s in spec.streams],
+        "latent_bytes_per_transition": LatentReplay.total_bytes(spec, 1), "capacity_after": seer.capacity(agent),
+        "capacity_public_formula": public_capacity(pixels.capacity, frame_bytes, spec.streams[0][1],
+                                                   seer.cfg.num_copies, total_steps)}
 
 
 @dataclass
@@ -104,6 +137,8 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
     eval_env = DMCPixels(spec.env, spec.action_repeat, seed=spec.seed + EVAL_SEED_OFFSET)
     agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, device, spec.seed)
     replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)
+    seer = Seer(spec.seer, spec.budget_bytes, spec.seed, chunk=cfg.batch_size) if spec.seer else None
+    sizing = seer_sizing(seer, agent, replay, spec.agent_steps) if seer else None
     write_config(path, {
         "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(cfg),
         "env": {"obs_shape": list(env.obs_shape), "action_dim": env.action_dim, "episode_steps": env.episode_steps},
@@ -111,6 +146,7 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
                    "bytes_per_transition": replay.bytes_per_transition, "allocated_bytes": replay.allocated_bytes,
                    "paper_layout_bytes_per_transition":
                        replay_class("paper").total_bytes(replay.spec, replay.capacity) / replay.capacity},
+        "seer": sizing,
         "device": str(device), "torch_threads": torch.get_num_threads(), "versions": versions(),
         "host": platform.node(), "argv": sys.argv})
     append_event(path, "started", run_id=spec.run_id)
@@ -129,7 +165,8 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
             "step": step, "env_steps": step * spec.action_repeat, "eval_return": mean, "eval_return_std": std,
             "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start,
             "replay_capacity": replay.capacity, "replay_size": len(replay), "replay_bytes": replay.resident_bytes,
-            "replay_alloc_bytes": replay.allocated_bytes, "rss_bytes": rss_bytes()})
+            "replay_alloc_bytes": replay.allocated_bytes, "rss_bytes": rss_bytes(),
+            "frozen": int(isinstance(replay, LatentReplay))})
 
     bar = tqdm(total=total, desc=spec.run_id, unit="step", position=position, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
@@ -139,6 +176,11 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
             if step % eval_every == 0:
                 log_eval(step)
                 bar.set_postfix(eval_return=f"{last_eval:.1f}", refresh=False)
+            if seer is not None and step == seer.cfg.freeze_at:
+                bar.set_description(f"{spec.run_id} (converting replay)", refresh=True)
+                replay, event = seer.freeze(agent, replay, step)
+                append_event(path, "frozen", **event, capacity_public_formula=sizing["capacity_public_formula"])
+                bar.set_description(f"{spec.run_id} (frozen)", refresh=False)
             if step < cfg.init_steps:
                 action = rng.uniform(-1.0, 1.0, env.action_dim).astype(np.float32)
             else:

@@ -2,8 +2,10 @@
 
 A suite names envs (with their action repeats), agents, a default memory budget and named scales. A scale
 sets the run length in environment steps, the evaluation cadence, the seed count, and optionally overrides
-the budget or agent hyperparameters (`[scales.NAME.agent]`). Everything is checked here, before any
-training starts, and every error names the file and key at fault.
+the budget or agent hyperparameters (`[scales.NAME.agent]`). A `[seer]` table configures SEER for the
+agents named "<base>+seer": T_f per env (`[seer.freeze_at]`, agent steps; a scale may set its own
+`freeze_at`, one number or a table per env), `num_copies`, `split` and `latent_dtype`. Everything is
+checked here, before any training starts, and every error names the file and key at fault.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seer_bench.agents.seer import SeerConfig
 from seer_bench.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -25,8 +28,9 @@ else:  # pragma: no cover - Python 3.10
 
 SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 
-_SUITE_KEYS = {"description", "agents", "default_scale", "budget_gb", "replay_layout", "envs", "scales"}
-_SCALE_KEYS = {"steps", "eval_every", "eval_episodes", "seeds", "budget_gb", "agent"}
+_SUITE_KEYS = {"description", "agents", "default_scale", "budget_gb", "replay_layout", "envs", "scales", "seer"}
+_SCALE_KEYS = {"steps", "eval_every", "eval_episodes", "seeds", "budget_gb", "agent", "freeze_at"}
+_SEER_KEYS = {"freeze_at", "num_copies", "split", "latent_dtype"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class RunSpec:
     replay_layout: str
     device: str
     agent_overrides: dict[str, Any] = field(default_factory=dict)
+    seer: SeerConfig | None = None  # set for "<base>+seer" agents only
 
     @property
     def agent_steps(self) -> int:
@@ -74,6 +79,7 @@ class Suite:
     replay_layout: str
     envs: dict[str, int]
     scales: dict[str, dict[str, Any]]
+    seer: dict[str, Any] = field(default_factory=dict)
 
 
 def suite_path(name_or_path: str) -> Path:
@@ -143,16 +149,56 @@ def load_suite(name_or_path: str) -> Suite:
         if "budget_gb" in body:
             _positive_float(f"{path}: scales.{scale}.budget_gb", body["budget_gb"])
         _require(f"{path}: scales.{scale}.agent", body.get("agent", {}), dict, "a table of agent settings")
+        if "freeze_at" in body:
+            _freeze_table(f"{path}: scales.{scale}.freeze_at", body["freeze_at"], envs)
     default_scale = data["default_scale"]
     if default_scale not in scales:
         raise ConfigError(f"{path}: default_scale {default_scale!r} is not one of the scales ({', '.join(scales)})")
     agents = _require(f"{path}: agents", data["agents"], list, "a list of agent names")
     if not agents:
         raise ConfigError(f"{path}: agents: the list is empty")
+    seer = _require(f"{path}: seer", data.get("seer", {}), dict, "a table of SEER settings")
+    bad = set(seer) - _SEER_KEYS
+    if bad:
+        raise ConfigError(f"{path}: seer: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(_SEER_KEYS))}")
+    if "freeze_at" in seer:
+        _freeze_table(f"{path}: seer.freeze_at", seer["freeze_at"], envs)
     return Suite(
         name=path.stem, path=path, description=str(data.get("description", "")), agents=list(agents),
         default_scale=default_scale, budget_gb=_positive_float(f"{path}: budget_gb", data["budget_gb"]),
-        replay_layout=str(data.get("replay_layout", "paper")), envs=dict(envs), scales=scales)
+        replay_layout=str(data.get("replay_layout", "paper")), envs=dict(envs), scales=scales, seer=seer)
+
+
+def _freeze_table(where: str, value: Any, envs: dict[str, int]) -> None:
+    """T_f: one positive number of agent steps, or a table env -> number covering only suite envs."""
+    if isinstance(value, dict):
+        for env, steps in value.items():
+            if env not in envs:
+                raise ConfigError(f"{where}.{env}: not an env of this suite ({', '.join(envs)})")
+            _positive_int(f"{where}.{env}", steps)
+    else:
+        _positive_int(where, value)
+
+
+def _seer_config(suite: Suite, scale: dict[str, Any], env: str, ov: "Overrides") -> SeerConfig:
+    """SEER settings for one env: CLI flag, else the scale's freeze_at, else the suite's [seer] table."""
+    where = f"{suite.path}: seer"
+    freeze = ov.freeze_at or scale.get("freeze_at", suite.seer.get("freeze_at"))
+    if isinstance(freeze, dict):
+        freeze = freeze.get(env)
+    if freeze is None:
+        raise ConfigError(f"{where}.freeze_at: no T_f for {env}; set it in the suite or pass --freeze-at")
+    settings = {k: v for k, v in suite.seer.items() if k != "freeze_at"}
+    for key, flag in (("num_copies", ov.num_copies), ("latent_dtype", ov.latent_dtype), ("split", ov.seer_split)):
+        if flag is not None:
+            settings[key] = flag
+    for key, kind in (("num_copies", int), ("split", str), ("latent_dtype", str)):
+        if key in settings:
+            _require(f"{where}.{key}", settings[key], kind, kind.__name__)
+    try:
+        return SeerConfig(freeze_at=freeze, **settings)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 @dataclass
@@ -168,10 +214,15 @@ class Overrides:
     budgets_gb: list[float] | None = None
     replay_layout: str | None = None
     device: str = "auto"
+    freeze_at: int | None = None  # agent steps; only agents using SEER read it
+    num_copies: int | None = None
+    latent_dtype: str | None = None
+    seer_split: str | None = None
 
 
 def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: frozenset[str]) -> list[RunSpec]:
     """Expand a suite and its overrides into RunSpecs, validating every name and number first."""
+    from seer_bench.agents import uses_seer
     from seer_bench.replay import replay_class
 
     scale_name = ov.scale or suite.default_scale
@@ -187,7 +238,8 @@ def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_env
     for agent in agents:
         if agent not in known_agents:
             raise ConfigError(f"unknown agent {agent!r}; known: {', '.join(known_agents)}")
-    for flag, value in (("--seeds", ov.seeds), ("--steps", ov.steps), ("--eval-every", ov.eval_every)):
+    for flag, value in (("--seeds", ov.seeds), ("--steps", ov.steps), ("--eval-every", ov.eval_every),
+                        ("--freeze-at", ov.freeze_at), ("--num-copies", ov.num_copies)):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} must be a positive integer, got {value}")
     budgets = ov.budgets_gb or [scale.get("budget_gb", suite.budget_gb)]
@@ -206,10 +258,12 @@ def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_env
                 if value % repeat:
                     raise ConfigError(f"{env}: {flag} {value} is in env steps and must be a multiple of the "
                                       f"action repeat ({repeat})")
+            seer = _seer_config(suite, scale, env, ov) if uses_seer(agent) else None
             for budget in budgets:
                 for seed in range(ov.seeds or scale["seeds"]):
                     specs.append(RunSpec(
                         suite=suite.name, scale=scale_name, agent=agent, env=env, action_repeat=repeat, seed=seed,
                         budget_gb=budget, steps=steps, eval_every=eval_every, eval_episodes=scale["eval_episodes"],
-                        replay_layout=layout, device=ov.device, agent_overrides=dict(scale.get("agent", {}))))
+                        replay_layout=layout, device=ov.device, agent_overrides=dict(scale.get("agent", {})),
+                        seer=seer))
     return specs

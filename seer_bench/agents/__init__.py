@@ -10,10 +10,17 @@ import torch
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.errors import ConfigError
 
-# name -> (config class, constructor)
+SEER_SUFFIX = "+seer"
+_BASE_AGENTS: dict[str, tuple[type, Callable[..., Any]]] = {"curl": (CurlConfig, CurlSac)}
+
+# name -> (config class, constructor). "<base>+seer" is the base agent with SEER applied by the runner
+# (seer_bench.agents.seer): the same class and config, plus a SeerConfig carried by the RunSpec.
 AGENTS: dict[str, tuple[type, Callable[..., Any]]] = {
-    "curl": (CurlConfig, CurlSac),
-}
+    **_BASE_AGENTS, **{name + SEER_SUFFIX: entry for name, entry in _BASE_AGENTS.items()}}
+
+
+def uses_seer(name: str) -> bool:
+    return name.endswith(SEER_SUFFIX)
 
 
 def agent_config(name: str, overrides: dict[str, Any]) -> Any:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_init
-from seer_bench.replay import PixelReplay
+from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,11 @@ class Critic(nn.Module):
 
 
 def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) target + tau net, for the parameters that still train (frozen ones are equal)."""
     with torch.no_grad():
         for p, tp in zip(net.parameters(), target.parameters()):
-            tp.lerp_(p, tau)
+            if p.requires_grad:
+                tp.lerp_(p, tau)
 
 
 class CurlSac:
@@ -146,6 +148,8 @@ class CurlSac:
         self.W = nn.Parameter(torch.rand(cfg.feature_dim, cfg.feature_dim, device=device))
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=device, requires_grad=True)
         self.target_entropy = -float(action_dim)
+        self.split: str | None = None  # SEER's freeze point once frozen (see `freeze`)
+        self._streams: dict[str, str] = {}
 
         shared = {id(p) for p in self.critic.encoder.convs.parameters()}
         actor_own = [p for p in self.actor.parameters() if id(p) not in shared]  # convs get no actor gradient
@@ -181,49 +185,83 @@ class CurlSac:
         offsets = self.rng.integers(0, self.pad, size=(3, b, 2))
         batch = {"obs": replay.obs(idx, offsets[0], size), "next_obs": replay.next_obs(idx, offsets[1], size),
                  "pos": replay.obs(idx, offsets[2], size)}
-        out = {k: self._to_input(v) for k, v in batch.items()}
-        scalars = replay.scalars(idx)
-        out["action"] = torch.from_numpy(scalars["action"]).to(self.device)
-        out["reward"] = torch.from_numpy(scalars["reward"]).to(self.device).unsqueeze(1)
-        out["not_done"] = torch.from_numpy(scalars["not_done"]).to(self.device).unsqueeze(1)
-        return out
+        return {**{k: self._to_input(v) for k, v in batch.items()}, **self._scalar_tensors(replay, idx)}
 
-    def update(self, replay: PixelReplay, step: int) -> dict[str, float]:
+    def _scalar_tensors(self, replay: RingReplay, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        scalars = replay.scalars(idx)
+        return {"action": torch.from_numpy(scalars["action"]).to(self.device),
+                "reward": torch.from_numpy(scalars["reward"]).to(self.device).unsqueeze(1),
+                "not_done": torch.from_numpy(scalars["not_done"]).to(self.device).unsqueeze(1)}
+
+    def update(self, replay: RingReplay, step: int) -> dict[str, float]:
         """One CURL-SAC update at agent step `step` (its parity gates the actor and target updates)."""
+        if self.split is not None:
+            return self._update_frozen(replay, step)
         cfg = self.cfg
         batch = self.sample(replay)
-        metrics = {"critic_loss": self._update_critic(batch)}
+        with torch.no_grad():
+            # The actor's convs are the critic's: one conv pass on next_obs for the policy.
+            actor_next = self.actor.encoder.head(self.critic.encoder.conv(batch["next_obs"]))
+            target_q = self._target_q(batch, actor_next, self.critic_target.encoder(batch["next_obs"]))
+        metrics = {"critic_loss": self._critic_step(self.critic.encoder(batch["obs"]), batch["action"], target_q)}
 
         # One conv pass on obs with the post-critic-step weights serves the actor and the contrastive loss.
         h_obs = self.critic.encoder.conv(batch["obs"])
         if step % cfg.actor_update_freq == 0:
-            metrics.update(self._update_actor_and_alpha(h_obs.detach()))
+            with torch.no_grad():  # the critic's encoder head gets no step from the actor loss
+                critic_features = self.critic.encoder.head(h_obs)
+            metrics.update(self._actor_and_alpha_step(self.actor.encoder.head(h_obs.detach()), critic_features))
         if step % cfg.critic_target_update_freq == 0:
-            soft_update(self.critic.q1, self.critic_target.q1, cfg.critic_tau)
-            soft_update(self.critic.q2, self.critic_target.q2, cfg.critic_tau)
-            soft_update(self.critic.encoder, self.critic_target.encoder, cfg.encoder_tau)
+            self._soft_update_targets()
         metrics["curl_loss"] = self._update_contrastive(h_obs, batch["pos"])
         return metrics
 
-    def _update_critic(self, batch: dict[str, torch.Tensor]) -> float:
+    def _update_frozen(self, replay: LatentReplay, step: int) -> dict[str, float]:
+        """SEER's update after T_f: the same losses on stored latents; only the layers above the split run.
+
+        No contrastive loss (the encoder it trains is frozen). The critic target reads the same latents as
+        the online critic: the target's frozen layers were set equal to the online ones at T_f.
+        """
+        cfg, split = self.cfg, self.split
+        idx = replay.sample_indices(cfg.batch_size, self.rng)
+        copy = self.rng.integers(0, replay.spec.copies, size=cfg.batch_size)
+        scalars = self._scalar_tensors(replay, idx)
+        obs, nxt = (self._latent_tensors(replay.latents(idx, copy, next_obs=n)) for n in (False, True))
+        critic_in, actor_in = self._streams["critic"], self._streams["actor"]
         with torch.no_grad():
-            # The actor's convs are the critic's: one conv pass on next_obs for the policy.
-            h_next = self.critic.encoder.conv(batch["next_obs"])
-            _, pi, log_pi, _ = self.actor.policy(self.actor.encoder.head(h_next))
-            tq1, tq2 = self.critic_target(batch["next_obs"], pi)
-            target_v = torch.min(tq1, tq2) - self.alpha * log_pi
-            target_q = batch["reward"] + batch["not_done"] * self.cfg.discount * target_v
-        q1, q2 = self.critic(batch["obs"], batch["action"])
+            actor_next = self.actor.encoder.upper(nxt[actor_in], split)
+            target_q = self._target_q(scalars, actor_next, self.critic_target.encoder.upper(nxt[critic_in], split))
+        critic_features = self.critic.encoder.upper(obs[critic_in], split)
+        metrics = {"critic_loss": self._critic_step(critic_features, scalars["action"], target_q)}
+        if step % cfg.actor_update_freq == 0:
+            with torch.no_grad():
+                critic_features = self.critic.encoder.upper(obs[critic_in], split)
+            metrics.update(self._actor_and_alpha_step(self.actor.encoder.upper(obs[actor_in], split), critic_features))
+        if step % cfg.critic_target_update_freq == 0:
+            self._soft_update_targets()
+        return metrics
+
+    def _latent_tensors(self, latents: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(v).to(self.device, torch.float32) for k, v in latents.items()}
+
+    # --- the SAC losses, shared by both phases ------------------------------------------------------------
+    def _target_q(self, batch: dict[str, torch.Tensor], actor_next: torch.Tensor,
+                  target_next: torch.Tensor) -> torch.Tensor:
+        _, pi, log_pi, _ = self.actor.policy(actor_next)
+        tq1, tq2 = self.critic_target.q(target_next, pi)
+        target_v = torch.min(tq1, tq2) - self.alpha * log_pi
+        return batch["reward"] + batch["not_done"] * self.cfg.discount * target_v
+
+    def _critic_step(self, features: torch.Tensor, action: torch.Tensor, target_q: torch.Tensor) -> float:
+        q1, q2 = self.critic.q(features, action)
         loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
         return loss.item()
 
-    def _update_actor_and_alpha(self, h_obs: torch.Tensor) -> dict[str, float]:
-        _, pi, log_pi, _ = self.actor.policy(self.actor.encoder.head(h_obs))
-        with torch.no_grad():  # the critic's encoder head gets no step from the actor loss
-            critic_features = self.critic.encoder.head(h_obs)
+    def _actor_and_alpha_step(self, actor_features: torch.Tensor, critic_features: torch.Tensor) -> dict[str, float]:
+        _, pi, log_pi, _ = self.actor.policy(actor_features)
         q1, q2 = self.critic.q(critic_features, pi)
         actor_loss = (self.alpha.detach() * log_pi - torch.min(q1, q2)).mean()
         self.actor_opt.zero_grad(set_to_none=True)
@@ -235,6 +273,11 @@ class CurlSac:
         alpha_loss.backward()
         self.alpha_opt.step()
         return {"actor_loss": actor_loss.item(), "alpha": self.alpha.item()}
+
+    def _soft_update_targets(self) -> None:
+        soft_update(self.critic.q1, self.critic_target.q1, self.cfg.critic_tau)
+        soft_update(self.critic.q2, self.critic_target.q2, self.cfg.critic_tau)
+        soft_update(self.critic.encoder, self.critic_target.encoder, self.cfg.encoder_tau)
 
     def _update_contrastive(self, h_anchor: torch.Tensor, pos: torch.Tensor) -> float:
         z_a = self.critic.encoder.head(h_anchor)
@@ -249,6 +292,57 @@ class CurlSac:
         self.encoder_opt.step()
         self.cpc_opt.step()
         return loss.item()
+
+    # --- SEER: freezing and encoding --------------------------------------------------------------------
+    def splits(self) -> tuple[str, ...]:
+        return self.critic.encoder.splits()
+
+    def freeze(self, split: str) -> None:
+        """Freeze the encoders below `split`; the target's frozen layers become the online ones.
+
+        Frozen parameters stop requiring gradients, so their `.grad` stays None and Adam skips them: they
+        stay bitwise equal. The contrastive update stops (it only trains the frozen encoder).
+        """
+        for encoder in (self.critic.encoder, self.actor.encoder):
+            for module in encoder.lower_modules(split):
+                module.requires_grad_(False)
+        with torch.no_grad():
+            for online, target in zip(self.critic.encoder.lower_modules(split),
+                                      self.critic_target.encoder.lower_modules(split)):
+                for p, tp in zip(online.parameters(), target.parameters()):
+                    tp.copy_(p)
+        self.W.requires_grad_(False)
+        self.split = split
+        # With split "fc" each Linear differs: a critic and an actor stream. Below it the convs are shared.
+        self._streams = {"critic": "critic", "actor": "actor"} if split == "fc" else {"critic": "conv", "actor": "conv"}
+
+    def latent_streams(self, split: str) -> tuple[tuple[str, int], ...]:
+        """(name, dim) of what is stored at `split`: one stream per distinct module output."""
+        dim = self.critic.encoder.latent_dim(split)
+        return (("critic", dim), ("actor", dim)) if split == "fc" else (("conv", dim),)
+
+    @torch.no_grad()
+    def encode(self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str) -> dict[str, np.ndarray]:
+        """Latents of `copies` independent random crops of each uint8 (N, C, H, W) observation.
+
+        Crops are drawn like the training crops (corners 0..pad-1) and encoded `batch_size` at a time, so
+        memory never holds more than one training batch of float pixels.
+        """
+        n, size = len(pixels), self.cfg.image_size
+        corners = rng.integers(0, self.pad, size=(n * copies, 2))
+        rows = np.repeat(np.arange(n), copies)
+        out = {name: np.empty((n * copies, dim), dtype) for name, dim in self.latent_streams(self.split)}
+        for lo in range(0, n * copies, self.cfg.batch_size):
+            sl = slice(lo, lo + self.cfg.batch_size)
+            crops = np.stack([pixels[r, :, y:y + size, x:x + size] for r, (y, x) in zip(rows[sl], corners[sl])])
+            x = self._to_input(crops)
+            if self.split == "fc":
+                h = self.critic.encoder.conv(x)
+                out["critic"][sl] = self.critic.encoder.fc(h).cpu().numpy()
+                out["actor"][sl] = self.actor.encoder.fc(h).cpu().numpy()
+            else:
+                out["conv"][sl] = self.critic.encoder.lower(x, self.split).cpu().numpy()
+        return {name: v.reshape(n, copies, -1) for name, v in out.items()}
 
     def modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}

@@ -1,0 +1,109 @@
+"""SEER (Chen et al., NeurIPS 2021) as one mechanism for any agent that can freeze its lower layers.
+
+At T_f (`freeze_at`, agent steps) `Seer.freeze`:
+1. asks the agent to freeze its encoder below `split` (the agent also sets its target's frozen layers
+   equal to the online ones and stops any loss that only trains them);
+2. builds a `LatentReplay` sized from the same byte budget and the real bytes of one latent transition;
+3. converts the pixel replay into it once (oldest first, one batch at a time, releasing pixels as it goes)
+   and hands it back: from then on the loop adds pixels as before and the replay encodes them on add.
+
+An agent takes part by providing `splits()`, `freeze(split)`, `latent_streams()` and
+`encode(pixels, rng, copies, dtype)`, and by updating from a `LatentReplay` once frozen.
+
+Capacity is not capped at the run's remaining steps: the latent arrays are mapped lazily, so slots never
+written cost no memory, and the uncapped figure is what the budget buys (the quantity SEER's claim is
+about). The public code's formula, which caps at the run length and prices a pixel transition at one RGB
+frame, is reported beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from seer_bench.replay import LATENT_DTYPES, LatentReplay, LatentSpec, PixelReplay
+
+
+@dataclass(frozen=True)
+class SeerConfig:
+    """SEER's settings; the defaults are the paper's and the public DMC scripts'."""
+
+    freeze_at: int  # T_f in agent steps: the update at this step is the first on latents
+    num_copies: int = 4  # random crops stored per observation (public scripts: 4)
+    split: str = "fc"  # freeze point, a layer boundary of the agent's encoder ("fc": after the Linear layer)
+    latent_dtype: str = "float32"  # "float16" halves latent bytes; its effect on return must be measured
+
+    def __post_init__(self) -> None:
+        if self.freeze_at < 1:
+            raise ValueError(f"freeze_at must be a positive number of agent steps, got {self.freeze_at}")
+        if self.num_copies < 1:
+            raise ValueError(f"num_copies must be >= 1, got {self.num_copies}")
+        if self.latent_dtype not in LATENT_DTYPES:
+            raise ValueError(f"latent_dtype must be one of {', '.join(LATENT_DTYPES)}, got {self.latent_dtype!r}")
+
+
+class Freezable(Protocol):
+    """What an agent provides to be used with SEER."""
+
+    action_dim: int
+
+    def splits(self) -> tuple[str, ...]: ...
+    def freeze(self, split: str) -> None: ...
+    def latent_streams(self, split: str) -> tuple[tuple[str, int], ...]: ...
+    def encode(self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str) -> dict[str, np.ndarray]: ...
+
+
+def public_capacity(pixel_capacity: int, frame_pixels: int, latent_dim: int, num_copies: int, total_steps: int) -> int:
+    """The public SEER code's capacity after T_f: min(total steps, floor(C * p / (l * 4 * 2 * copies))).
+
+    C is the pixel capacity, p the pixels of one RGB frame (3 x 100 x 100 on DMC), l the latent size,
+    4 bytes per float32 and 2 latent buffers (critic and actor). It prices a pixel transition at p bytes,
+    though the pixel buffer holds obs and next_obs stacks (6 frames): the harness reports it for
+    comparison and sizes its own buffer from real bytes.
+    """
+    return min(total_steps, pixel_capacity * frame_pixels // (latent_dim * 4 * 2 * num_copies))
+
+
+class Seer:
+    """Applies SEER to one agent in one run: sizes, converts and hands back the latent replay."""
+
+    def __init__(self, cfg: SeerConfig, budget_bytes: int, seed: int, chunk: int) -> None:
+        self.cfg = cfg
+        self.budget_bytes = budget_bytes
+        self.chunk = chunk  # transitions converted at a time (the agent's batch size: one batch of memory)
+        # Crops for stored latents: a stream of its own, so an agent's stream is identical to its
+        # non-SEER twin up to T_f.
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+
+    def latent_spec(self, agent: Freezable) -> LatentSpec:
+        """What one latent transition will hold: known before T_f, so sizes can be reported at the start."""
+        return LatentSpec(agent.latent_streams(self.cfg.split), self.cfg.num_copies, agent.action_dim,
+                          self.cfg.latent_dtype)
+
+    def capacity(self, agent: Freezable) -> int:
+        """Latent transitions the budget holds, from the real bytes of one (all copies, streams, scalars)."""
+        return LatentReplay.capacity_for(self.latent_spec(agent), self.budget_bytes)
+
+    def freeze(self, agent: Freezable, pixels: PixelReplay, step: int,
+               on_chunk: Callable[[int], None] | None = None) -> tuple[LatentReplay, dict[str, Any]]:
+        """Freeze `agent`, convert `pixels`, and return the latent replay and the event to record."""
+        start = time.perf_counter()
+        bytes_before, live_before = pixels.resident_bytes, len(pixels)
+        agent.freeze(self.cfg.split)
+        spec, capacity, cfg = self.latent_spec(agent), self.capacity(agent), self.cfg
+
+        def encode(obs: np.ndarray) -> dict[str, np.ndarray]:
+            return agent.encode(obs, self.rng, cfg.num_copies, cfg.latent_dtype)
+
+        latent = LatentReplay(spec, capacity, encode)
+        converted = latent.fill_from(pixels, self.chunk, on_chunk)
+        return latent, {
+            "step": step, "split": cfg.split, "transitions_converted": converted,
+            "transitions_dropped": live_before - converted, "seconds": time.perf_counter() - start,
+            "bytes_before": bytes_before, "bytes_after": latent.resident_bytes + pixels.resident_bytes,
+            "capacity_before": pixels.capacity, "capacity_after": capacity,
+            "bytes_per_transition_before": pixels.bytes_per_transition,
+            "bytes_per_transition_after": latent.bytes_per_transition}

@@ -1,0 +1,206 @@
+"""SEER: freeze semantics, latents, conversion, capacity, and the curl / curl+seer identity before T_f."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import torch
+
+from seer_bench.agents.curl_sac import CurlConfig, CurlSac
+from seer_bench.agents.seer import Seer, SeerConfig, public_capacity
+from seer_bench.replay import CompactReplay, LatentReplay, LatentSpec, PaperReplay, TransitionSpec
+from seer_bench.runner import run
+from seer_bench.suites import RunSpec
+
+from conftest import fill_random
+
+CFG = CurlConfig(batch_size=8, hidden_dim=64)
+
+
+def make(seed=0):
+    torch.manual_seed(seed)
+    return CurlSac((9, 100, 100), 2, CFG, torch.device("cpu"), seed)
+
+
+def frozen_agent_and_replay(filled_replay, split="fc", dtype="float32"):
+    agent = make()
+    for step in range(4):  # train the encoder a little, so frozen weights are not the init
+        agent.update(filled_replay, step)
+    seer = Seer(SeerConfig(freeze_at=4, num_copies=3, split=split, latent_dtype=dtype), 50_000_000, seed=0, chunk=8)
+    latent, event = seer.freeze(agent, filled_replay, step=4)
+    return agent, latent, event
+
+
+def encoder_params(agent):
+    mods = {"critic": agent.critic.encoder, "actor": agent.actor.encoder, "target": agent.critic_target.encoder}
+    params = {f"{m}.{k}": v.detach().clone() for m, enc in mods.items() for k, v in enc.state_dict().items()}
+    params["W"] = agent.W.detach().clone()
+    return params
+
+
+def test_after_freeze_updates_never_call_the_frozen_layers_and_leave_them_bitwise_equal(filled_replay):
+    agent, latent, _ = frozen_agent_and_replay(filled_replay)
+    # The target's frozen encoder was set equal to the online one.
+    for k, v in agent.critic.encoder.state_dict().items():
+        assert torch.equal(v, agent.critic_target.encoder.state_dict()[k]), k
+    calls = []
+    encoders = (agent.critic.encoder, agent.actor.encoder, agent.critic_target.encoder)
+    for enc in encoders:
+        for module in (*enc.convs, enc.fc):
+            module.register_forward_hook(lambda *a: calls.append("forward"))
+            module.register_full_backward_hook(lambda *a: calls.append("backward"))
+    before = encoder_params(agent)
+    heads = {k: v.detach().clone() for k, v in agent.critic.q1.state_dict().items()}
+    trunk = {k: v.detach().clone() for k, v in agent.actor.trunk.state_dict().items()}
+    for step in range(4, 8):  # both parities: actor and target steps included
+        agent.update(latent, step)
+    assert calls == []
+    after = encoder_params(agent)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert any(not torch.equal(v, agent.critic.q1.state_dict()[k]) for k, v in heads.items())
+    assert any(not torch.equal(v, agent.actor.trunk.state_dict()[k]) for k, v in trunk.items())
+
+
+def test_conv_split_freezes_only_lower_convs_and_upper_layers_keep_training(filled_replay):
+    agent, latent, _ = frozen_agent_and_replay(filled_replay, split="conv2")
+    assert latent.spec.streams == (("conv", 32 * 39 * 39),)  # 84 -> 41 -> 39 after two convs
+    enc = agent.critic.encoder
+    lower = [p.detach().clone() for m in enc.convs[:2] for p in m.parameters()]
+    upper = [p.detach().clone() for m in enc.convs[2:] for p in m.parameters()]
+    for step in range(4, 6):
+        agent.update(latent, step)
+    assert all(torch.equal(a, p) for a, p in zip(lower, [p for m in enc.convs[:2] for p in m.parameters()]))
+    assert any(not torch.equal(a, p) for a, p in zip(upper, [p for m in enc.convs[2:] for p in m.parameters()]))
+
+
+def reference_crops(pixels, rng, copies, size):
+    """Independent re-derivation of the crops `encode` must use: corners 0..pad-1 from the same stream."""
+    n, pad = len(pixels), pixels.shape[-1] - size
+    corners = rng.integers(0, pad, size=(n * copies, 2))
+    rows = np.repeat(np.arange(n), copies)
+    return np.stack([pixels[r, :, y:y + size, x:x + size] for r, (y, x) in zip(rows, corners)])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_latents_equal_the_frozen_linear_output_on_the_same_crops(filled_replay, dtype):
+    agent, _, _ = frozen_agent_and_replay(filled_replay)
+    pixels = np.random.default_rng(5).integers(0, 256, (5, 9, 100, 100), dtype=np.uint8)
+    got = agent.encode(pixels, np.random.default_rng(7), copies=3, dtype=dtype)
+    crops = torch.from_numpy(reference_crops(pixels, np.random.default_rng(7), 3, 84)).float() / 255
+    with torch.no_grad():
+        for stream, encoder in (("critic", agent.critic.encoder), ("actor", agent.actor.encoder)):
+            h = crops  # plain NCHW convs, not the channels_last path the agent uses
+            for conv in encoder.convs:
+                h = torch.relu(torch.nn.functional.conv2d(h, conv.weight, conv.bias, stride=conv.stride))
+            want = (h.flatten(1) @ encoder.fc.weight.T + encoder.fc.bias).numpy().reshape(5, 3, 50)
+            assert got[stream].dtype == np.dtype(dtype) and got[stream].shape == (5, 3, 50)
+            np.testing.assert_allclose(got[stream], want.astype(dtype), rtol=1e-3 if dtype == "float16" else 1e-5,
+                                       atol=1e-3 if dtype == "float16" else 1e-6)
+
+
+def digest_encoder(pixels: np.ndarray) -> dict[str, np.ndarray]:
+    """A deterministic, invertible-enough stand-in for the network: per-channel pixel sums, two 'copies'."""
+    sums = pixels.reshape(len(pixels), pixels.shape[1], -1).sum(-1).astype(np.float32)
+    return {"a": np.stack([sums, sums + 1], axis=1), "b": np.stack([-sums, -sums - 1], axis=1)}
+
+
+@pytest.mark.parametrize("cls,n", [(PaperReplay, 150), (CompactReplay, 150), (PaperReplay, 40)])
+def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cls, n):
+    spec = TransitionSpec((9, 12, 12), action_dim=2, frame_stack=3, episode_steps=10)
+    pixels = cls(spec, 64)
+    fill_random(pixels, n, seed=3, episode_steps=7)
+    live = np.arange(pixels.tail, pixels.head)
+    corners = np.zeros((len(live), 2), int)
+    want_obs, want_next = digest_encoder(pixels.obs(live, corners, 12)), digest_encoder(pixels.next_obs(live, corners, 12))
+    want_scalars = pixels.scalars(live)
+
+    lspec = LatentSpec((("a", 9), ("b", 9)), copies=2, action_dim=2)
+    latent = LatentReplay(lspec, 100, digest_encoder)
+    assert latent.fill_from(pixels, chunk=16) == len(live)
+    assert len(pixels) == 0 and pixels.resident_bytes == 0
+    idx = np.arange(latent.tail, latent.head)
+    for copy in (0, 1):
+        c = np.full(len(idx), copy)
+        for stream in ("a", "b"):
+            np.testing.assert_array_equal(latent.latents(idx, c, next_obs=False)[stream], want_obs[stream][:, copy])
+            np.testing.assert_array_equal(latent.latents(idx, c, next_obs=True)[stream], want_next[stream][:, copy])
+    for key, values in latent.scalars(idx).items():
+        np.testing.assert_array_equal(values, want_scalars[key])
+    # New transitions are encoded on add and evict the oldest, like any ring.
+    rng = np.random.default_rng(4)
+    for _ in range(120):
+        obs, nxt = rng.integers(0, 256, (2, 9, 12, 12), dtype=np.uint8)
+        latent.add(obs, np.ones(2), 1.0, nxt, terminal=False, last=False)
+    assert len(latent) == 100
+    newest = np.array([latent.head - 1])
+    np.testing.assert_array_equal(latent.latents(newest, np.array([1]), next_obs=True)["b"],
+                                  digest_encoder(nxt[None])["b"][:, 1])
+
+
+def test_latent_bytes_and_capacity_follow_from_array_sizes():
+    spec = LatentSpec((("critic", 50), ("actor", 50)), copies=4, action_dim=1)
+    per = 2 * 2 * 4 * 50 * 4 + (1 + 1 + 1) * 4  # streams x (obs, next) x copies x dim x float32 + action, reward, not_done
+    assert LatentReplay.total_bytes(spec, 1) == per == 3212
+    replay = LatentReplay(spec, 1000, digest_encoder)
+    arrays = [*replay._latents.values(), *replay._scalars.values()]
+    assert replay.allocated_bytes == sum(a.nbytes for a in arrays) == 1000 * per
+    assert LatentReplay.capacity_for(spec, 600_000_000) == 600_000_000 // per
+    half = LatentSpec(spec.streams, 4, 1, "float16")
+    assert LatentReplay.total_bytes(half, 1) == 1600 + 12
+
+
+def test_public_formula_matches_the_reference_examples():
+    assert public_capacity(1_000, 3 * 100 * 100, 50, 4, 80_000) == 18_750
+    assert public_capacity(80_000, 3 * 100 * 100, 50, 4, 80_000) == 80_000
+
+
+def test_conversion_never_holds_more_than_the_budget_and_returns_pixel_memory():
+    spec = TransitionSpec((9, 100, 100), action_dim=1, frame_stack=3, episode_steps=125)
+    budget = 120_000_000
+    pixels = PaperReplay(spec, PaperReplay.capacity_for(spec, budget))
+    fill_random(pixels, pixels.capacity + 50, seed=1, episode_steps=125)  # full and wrapped
+    assert pixels.resident_bytes <= budget
+    lspec = LatentSpec((("critic", 50), ("actor", 50)), copies=4, action_dim=1)
+    latent = LatentReplay(lspec, LatentReplay.capacity_for(lspec, budget), lambda x: {
+        name: np.zeros((len(x), 4, 50), np.float32) for name in ("critic", "actor")})
+    seen = []
+    rss_before = psutil.Process().memory_info().rss
+    latent.fill_from(pixels, chunk=32, on_chunk=seen.append)
+    rss_after = psutil.Process().memory_info().rss
+    assert len(seen) == -(-pixels.capacity // 32) and max(seen) <= budget
+    assert seen[-1] == latent.resident_bytes == len(latent) * 3212
+    # The pixel pages really went back to the OS, before the pixel replay object is even dropped.
+    assert rss_before - rss_after > 0.8 * pixels.capacity * 180_000
+
+
+def seer_spec(agent: str, **kw) -> RunSpec:
+    return RunSpec(suite="test", scale="tiny", agent=agent, env="cartpole-swingup", action_repeat=8, seed=3,
+                   budget_gb=0.01, steps=320, eval_every=160, eval_episodes=1, replay_layout="paper", device="cpu",
+                   agent_overrides={"batch_size": 8, "init_steps": 10, "hidden_dim": 64},
+                   seer=SeerConfig(freeze_at=20, num_copies=2) if agent.endswith("+seer") else None, **kw)
+
+
+def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_conversion(tmp_path):
+    run(seer_spec("curl"), tmp_path)
+    run(seer_spec("curl+seer"), tmp_path)
+    base = pd.read_csv(tmp_path / "runs/curl/cartpole-swingup/budget_0.01/seed_3/metrics.csv")
+    path = tmp_path / "runs/curl+seer/cartpole-swingup/budget_0.01/seed_3"
+    seer = pd.read_csv(path / "metrics.csv")
+    assert seer["step"].tolist() == base["step"].tolist() == [0, 20, 40]
+    same = ["eval_return", "updates", "replay_size", "replay_bytes", "replay_capacity"]
+    # Step 20 is evaluated before freezing: 10 updates in, the deterministic policies must agree exactly.
+    pd.testing.assert_frame_equal(seer.loc[:1, same], base.loc[:1, same])
+    assert seer["frozen"].tolist() == [0, 0, 1] and base["frozen"].tolist() == [0, 0, 0]
+    assert (seer["replay_bytes"] <= 0.01e9).all()
+
+    events = [json.loads(line) for line in (path / "events.jsonl").read_text().splitlines()]
+    frozen = [e for e in events if e["event"] == "frozen"]
+    assert len(frozen) == 1 and frozen[0]["step"] == 20 and frozen[0]["transitions_converted"] == 20
+    assert frozen[0]["bytes_after"] < frozen[0]["bytes_before"] == 20 * 180_012
+    per = 2 * 2 * 2 * 50 * 4 + 12  # critic + actor, obs + next_obs, 2 copies, 50 floats; action, reward, not_done
+    assert frozen[0]["capacity_after"] == 10_000_000 // per == seer["replay_capacity"].iloc[-1]
+    config = json.loads((path / "config.json").read_text())
+    assert config["seer"]["capacity_public_formula"] == frozen[0]["capacity_public_formula"] == 40  # capped: 40 steps
+    assert config["seer"]["latent_bytes_per_transition"] == per
