@@ -2,9 +2,11 @@
 
 The loop follows the public CURL/SEER training script: evaluate every `eval_every` env steps (and at step
 0 and at the end), act uniformly at random for `init_steps` agent steps, then one update per agent step
-before the environment step. For SEER agents, at step T_f (after that step's evaluation, before its
-update) the agent freezes and the pixel replay is converted to latents; nothing else in the loop changes. Evaluation uses a separate environment instance (the public script reuses
+before the environment step. Evaluation uses a separate environment instance (the public script reuses
 the training env, which cuts the training episode short) and the deterministic policy, as CURL reports.
+
+For SEER agents, at step T_f (after that step's evaluation, before its update) the agent freezes and the
+pixel replay is converted to latents; nothing else in the loop changes.
 """
 
 from __future__ import annotations
