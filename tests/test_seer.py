@@ -7,6 +7,7 @@ import pandas as pd
 import psutil
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig, public_capacity
@@ -40,23 +41,38 @@ def encoder_params(agent):
     return params
 
 
+class OpLog(TorchDispatchMode):
+    """Every operator that runs, at the dispatcher (below modules, hooks and custom autograd functions)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
 def test_after_freeze_updates_never_call_the_frozen_layers_and_leave_them_bitwise_equal(filled_replay):
+    with OpLog() as pixel_log:  # the same check on a pixel update does see the convs
+        make().update(filled_replay, 0)
+    assert {"mkldnn._convolution_pointwise.default", "aten.convolution_backward.default"} <= set(pixel_log.ops)
     agent, latent, _ = frozen_agent_and_replay(filled_replay)
     # The target's frozen encoder was set equal to the online one.
     for k, v in agent.critic.encoder.state_dict().items():
         assert torch.equal(v, agent.critic_target.encoder.state_dict()[k]), k
     calls = []
-    encoders = (agent.critic.encoder, agent.actor.encoder, agent.critic_target.encoder)
-    for enc in encoders:
-        for module in (*enc.convs, enc.fc):
-            module.register_forward_hook(lambda *a: calls.append("forward"))
-            module.register_full_backward_hook(lambda *a: calls.append("backward"))
+    for enc in (agent.critic.encoder, agent.actor.encoder, agent.critic_target.encoder):
+        enc.fc.register_forward_hook(lambda *a: calls.append("fc forward"))
     before = encoder_params(agent)
     heads = {k: v.detach().clone() for k, v in agent.critic.q1.state_dict().items()}
     trunk = {k: v.detach().clone() for k, v in agent.actor.trunk.state_dict().items()}
-    for step in range(4, 8):  # both parities: actor and target steps included
-        agent.update(latent, step)
+    with OpLog() as log:
+        for step in range(4, 8):  # both parities: actor and target steps included
+            agent.update(latent, step)
     assert calls == []
+    assert not [op for op in log.ops if "conv" in op]  # no conv forward (fused or not), no conv backward
+    assert any("addmm" in op for op in log.ops)  # the log does see the heads' work
     after = encoder_params(agent)
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert any(not torch.equal(v, agent.critic.q1.state_dict()[k]) for k, v in heads.items())
@@ -94,7 +110,8 @@ def test_latents_equal_the_frozen_linear_output_on_the_same_crops(filled_replay,
             h = crops  # plain NCHW convs, not the channels_last path the agent uses
             for conv in encoder.convs:
                 h = torch.relu(torch.nn.functional.conv2d(h, conv.weight, conv.bias, stride=conv.stride))
-            want = (h.flatten(1) @ encoder.fc.weight.T + encoder.fc.bias).numpy().reshape(5, 3, 50)
+            h = h.permute(0, 2, 3, 1).flatten(1)  # the Linear reads the conv map in (H, W, C) order
+            want = (h @ encoder.fc.weight.T + encoder.fc.bias).numpy().reshape(5, 3, 50)
             assert got[stream].dtype == np.dtype(dtype) and got[stream].shape == (5, 3, 50)
             np.testing.assert_allclose(got[stream], want.astype(dtype), rtol=1e-3 if dtype == "float16" else 1e-5,
                                        atol=1e-3 if dtype == "float16" else 1e-6)
