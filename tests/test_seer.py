@@ -221,3 +221,21 @@ def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_con
     config = json.loads((path / "config.json").read_text())
     assert config["seer"]["capacity_public_formula"] == frozen[0]["capacity_public_formula"] == 40  # capped: 40 steps
     assert config["seer"]["latent_bytes_per_transition"] == per
+
+
+def test_one_sweep_holds_curl_and_curl_seer_and_only_seer_reads_the_freeze_point():
+    from seer_bench.agents import AGENTS
+    from seer_bench.envs import KNOWN_TASKS
+    from seer_bench.suites import Overrides, load_suite, resolve
+
+    suite = load_suite("dmc6")
+    envs = ["cartpole-swingup", "walker-walk"]
+
+    def freeze_points(**flags):
+        specs = resolve(suite, Overrides(envs=envs, agents=["curl", "curl+seer"], **flags), AGENTS, KNOWN_TASKS)
+        assert all(s.seer is None for s in specs if s.agent == "curl")
+        return {s.env: s.seer.freeze_at for s in specs if s.agent == "curl+seer"}
+
+    assert freeze_points(scale="paper") == {"cartpole-swingup": 10_000, "walker-walk": 10_000}  # [seer.freeze_at]
+    assert freeze_points(scale="smoke") == {"cartpole-swingup": 30, "walker-walk": 30}  # the scale's own T_f
+    assert freeze_points(scale="smoke", freeze_at=35, num_copies=2) == {"cartpole-swingup": 35, "walker-walk": 35}

@@ -4,9 +4,10 @@ Read top to bottom: networks, then `CurlSac.update`, which follows the public up
 critic -> (every 2 steps) actor and temperature -> (every 2 steps) soft target update -> contrastive update.
 
 What differs from the public code is only how much is computed, never the result:
-- the conv pass on `obs` after the critic step is computed once and shared by the actor update (as a
-  detached input, as CURL's `detach_encoder=True`) and the contrastive anchor (with gradient); the public
-  code runs it three times (actor encoder, critic encoder in the actor loss, CURL anchor);
+- the conv pass on `obs` after the critic step, and the critic's Linear+LayerNorm on it, are computed once
+  and shared by the actor update (as a detached input, as CURL's `detach_encoder=True`) and the
+  contrastive anchor (with gradient); the public code runs them three times (actor encoder, critic encoder
+  in the actor loss, CURL anchor);
 - the actor's conv pass on `next_obs` for the critic target is the critic's (the weights are tied);
 - pixels are converted to float once per batch, after cropping, instead of once per encoder call, into
   buffers reused across updates;
@@ -231,15 +232,16 @@ class CurlSac:
             target_q = self._target_q(batch, actor_next, self.critic_target.encoder(batch["next_obs"]))
         metrics = {"critic_loss": self._critic_step(self.critic.encoder(batch["obs"]), batch["action"], target_q)}
 
-        # One conv pass on obs with the post-critic-step weights serves the actor and the contrastive loss.
+        # One conv pass on obs with the post-critic-step weights, and one critic head pass on it, serve the
+        # actor loss (detached: the critic's encoder gets no step from it) and the contrastive anchor. The
+        # actor step and the target update change neither, so the anchor is what CURL computes after them.
         h_obs = self.critic.encoder.conv(batch["obs"])
+        z_anchor = self.critic.encoder.head(h_obs)
         if step % cfg.actor_update_freq == 0:
-            with torch.no_grad():  # the critic's encoder head gets no step from the actor loss
-                critic_features = self.critic.encoder.head(h_obs)
-            metrics.update(self._actor_and_alpha_step(self.actor.encoder.head(h_obs.detach()), critic_features))
+            metrics.update(self._actor_and_alpha_step(self.actor.encoder.head(h_obs.detach()), z_anchor.detach()))
         if step % cfg.critic_target_update_freq == 0:
             self._soft_update_targets()
-        metrics["curl_loss"] = self._update_contrastive(h_obs, batch["pos"])
+        metrics["curl_loss"] = self._update_contrastive(z_anchor, batch["pos"])
         return metrics
 
     def _update_frozen(self, replay: LatentReplay, step: int) -> dict[str, float]:
@@ -307,8 +309,7 @@ class CurlSac:
         soft_update(self.critic.q2, self.critic_target.q2, self.cfg.critic_tau)
         soft_update(self.critic.encoder, self.critic_target.encoder, self.cfg.encoder_tau)
 
-    def _update_contrastive(self, h_anchor: torch.Tensor, pos: torch.Tensor) -> float:
-        z_a = self.critic.encoder.head(h_anchor)
+    def _update_contrastive(self, z_a: torch.Tensor, pos: torch.Tensor) -> float:
         with torch.no_grad():
             z_pos = self.critic_target.encoder(pos)
         logits = z_a @ (self.W @ z_pos.T)
