@@ -28,7 +28,11 @@ METRICS_COLUMNS = [
     "replay_size",  # transitions held now
     "replay_bytes",  # bytes of replay slots written so far (resident)
     "replay_alloc_bytes",  # bytes the replay arrays reserve (mapped lazily)
-    "rss_bytes",  # resident set size of this process
+    "rss_bytes",  # resident set size of this process, read at this row
+    "rss_peak_bytes",  # peak resident set size since the previous row (sampled about once a second)
+    "gpu_bytes",  # peak device memory of this process since the previous row (NVML); empty without a GPU
+    "gpu_alloc_bytes",  # torch's peak allocated device memory since the previous row; empty without a GPU
+    "gpu_reserved_bytes",  # torch's peak reserved (cached) device memory since the previous row
     "frozen",  # 1 once SEER has frozen the encoder and the replay holds latents, else 0
 ]
 

@@ -29,7 +29,7 @@ from seer_bench.agents import agent_config, make_agent
 from seer_bench.agents.seer import Seer, public_capacity
 from seer_bench.envs import DMCPixels
 from seer_bench.errors import ConfigError
-from seer_bench.instrument.memory import rss_bytes
+from seer_bench.instrument.memory import MemorySampler
 from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
 from seer_bench.replay import LatentReplay, PixelReplay, TransitionSpec, make_replay, replay_class
 from seer_bench.suites import RunSpec
@@ -159,6 +159,8 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
     start = time.perf_counter()
     train_episodes, updates, last_eval = 0, 0, float("nan")
 
+    memory = MemorySampler(device)
+
     def log_eval(step: int) -> None:
         nonlocal last_eval
         mean, std = evaluate(eval_env, agent, spec.eval_episodes)
@@ -167,12 +169,13 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
             "step": step, "env_steps": step * spec.action_repeat, "eval_return": mean, "eval_return_std": std,
             "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start,
             "replay_capacity": replay.capacity, "replay_size": len(replay), "replay_bytes": replay.resident_bytes,
-            "replay_alloc_bytes": replay.allocated_bytes, "rss_bytes": rss_bytes(),
+            "replay_alloc_bytes": replay.allocated_bytes, **memory.window().as_row(),
             "frozen": int(isinstance(replay, LatentReplay))})
 
     bar = tqdm(total=total, desc=spec.run_id, unit="step", position=position, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
     try:
+        memory.start()
         obs = env.reset()
         for step in range(total):
             if step % eval_every == 0:
@@ -199,6 +202,7 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
         log_eval(total)
         bar.set_postfix(eval_return=f"{last_eval:.1f}")
     finally:
+        memory.stop()
         bar.close()
         writer.close()
         env.close()

@@ -32,6 +32,8 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     assert metrics["replay_size"].tolist() == [0, 25, 50]
     assert metrics["updates"].iloc[-1] == 30  # 50 agent steps - 20 random init steps
     assert (metrics["rss_bytes"] > 0).all() and metrics["wall_s"].is_monotonic_increasing
+    assert (metrics["rss_peak_bytes"] >= 0.99 * metrics["rss_bytes"]).all()  # a peak since the last row
+    assert metrics[["gpu_bytes", "gpu_alloc_bytes", "gpu_reserved_bytes"]].isna().all().all()  # no GPU here
     assert metrics["replay_bytes"].iloc[-1] > metrics["replay_bytes"].iloc[1] > 0
     assert metrics["eval_return"].notna().all()
 
