@@ -19,7 +19,6 @@ def make(seed=0):
 def snapshot(agent):
     params = {f"{name}.{k}": v.detach().clone() for name, m in agent.modules().items()
               for k, v in m.state_dict().items()}
-    params["W"] = agent.W.detach().clone()
     params["log_alpha"] = agent.log_alpha.detach().clone()
     return params
 
@@ -51,7 +50,7 @@ def test_odd_step_updates_critic_encoder_and_contrastive_only(filled_replay):
     assert diff, "an update must change parameters"
     own = {k for k in diff if not k.startswith("actor.encoder.convs")}  # tied to the critic's convs
     prefixes = {".".join(k.split(".")[:2]) for k in own}
-    assert prefixes == {"critic.encoder", "critic.q1", "critic.q2", "W"}
+    assert prefixes == {"critic.encoder", "critic.q1", "critic.q2", "curl.W"}
     assert {k for k in diff if k.startswith("critic.encoder.convs")}  # convs train through critic + CURL
 
 
@@ -60,7 +59,7 @@ def test_even_step_also_updates_actor_temperature_and_targets(filled_replay):
     before = snapshot(agent)
     agent.update(filled_replay, step=2)
     diff = changed(before, snapshot(agent))
-    assert {"log_alpha", "W"} <= diff
+    assert {"log_alpha", "curl.W"} <= diff
     assert {k for k in diff if k.startswith("actor.trunk")}
     assert {k for k in diff if k.startswith("actor.encoder.fc")}
     assert {k for k in diff if k.startswith("critic_target.encoder")}
@@ -102,7 +101,7 @@ def reference_update(agent, batch, step):
     z_a = agent.critic.encoder(batch["obs"])
     with torch.no_grad():
         z_pos = agent.critic_target.encoder(batch["pos"])
-    logits = z_a @ (agent.W @ z_pos.T)
+    logits = z_a @ (agent.curl.W @ z_pos.T)
     logits = logits - logits.max(1, keepdim=True).values
     cpc = F.cross_entropy(logits, torch.arange(len(logits)))
     agent.encoder_opt.zero_grad()

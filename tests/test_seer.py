@@ -37,7 +37,7 @@ def frozen_agent_and_replay(filled_replay, split="fc", dtype="float32"):
 def encoder_params(agent):
     mods = {"critic": agent.critic.encoder, "actor": agent.actor.encoder, "target": agent.critic_target.encoder}
     params = {f"{m}.{k}": v.detach().clone() for m, enc in mods.items() for k, v in enc.state_dict().items()}
-    params["W"] = agent.W.detach().clone()
+    params["curl.W"] = agent.curl.W.detach().clone()
     return params
 
 

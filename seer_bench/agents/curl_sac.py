@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_init
+from seer_bench.agents.passes import Pass, Stage
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
 
 
@@ -123,6 +124,17 @@ class Critic(nn.Module):
         return self.q(self.encoder(obs), action)
 
 
+class Bilinear(nn.Module):
+    """CURL's similarity of anchors and positives, z_a W z_pos^T: (B, B) logits."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.W = nn.Parameter(torch.rand(dim, dim))
+
+    def forward(self, z_a: torch.Tensor, z_pos: torch.Tensor) -> torch.Tensor:
+        return z_a @ (self.W @ z_pos.T)
+
+
 def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
     """target <- (1 - tau) target + tau net, for the parameters that still train (frozen ones are equal)."""
     with torch.no_grad():
@@ -141,7 +153,7 @@ class CurlSac:
         self.action_dim = action_dim
         self.pad = obs_shape[-1] - cfg.image_size
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])  # replay indices, crops
-        channels = obs_shape[0]
+        channels = self.channels = obs_shape[0]
 
         def encoder() -> PixelEncoder:
             return PixelEncoder(channels, cfg.image_size, cfg.feature_dim, cfg.num_layers, cfg.num_filters)
@@ -154,11 +166,12 @@ class CurlSac:
         self.critic_target = Critic(encoder(), action_dim, cfg).to(device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
-        self.W = nn.Parameter(torch.rand(cfg.feature_dim, cfg.feature_dim, device=device))
+        self.curl = Bilinear(cfg.feature_dim).to(device)
         self.log_alpha = torch.tensor(math.log(cfg.init_temperature), device=device, requires_grad=True)
         self.target_entropy = -float(action_dim)
         self.split: str | None = None  # SEER's freeze point once frozen (see `freeze`)
         self._buffers: dict[str, torch.Tensor] = {}  # reused batch inputs (see `_batch_input`)
+        self._stages: dict[str, Stage] = {}  # views of the networks for the FLOP ledger (`update_passes`)
         self._streams: dict[str, str] = {}
 
         shared = {id(p) for p in self.critic.encoder.convs.parameters()}
@@ -170,7 +183,7 @@ class CurlSac:
         self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr, betas=(cfg.critic_beta, 0.999))
         self.alpha_opt = adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta, 0.999))
         self.encoder_opt = adam(self.critic.encoder.parameters(), lr=cfg.encoder_lr)
-        self.cpc_opt = adam([self.W, *self.critic.encoder.parameters()], lr=cfg.encoder_lr)
+        self.cpc_opt = adam([self.curl.W, *self.critic.encoder.parameters()], lr=cfg.encoder_lr)
         self._actor_trainable = actor_own  # what the actor loss differentiates (shrinks at freeze)
 
     @property
@@ -312,7 +325,7 @@ class CurlSac:
     def _update_contrastive(self, z_a: torch.Tensor, pos: torch.Tensor) -> float:
         with torch.no_grad():
             z_pos = self.critic_target.encoder(pos)
-        logits = z_a @ (self.W @ z_pos.T)
+        logits = self.curl(z_a, z_pos)
         logits = logits - logits.max(dim=1, keepdim=True).values
         loss = F.cross_entropy(logits, torch.arange(logits.shape[0], device=self.device))
         self.encoder_opt.zero_grad(set_to_none=True)
@@ -340,7 +353,7 @@ class CurlSac:
                                       self.critic_target.encoder.lower_modules(split)):
                 for p, tp in zip(online.parameters(), target.parameters()):
                     tp.copy_(p)
-        self.W.requires_grad_(False)
+        self.curl.requires_grad_(False)
         self._actor_trainable = [p for p in self._actor_trainable if p.requires_grad]
         self.split = split
         # With split "fc" each Linear differs: a critic and an actor stream. Below it the convs are shared.
@@ -375,4 +388,101 @@ class CurlSac:
         return {name: v.reshape(n, copies, -1) for name, v in out.items()}
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target}
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target, "curl": self.curl}
+
+    # --- what each call computes, for the FLOP ledger (seer_bench.agents.passes) -----------------------------
+    # Each list mirrors the code above, pass for pass; tests/test_flops.py checks the priced lists against
+    # torch's own count of a real call.
+    def _stage(self, name: str) -> Stage:
+        if name not in self._stages:
+            self._stages[name] = self._build_stage(name)
+        return self._stages[name]
+
+    def _build_stage(self, name: str) -> Stage:
+        who, part = name.split(".")
+        if who == "policy":
+            return Stage(name, self.actor.policy, trunk=self.actor.trunk)
+        if who == "curl":
+            return Stage(name, self.curl, curl=self.curl)
+        net = {"critic": self.critic, "actor": self.actor, "target": self.critic_target}[who]
+        enc, split = net.encoder, self.split
+        chains = {
+            "conv": lambda: Stage(name, enc.conv, convs=enc.convs),
+            "head": lambda: Stage(name, enc.head, head=nn.ModuleList([enc.fc, enc.ln])),
+            "fc": lambda: Stage(name, enc.fc, fc=enc.fc),
+            "ln": lambda: Stage(name, enc.ln, ln=enc.ln),
+            "q": lambda: Stage(name, net.q, q1=net.q1, q2=net.q2),
+            "lower": lambda: Stage(name, partial(enc.lower, split=split), convs=nn.ModuleList(enc.lower_modules(split))),
+            "upper_conv": lambda: Stage(name, partial(enc.upper_conv, split=split),
+                                        convs=nn.ModuleList(enc.convs[len(enc.lower_modules(split)):])),
+        }
+        return chains[part]()
+
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        b, enc = self.cfg.batch_size, self.critic.encoder
+        shapes = {"img": (b, self.channels, self.cfg.image_size, self.cfg.image_size), "h": (b, enc.fc.in_features),
+                  "feat": (b, self.cfg.feature_dim), "act": (b, self.action_dim)}
+        if self.split is not None:
+            shapes["latent"] = (b, enc.latent_dim(self.split))
+        return shapes
+
+    def _encoder_passes(self, who: str, grad: str) -> list[Pass]:
+        """`who`'s encoder on a batch: all of it on pixels; once frozen, only what runs above the split.
+
+        grad "params": its trainable layers get gradients (the critic's step); "none": no backward.
+        """
+        s = self._shapes()
+        if self.split is None:
+            conv = "critic.conv" if who == "actor" else f"{who}.conv"  # the actor's convs are the critic's
+            return [Pass(self._stage(conv), (s["img"],), grad),
+                    Pass(self._stage(f"{who}.head"), (s["h"],), grad, input_grad=grad == "params")]
+        if self.split == "fc":  # only the frozen LayerNorm runs, on stored latents: nothing to differentiate
+            return [Pass(self._stage(f"{who}.ln"), (s["latent"],))]
+        return [Pass(self._stage(f"{who}.upper_conv"), (s["latent"],), grad),
+                Pass(self._stage(f"{who}.head"), (s["h"],), grad, input_grad=grad == "params")]
+
+    def _actor_features_passes(self) -> list[Pass]:
+        """The actor's features on obs in the actor step: its encoder's head trains, its input is detached
+        (on pixels it reads the conv pass shared with the CURL anchor; above a conv split the actor's convs
+        are the critic's and get no actor gradient)."""
+        s = self._shapes()
+        if self.split == "fc":
+            return [Pass(self._stage("actor.ln"), (s["latent"],))]
+        upper = [Pass(self._stage("actor.upper_conv"), (s["latent"],))] if self.split else []
+        return [*upper, Pass(self._stage("actor.head"), (s["h"],), "params")]
+
+    def update_passes(self, step: int) -> list[Pass]:
+        """The passes `update(replay, step)` runs, in order (on pixels until `freeze`, on latents after)."""
+        s, pixels = self._shapes(), self.split is None
+        features_train = self.split != "fc"  # the critic's features carry a gradient into its encoder
+        q = (s["feat"], s["act"])
+        passes = [*self._encoder_passes("actor", "none"), Pass(self._stage("policy.pi"), (s["feat"],)),
+                  *self._encoder_passes("target", "none"), Pass(self._stage("target.q"), q),
+                  *self._encoder_passes("critic", "params"), Pass(self._stage("critic.q"), q, "params", features_train)]
+        if pixels:  # one conv and head pass on obs after the critic step, for the actor and the CURL anchor
+            passes += self._encoder_passes("critic", "params")
+        if step % self.cfg.actor_update_freq == 0:
+            if not pixels:  # the critic's features again, without gradient
+                passes += self._encoder_passes("critic", "none")
+            passes += [*self._actor_features_passes(), Pass(self._stage("policy.pi"), (s["feat"],), "params", features_train),
+                       Pass(self._stage("critic.q"), q, "inputs", True)]
+        if pixels:
+            passes += [*self._encoder_passes("target", "none"), Pass(self._stage("curl.bilinear"), (s["feat"],) * 2, "params", True)]
+        return passes
+
+    def act_passes(self) -> list[Pass]:
+        """One action: the actor's encoder on a centre crop and the policy, at batch 1."""
+        size = self.cfg.image_size
+        return [Pass(self._stage("critic.conv"), ((1, self.channels, size, size),)),
+                Pass(self._stage("actor.head"), ((1, self.critic.encoder.fc.in_features),)),
+                Pass(self._stage("policy.pi"), ((1, self.cfg.feature_dim),))]
+
+    def encode_passes(self, observations: int, copies: int) -> list[Pass]:
+        """SEER's encoding of `observations` pixel observations, `copies` crops each (priced per crop)."""
+        n, size = observations * copies, self.cfg.image_size
+        img = (1, self.channels, size, size)
+        if self.split != "fc":
+            return [Pass(self._stage("critic.lower"), (img,), count=n)]
+        h = (1, self.critic.encoder.fc.in_features)
+        return [Pass(self._stage("critic.conv"), (img,), count=n), Pass(self._stage("critic.fc"), (h,), count=n),
+                Pass(self._stage("actor.fc"), (h,), count=n)]

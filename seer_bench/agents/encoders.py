@@ -133,12 +133,14 @@ class PixelEncoder(nn.Module):
 
     def upper(self, z: torch.Tensor, split: str) -> torch.Tensor:
         """The encoder's output from stored latents `z`: only the layers above `split` run."""
-        if split == "fc":
-            return self.ln(z)
+        return self.ln(z) if split == "fc" else self.head(self.upper_conv(z, split))
+
+    def upper_conv(self, z: torch.Tensor, split: str) -> torch.Tensor:
+        """The convs above a conv split, on stored conv maps `z` (flattened in (H, W, C) order)."""
         k = self._frozen_convs(split)
         side = self._side_after(k)
         h = z.view(z.shape[0], side, side, -1).permute(0, 3, 1, 2)  # channels_last (B, C, S, S)
-        return self.head(self._convs(h, self.convs[k:]))
+        return self._convs(h, self.convs[k:])
 
     def latent_dim(self, split: str) -> int:
         k = self._frozen_convs(split)
