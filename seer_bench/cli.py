@@ -1,4 +1,4 @@
-"""Command line: `bench.py [run] --suite S ...` (default), `bench.py list`.
+"""Command line: `bench.py [run] --suite S ...` (default), `bench.py profile --suite S ...`, `bench.py list`.
 
 Every input is validated before the first run starts; bad input prints one line and exits 2.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from seer_bench.errors import ConfigError
 
-SUBCOMMANDS = ("run", "list")
+SUBCOMMANDS = ("run", "list", "profile")
 
 
 def _csv(kind: type):
@@ -31,26 +31,34 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="bench.py", description="seer-bench: return, FLOPs and memory of pixel RL agents")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    run = sub.add_parser("run", help="run a suite (the default subcommand)")
-    run.add_argument("--suite", required=True, help="suite name in suites/ or a path to a .toml file")
-    run.add_argument("--scale", help="named scale of the suite (smoke, quick, paper, ...)")
-    run.add_argument("--envs", type=_csv(str), help="comma-separated tasks, e.g. cartpole-swingup,walker-walk")
-    run.add_argument("--agents", type=_csv(str), help="comma-separated agents, e.g. curl")
-    run.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
-    run.add_argument("--steps", type=int, help="environment steps per run (agent steps x action repeat)")
-    run.add_argument("--eval-every", type=int, help="environment steps between evaluations")
-    run.add_argument("--budget-gb", type=_csv(float), help="replay memory budget(s) in GB (1e9 bytes), comma-separated")
-    run.add_argument("--replay-layout", choices=("paper", "compact"), help="pixel replay layout")
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    seer = run.add_argument_group("SEER (agents named <base>+seer; other agents ignore these)")
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    """Flags that pick runs from a suite: shared by `run` and `profile`."""
+    parser.add_argument("--suite", required=True, help="suite name in suites/ or a path to a .toml file")
+    parser.add_argument("--scale", help="named scale of the suite (smoke, quick, paper, ...)")
+    parser.add_argument("--envs", type=_csv(str), help="comma-separated tasks, e.g. cartpole-swingup,walker-walk")
+    parser.add_argument("--agents", type=_csv(str), help="comma-separated agents, e.g. curl")
+    parser.add_argument("--budget-gb", type=_csv(float), help="replay memory budget(s) in GB (1e9 bytes), comma-separated")
+    seer = parser.add_argument_group("SEER (agents named <base>+seer; other agents ignore these)")
     seer.add_argument("--freeze-at", type=int, help="T_f in agent steps for every env (default: the suite's)")
     seer.add_argument("--num-copies", type=int, help="random crops stored per observation (default 4)")
     seer.add_argument("--latent-dtype", choices=("float32", "float16"), help="storage type of latents")
     seer.add_argument("--seer-split", help="freeze point, a layer boundary: fc (default, as the paper) or convK")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bench.py", description="seer-bench: return, FLOPs and memory of pixel RL agents")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="run a suite (the default subcommand)")
+    _add_selection(run)
+    run.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
+    run.add_argument("--steps", type=int, help="environment steps per run (agent steps x action repeat)")
+    run.add_argument("--eval-every", type=int, help="environment steps between evaluations")
+    run.add_argument("--replay-layout", choices=("paper", "compact"), help="pixel replay layout")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
     run.add_argument("--out", type=Path, help="output directory (default reports/<suite>)")
+    prof = sub.add_parser("profile", help="FLOPs per update and action, bytes per transition, capacities; no training")
+    _add_selection(prof)
+    prof.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
     sub.add_parser("list", help="show suites, agents, envs and scales")
     return parser
 
@@ -72,20 +80,40 @@ def cmd_list() -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _specs(suite, args: argparse.Namespace, **flags) -> list:
+    """The suite's RunSpecs under the selection flags (and `flags`, the subcommand's own)."""
     from seer_bench.agents import AGENTS
     from seer_bench.envs import KNOWN_TASKS
+    from seer_bench.suites import Overrides, resolve
+
+    overrides = Overrides(scale=args.scale, envs=args.envs, agents=args.agents, budgets_gb=args.budget_gb,
+                          freeze_at=args.freeze_at, num_copies=args.num_copies, latent_dtype=args.latent_dtype,
+                          seer_split=args.seer_split, **{k: v for k, v in flags.items() if v is not None})
+    return resolve(suite, overrides, AGENTS, KNOWN_TASKS)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from seer_bench.profile import format_profile, profile, to_json
+    from seer_bench.runner import check_spec
+    from seer_bench.suites import load_suite
+
+    specs = _specs(load_suite(args.suite), args, seeds=1)
+    for spec in specs:
+        check_spec(spec)
+    rows = profile(specs)
+    print(to_json(rows) if args.json else format_profile(rows))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from seer_bench.executors import run_local
     from seer_bench.reports import format_summary, summary
     from seer_bench.runner import check_spec
-    from seer_bench.suites import Overrides, load_suite, resolve
+    from seer_bench.suites import load_suite
 
     suite = load_suite(args.suite)
-    overrides = Overrides(scale=args.scale, envs=args.envs, agents=args.agents, seeds=args.seeds, steps=args.steps,
-                          eval_every=args.eval_every, budgets_gb=args.budget_gb, replay_layout=args.replay_layout,
-                          device=args.device, freeze_at=args.freeze_at, num_copies=args.num_copies,
-                          latent_dtype=args.latent_dtype, seer_split=args.seer_split)
-    specs = resolve(suite, overrides, AGENTS, KNOWN_TASKS)
+    specs = _specs(suite, args, seeds=args.seeds, steps=args.steps, eval_every=args.eval_every,
+                   replay_layout=args.replay_layout, device=args.device)
     checked = set()
     for spec in specs:  # one check per distinct (agent, env, budget): seeds do not change sizes
         key = (spec.agent, spec.env, spec.budget_gb, spec.seer)
@@ -107,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "run")
     try:
         args = build_parser().parse_args(argv)
-        return cmd_list() if args.command == "list" else cmd_run(args)
+        return {"list": lambda _: cmd_list(), "profile": cmd_profile}.get(args.command, cmd_run)(args)
     except ConfigError as e:
         print(f"bench.py: error: {e}", file=sys.stderr)
         return 2

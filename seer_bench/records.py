@@ -34,6 +34,12 @@ METRICS_COLUMNS = [
     "gpu_alloc_bytes",  # torch's peak allocated device memory since the previous row; empty without a GPU
     "gpu_reserved_bytes",  # torch's peak reserved (cached) device memory since the previous row
     "frozen",  # 1 once SEER has frozen the encoder and the replay holds latents, else 0
+    "update_flops",  # FLOPs of one update in the current phase (mean over the actor-update period)
+    "cum_flops",  # training FLOPs so far, all categories (fvcore convention: 1 multiply-add = 1 FLOP)
+    "cum_flops_act",  # policy forwards for training actions
+    "cum_flops_update",  # gradient updates: forward and backward of every pass that runs
+    "cum_flops_encode",  # SEER: encoding each new transition after T_f (all crop copies)
+    "cum_flops_convert",  # SEER: the one-off conversion of the pixel replay at T_f
 ]
 
 

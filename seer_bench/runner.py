@@ -29,6 +29,7 @@ from seer_bench.agents import agent_config, make_agent
 from seer_bench.agents.seer import Seer, public_capacity
 from seer_bench.envs import DMCPixels
 from seer_bench.errors import ConfigError
+from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
 from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
 from seer_bench.replay import LatentReplay, PixelReplay, TransitionSpec, make_replay, replay_class
@@ -160,6 +161,7 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
     train_episodes, updates, last_eval = 0, 0, float("nan")
 
     memory = MemorySampler(device)
+    ledger = FlopLedger()  # training compute only: evaluation episodes measure the agent, they are not its cost
 
     def log_eval(step: int) -> None:
         nonlocal last_eval
@@ -170,7 +172,9 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
             "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start,
             "replay_capacity": replay.capacity, "replay_size": len(replay), "replay_bytes": replay.resident_bytes,
             "replay_alloc_bytes": replay.allocated_bytes, **memory.window().as_row(),
-            "frozen": int(isinstance(replay, LatentReplay))})
+            "frozen": int(isinstance(replay, LatentReplay)),
+            "update_flops": ledger.mean_price(agent.update_passes, agent.update_period), "cum_flops": ledger.total,
+            **{f"cum_flops_{c}": ledger.totals[c] for c in CATEGORIES}})
 
     bar = tqdm(total=total, desc=spec.run_id, unit="step", position=position, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
@@ -184,16 +188,21 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
             if seer is not None and step == seer.cfg.freeze_at:
                 bar.set_description(f"{spec.run_id} (converting replay)", refresh=True)
                 replay, event = seer.freeze(agent, replay, step)
+                ledger.add("convert", agent.encode_passes(2 * event["transitions_converted"], seer.cfg.num_copies))
                 append_event(path, "frozen", **event, capacity_public_formula=sizing["capacity_public_formula"])
                 bar.set_description(f"{spec.run_id} (frozen)", refresh=False)
             if step < cfg.init_steps:
                 action = rng.uniform(-1.0, 1.0, env.action_dim).astype(np.float32)
             else:
                 action = agent.act(obs, sample=True)
+                ledger.add("act", agent.act_passes())
+                ledger.add("update", agent.update_passes(step))  # the passes of the phase the update runs in
                 agent.update(replay, step)
                 updates += 1
             res = env.step(action)
             replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
+            if isinstance(replay, LatentReplay):  # SEER encodes obs and next_obs of each new transition
+                ledger.add("encode", agent.encode_passes(2, seer.cfg.num_copies))
             obs = res.obs
             if res.last:
                 train_episodes += 1
@@ -208,5 +217,6 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
         env.close()
         eval_env.close()
     wall = time.perf_counter() - start
-    append_event(path, "finished", run_id=spec.run_id, wall_s=wall, final_return=last_eval)
+    append_event(path, "finished", run_id=spec.run_id, wall_s=wall, final_return=last_eval, flops=ledger.totals,
+                 fvcore_unsupported_ops={stage: dict(ops) for stage, ops in ledger.unsupported.items()})
     return RunResult(spec.run_id, last_eval, wall)

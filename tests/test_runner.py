@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from seer_bench.records import METRICS_COLUMNS
 
@@ -36,6 +37,13 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     assert metrics[["gpu_bytes", "gpu_alloc_bytes", "gpu_reserved_bytes"]].isna().all().all()  # no GPU here
     assert metrics["replay_bytes"].iloc[-1] > metrics["replay_bytes"].iloc[1] > 0
     assert metrics["eval_return"].notna().all()
+    # FLOPs: every category adds up, counted only when a pass runs (30 updates and actions, no SEER here).
+    categories = metrics[[f"cum_flops_{c}" for c in ("act", "update", "encode", "convert")]]
+    assert (categories.sum(axis=1) == metrics["cum_flops"]).all() and metrics["cum_flops"].is_monotonic_increasing
+    assert metrics["cum_flops"].iloc[0] == 0 and (metrics[["cum_flops_encode", "cum_flops_convert"]] == 0).all().all()
+    last = metrics.iloc[-1]
+    assert last["cum_flops_update"] == pytest.approx(30 * last["update_flops"], rel=1e-12)  # 15 even + 15 odd steps
+    assert last["cum_flops_act"] / 30 == pytest.approx(44_240_992 + 50 * 1024 + 1024 * 1024 + 1024 * 2, rel=1e-4)
 
     events = [json.loads(line)["event"] for line in (run / "events.jsonl").read_text().splitlines()]
     assert events == ["started", "finished"]

@@ -206,7 +206,7 @@ def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_con
     path = tmp_path / "runs/curl+seer/cartpole-swingup/budget_0.01/seed_3"
     seer = pd.read_csv(path / "metrics.csv")
     assert seer["step"].tolist() == base["step"].tolist() == [0, 20, 40]
-    same = ["eval_return", "updates", "replay_size", "replay_bytes", "replay_capacity"]
+    same = ["eval_return", "updates", "replay_size", "replay_bytes", "replay_capacity", "cum_flops", "update_flops"]
     # Step 20 is evaluated before freezing: 10 updates in, the deterministic policies must agree exactly.
     pd.testing.assert_frame_equal(seer.loc[:1, same], base.loc[:1, same])
     assert seer["frozen"].tolist() == [0, 0, 1] and base["frozen"].tolist() == [0, 0, 0]
@@ -216,6 +216,13 @@ def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_con
     frozen = [e for e in events if e["event"] == "frozen"]
     assert len(frozen) == 1 and frozen[0]["step"] == 20 and frozen[0]["transitions_converted"] == 20
     assert frozen[0]["bytes_after"] < frozen[0]["bytes_before"] == 20 * 180_012
+    # FLOPs after T_f: the conversion (20 transitions x obs and next_obs x 2 copies, one encoder pass each) and
+    # cheaper updates; the baseline never encodes.
+    last, base_last = seer.iloc[-1], base.iloc[-1]
+    per_crop = (last["cum_flops_convert"]) / (20 * 2 * 2)
+    assert per_crop == pytest.approx(44_240_992 + 1_960_000, rel=1e-4)  # convs + the critic's and actor's Linear
+    assert last["cum_flops_encode"] == pytest.approx(20 * 2 * 2 * per_crop, rel=1e-9)  # 20 adds after T_f
+    assert last["update_flops"] < 0.1 * base_last["update_flops"] and base_last["cum_flops_encode"] == 0
     per = 2 * 2 * 2 * 50 * 4 + 12  # critic + actor, obs + next_obs, 2 copies, 50 floats; action, reward, not_done
     assert frozen[0]["capacity_after"] == 10_000_000 // per == seer["replay_capacity"].iloc[-1]
     config = json.loads((path / "config.json").read_text())

@@ -172,6 +172,8 @@ class CurlSac:
         self.split: str | None = None  # SEER's freeze point once frozen (see `freeze`)
         self._buffers: dict[str, torch.Tensor] = {}  # reused batch inputs (see `_batch_input`)
         self._stages: dict[str, Stage] = {}  # views of the networks for the FLOP ledger (`update_passes`)
+        self.update_period = cfg.actor_update_freq  # `update_passes(step)` repeats with this period
+        self._pass_lists: dict[tuple, tuple[Pass, ...]] = {}
         self._streams: dict[str, str] = {}
 
         shared = {id(p) for p in self.critic.encoder.convs.parameters()}
@@ -451,8 +453,18 @@ class CurlSac:
         upper = [Pass(self._stage("actor.upper_conv"), (s["latent"],))] if self.split else []
         return [*upper, Pass(self._stage("actor.head"), (s["h"],), "params")]
 
-    def update_passes(self, step: int) -> list[Pass]:
+    def _cached(self, key: tuple, build) -> tuple[Pass, ...]:
+        """One tuple per key: the ledger prices a tuple once, and the lists only change when `freeze` does."""
+        key = (self.split, *key)
+        if key not in self._pass_lists:
+            self._pass_lists[key] = tuple(build())
+        return self._pass_lists[key]
+
+    def update_passes(self, step: int) -> tuple[Pass, ...]:
         """The passes `update(replay, step)` runs, in order (on pixels until `freeze`, on latents after)."""
+        return self._cached(("update", step % self.update_period), lambda: self._update_passes(step))
+
+    def _update_passes(self, step: int) -> list[Pass]:
         s, pixels = self._shapes(), self.split is None
         features_train = self.split != "fc"  # the critic's features carry a gradient into its encoder
         q = (s["feat"], s["act"])
@@ -470,15 +482,21 @@ class CurlSac:
             passes += [*self._encoder_passes("target", "none"), Pass(self._stage("curl.bilinear"), (s["feat"],) * 2, "params", True)]
         return passes
 
-    def act_passes(self) -> list[Pass]:
+    def act_passes(self) -> tuple[Pass, ...]:
         """One action: the actor's encoder on a centre crop and the policy, at batch 1."""
+        return self._cached(("act",), self._act_passes)
+
+    def _act_passes(self) -> list[Pass]:
         size = self.cfg.image_size
         return [Pass(self._stage("critic.conv"), ((1, self.channels, size, size),)),
                 Pass(self._stage("actor.head"), ((1, self.critic.encoder.fc.in_features),)),
                 Pass(self._stage("policy.pi"), ((1, self.cfg.feature_dim),))]
 
-    def encode_passes(self, observations: int, copies: int) -> list[Pass]:
+    def encode_passes(self, observations: int, copies: int) -> tuple[Pass, ...]:
         """SEER's encoding of `observations` pixel observations, `copies` crops each (priced per crop)."""
+        return self._cached(("encode", observations, copies), lambda: self._encode_passes(observations, copies))
+
+    def _encode_passes(self, observations: int, copies: int) -> list[Pass]:
         n, size = observations * copies, self.cfg.image_size
         img = (1, self.channels, size, size)
         if self.split != "fc":

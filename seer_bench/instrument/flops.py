@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import Counter
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from fvcore.nn import FlopCountAnalysis
@@ -51,6 +51,7 @@ class FlopLedger:
         self.unsupported: dict[str, Counter] = {}
         self._forward: dict[tuple, dict[str, int]] = {}
         self._priced: dict[tuple, int] = {}
+        self._tuples: dict[int, tuple[tuple[Pass, ...], int]] = {}  # id -> (the tuple, kept alive; its FLOPs)
 
     @property
     def total(self) -> int:
@@ -62,8 +63,19 @@ class FlopLedger:
         self.totals[category] += flops
         return flops
 
+    def mean_price(self, passes_at: Callable[[int], Iterable[Pass]], period: int) -> float:
+        """Mean FLOPs per update over one period of the update's pass lists (e.g. actor every 2nd step)."""
+        return sum(self.price(passes_at(step)) for step in range(period)) / period
+
     def price(self, passes: Iterable[Pass]) -> int:
-        return sum(self.pass_flops(p) for p in passes)
+        """FLOPs of `passes`. A tuple is priced once and remembered by identity: agents hand out the same
+        tuple for the same phase (seer_bench.agents.curl_sac `_cached`), so a step costs a dict lookup."""
+        if not isinstance(passes, tuple):
+            return sum(self.pass_flops(p) for p in passes)
+        hit = self._tuples.get(id(passes))
+        if hit is None or hit[0] is not passes:
+            hit = self._tuples[id(passes)] = (passes, sum(self.pass_flops(p) for p in passes))
+        return hit[1]
 
     def pass_flops(self, p: Pass) -> int:
         trainable = tuple(q.requires_grad for q in p.stage.parameters())

@@ -1,0 +1,49 @@
+"""`bench.py profile`: FLOPs, bytes and capacities per agent and phase, checked against arithmetic."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seer_bench.cli import main
+
+
+def test_profile_json_rows_for_curl_and_curl_seer(capsys):
+    code = main(["profile", "--suite", "dmc6", "--envs", "cartpole-swingup", "--budget-gb", "0.6", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0
+    keys = {"agent", "env", "phase", "layout", "update_flops", "act_flops", "bytes_per_transition", "capacity"}
+    assert all(keys <= set(r) for r in rows)
+    by = {(r["agent"], r["phase"], r["layout"]): r for r in rows}
+    assert set(by) == {("curl", "pixels", "paper"), ("curl", "pixels", "compact"), ("curl+seer", "pixels", "paper"),
+                       ("curl+seer", "pixels", "compact"), ("curl+seer", "frozen", "latent")}
+
+    # Bytes: numpy's itemsizes times the shapes the replay arrays have (cartpole: 9x100x100 uint8, 1 action).
+    scalars = np.dtype(np.float32).itemsize * 3  # action (1), reward, not_done
+    paper = 2 * 9 * 100 * 100 * np.dtype(np.uint8).itemsize + scalars
+    latent = 2 * 2 * 4 * 50 * np.dtype(np.float32).itemsize + scalars  # critic+actor, obs+next, 4 copies
+    assert by["curl", "pixels", "paper"]["bytes_per_transition"] == paper == 180_012
+    assert by["curl+seer", "frozen", "latent"]["bytes_per_transition"] == latent == 3_212
+    assert by["curl", "pixels", "paper"]["capacity"] == 600_000_000 // paper
+    assert by["curl+seer", "frozen", "latent"]["capacity"] == 600_000_000 // latent
+    assert by["curl", "pixels", "compact"]["capacity"] > 5 * by["curl", "pixels", "paper"]["capacity"]
+
+    # Acting: the encoder (44.24 M multiply-adds) and the policy MLP 50 -> 1024 -> 1024 -> 2, at batch 1.
+    act = 44_240_992 + 50 * 1024 + 1024 * 1024 + 1024 * 2
+    assert by["curl", "pixels", "paper"]["act_flops"] == pytest.approx(act, rel=1e-4)
+    # Before T_f curl+seer is curl; after it an update skips every conv: a small fraction of the FLOPs.
+    assert by["curl+seer", "pixels", "paper"]["update_flops"] == by["curl", "pixels", "paper"]["update_flops"]
+    assert by["curl+seer", "frozen", "latent"]["update_flops"] < 0.05 * by["curl", "pixels", "paper"]["update_flops"]
+
+
+def test_profile_table_has_units_and_ratios(capsys):
+    code = main(["profile", "--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--agents", "curl+seer"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for text in ("update GFLOP", "act MFLOP", "bytes/transition", "after T_f an update costs", "x the transitions"):
+        assert text in out
+
+
+def test_profile_rejects_bad_input_before_any_work(capsys):
+    assert main(["profile", "--suite", "dmc6", "--envs", "cartpole-jump"]) == 2
+    assert "unknown env 'cartpole-jump'" in capsys.readouterr().err
