@@ -37,8 +37,9 @@ def main() -> int:
     runs = sorted((args.out / "runs" / args.agent / args.env).glob(f"budget_*/seed_{args.seed}"))
     metrics = pd.read_csv(runs[-1] / "metrics.csv")
     print(f"\n{args.agent} on {args.env}, quick scale, seed {args.seed} ({runs[-1]})")
-    print(metrics[["step", "env_steps", "eval_return", "eval_return_std", "updates", "wall_s", "replay_capacity",
-                   "replay_size", "frozen"]].to_string(index=False))
+    metrics["cum_gflop"] = metrics["cum_flops"] / 1e9
+    print(metrics[["step", "env_steps", "eval_return", "eval_return_std", "updates", "wall_s", "cum_gflop",
+                   "replay_capacity", "replay_size", "frozen"]].to_string(index=False))
     final, peak = float(metrics["eval_return"].iloc[-1]), float(metrics["eval_return"].max())
     peak_at = int(metrics.loc[metrics["eval_return"].idxmax(), "env_steps"])
     verdict = "PASS" if peak >= args.min_return else "FAIL"
