@@ -100,8 +100,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     specs = _specs(load_suite(args.suite), args, seeds=1)
     for spec in specs:
         check_spec(spec)
-    rows = profile(specs)
-    print(to_json(rows) if args.json else format_profile(rows))
+    rows, unsupported = profile(specs)
+    print(to_json(rows) if args.json else format_profile(rows, unsupported))
     return 0
 
 

@@ -21,9 +21,11 @@ from seer_bench.runner import transition_spec
 from seer_bench.suites import RunSpec
 
 
-def profile(specs: list[RunSpec]) -> list[dict[str, Any]]:
-    """One row per agent x env x budget x phase (x pixel layout in the pixels phase)."""
+def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+    """One row per agent x env x budget x phase (x pixel layout in the pixels phase), and the operators fvcore
+    did not count, per network stage."""
     rows, seen = [], set()
+    ledger = FlopLedger()  # one ledger: its list of operators fvcore does not count covers every agent
     for spec in specs:
         key = (spec.agent, spec.env, spec.budget_gb)
         if key in seen:
@@ -34,7 +36,6 @@ def profile(specs: list[RunSpec]) -> list[dict[str, Any]]:
         tspec = transition_spec(env)
         agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0)
         env.close()
-        ledger = FlopLedger()
         base = {"agent": spec.agent, "env": spec.env, "budget_gb": spec.budget_gb,
                 "act_flops": ledger.price(agent.act_passes())}
         update = ledger.mean_price(agent.update_passes, agent.update_period)
@@ -50,10 +51,10 @@ def profile(specs: list[RunSpec]) -> list[dict[str, Any]]:
             rows.append({**base, "phase": "frozen", "layout": "latent",
                          "update_flops": ledger.mean_price(agent.update_passes, agent.update_period),
                          "capacity": capacity, "bytes_per_transition": LatentReplay.total_bytes(latent_spec, 1)})
-    return rows
+    return rows, {stage: dict(ops) for stage, ops in ledger.unsupported.items()}
 
 
-def format_profile(rows: list[dict[str, Any]]) -> str:
+def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, int]]) -> str:
     """A table with units, then SEER's ratios: frozen against pixels (which is the baseline agent's)."""
     lines = [f"{'agent':<12} {'env':<20} {'budget':>7} {'phase':<7} {'layout':<8} {'update GFLOP':>13} "
              f"{'act MFLOP':>10} {'bytes/transition':>17} {'capacity':>10}"]
@@ -73,6 +74,8 @@ def format_profile(rows: list[dict[str, Any]]) -> str:
                       f"({r['capacity'] / pixels['compact']['capacity']:.1f}x compact)")
     notes = ["FLOPs: fvcore convention, 1 multiply-add = 1 FLOP; update = forward + backward of every pass that "
              "runs, mean over the actor-update period; act = one policy forward at batch 1."]
+    for stage, ops in unsupported.items():
+        notes.append(f"not counted by fvcore in {stage}: " + ", ".join(f"{op} x{n}" for op, n in sorted(ops.items())))
     return "\n".join([*lines, "", *ratios, *notes])
 
 

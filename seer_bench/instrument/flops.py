@@ -15,7 +15,7 @@ weight, CURL's z_a W z_pos^T, is priced as one layer at 2x; exactly it costs 2x 
 for W z_pos^T, so the ledger counts F*F*B extra per contrastive update (320 k at batch 128, 6e-6 of it).
 
 fvcore's warnings about operators it does not count (elementwise ops, sampling) are collected per stage in
-`unsupported` and can be listed once, instead of being printed at every trace.
+`unsupported` (operator -> calls in one forward) and listed once, instead of being printed at every trace.
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ class FlopLedger:
                     self._forward[key] = dict(analysis.by_module())
                 finally:
                     fvcore_log.setLevel(level)
-            if analysis.unsupported_ops():
-                self.unsupported.setdefault(stage.name, Counter()).update(analysis.unsupported_ops())
+            seen = self.unsupported.setdefault(stage.name, Counter()) if analysis.unsupported_ops() else Counter()
+            for op, n in analysis.unsupported_ops().items():  # per forward: the most any trace of it ran
+                seen[op] = max(seen[op], n)
         return self._forward[key]
