@@ -1,5 +1,6 @@
 """What the instrumentation costs: wall time per training step with the FLOP ledger and the memory sampler
-on, and with both off, alternating in blocks in one process (a drifting machine slows both alike).
+on, and with both off, alternating in blocks in one process, in ABBA order (a machine whose speed drifts
+slows both alike).
 
 A step here is what the runner does per agent step once updates start: choose an action, run one update,
 and, with instrumentation, record the act and update passes in the ledger while the sampler thread reads
@@ -50,14 +51,14 @@ def timed_blocks(agent: CurlSac, replay, obs: np.ndarray, blocks: int, block: in
     with MemorySampler(device):  # warm-up: pays fvcore's one-off tracing, as a run's first step does
         run(True, 2)
     run(False, 2)
-    for b in range(2 * blocks):
-        mode = "on" if b % 2 == 0 else "off"
-        if mode == "on":
-            with MemorySampler(device):
-                totals[mode] += run(True, block)
-        else:
-            totals[mode] += run(False, block)
-        counts[mode] += block
+    for b in range(blocks):
+        for mode in ("on", "off") if b % 2 == 0 else ("off", "on"):  # ABBA: a linear drift cancels
+            if mode == "on":
+                with MemorySampler(device):
+                    totals[mode] += run(True, block)
+            else:
+                totals[mode] += run(False, block)
+            counts[mode] += block
     return {mode: totals[mode] / counts[mode] for mode in totals}
 
 
@@ -76,7 +77,7 @@ def bookkeeping_seconds(agent: CurlSac, n: int = 2000) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--blocks", type=int, default=6, help="blocks per mode")
+    parser.add_argument("--blocks", type=int, default=8, help="blocks per mode")
     parser.add_argument("--block", type=int, default=4, help="steps per block (even: both update parities)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
