@@ -71,6 +71,8 @@ class PublicCurl:
         self.W = nn.Parameter(torch.rand(cfg.feature_dim, cfg.feature_dim, device=device))
         self.log_alpha = torch.tensor(np.log(cfg.init_temperature), device=device, requires_grad=True)
         self.target_entropy = -float(action_dim)
+        # Per-tensor Adam, as the torch of the public code (2021) ran it; on a GPU a current torch would pick
+        # foreach Adam for the public code, so GPU speed-ups against this baseline are upper bounds.
         adam = lambda params, lr, beta=0.9: torch.optim.Adam(params, lr=lr, betas=(beta, 0.999), foreach=False)  # noqa: E731
         shared = {id(p) for p in self.critic.encoder.convs.parameters()}
         self.actor_opt = adam([p for p in self.actor.parameters() if id(p) not in shared], cfg.actor_lr)

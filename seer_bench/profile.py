@@ -27,7 +27,7 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
     rows, seen = [], set()
     ledger = FlopLedger()  # one ledger: its list of operators fvcore does not count covers every agent
     for spec in specs:
-        key = (spec.agent, spec.env, spec.budget_gb)
+        key = (spec.agent, spec.env, spec.budget_gb, spec.seer, repr(spec.agent_overrides))
         if key in seen:
             continue
         seen.add(key)

@@ -26,7 +26,8 @@ def summary(out: Path) -> pd.DataFrame:
             "wall_s": float(last["wall_s"]) if last is not None else np.nan,
             "replay_capacity": cfg["replay"]["capacity"],
             "peak_replay_bytes": metrics["replay_bytes"].max() if len(metrics) else np.nan,
-            "peak_rss_bytes": metrics["rss_peak_bytes"].max() if len(metrics) else np.nan,
+            # rss_peak_bytes since the memory sampler; runs recorded before it have rss_bytes only
+            "peak_rss_bytes": metrics.get("rss_peak_bytes", metrics["rss_bytes"]).max() if len(metrics) else np.nan,
         })
     if not rows:
         return pd.DataFrame()

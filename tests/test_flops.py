@@ -38,7 +38,7 @@ def test_encoder_forward_at_batch_1_matches_the_layer_arithmetic():
     assert FlopLedger().price(encoder_passes) == pytest.approx(convs + linear, rel=1e-3)
 
 
-@pytest.mark.parametrize("split", [None, "fc", "conv2"])
+@pytest.mark.parametrize("split", [None, "fc", "conv2", "conv4"])
 @pytest.mark.parametrize("step", [0, 1])  # the actor and the target update on even steps only
 def test_update_ledger_equals_torch_counter(filled_replay, split, step):
     agent = make()
@@ -53,7 +53,7 @@ def test_update_ledger_equals_torch_counter(filled_replay, split, step):
     assert ledger == pytest.approx(measured, rel=1e-3), (ledger, measured)
 
 
-@pytest.mark.parametrize("split", ["fc", "conv2"])
+@pytest.mark.parametrize("split", ["fc", "conv2", "conv4"])
 def test_act_and_encode_ledgers_equal_torch_counter(filled_replay, split):
     agent = make()
     obs = np.random.default_rng(0).integers(0, 256, (9, 100, 100), dtype=np.uint8)

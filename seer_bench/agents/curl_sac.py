@@ -171,7 +171,7 @@ class CurlSac:
         self.target_entropy = -float(action_dim)
         self.split: str | None = None  # SEER's freeze point once frozen (see `freeze`)
         self._buffers: dict[str, torch.Tensor] = {}  # reused batch inputs (see `_batch_input`)
-        self._stages: dict[str, Stage] = {}  # views of the networks for the FLOP ledger (`update_passes`)
+        self._stages: dict[tuple, Stage] = {}  # views of the networks for the FLOP ledger (`update_passes`)
         self.update_period = cfg.actor_update_freq  # `update_passes(step)` repeats with this period
         self._pass_lists: dict[tuple, tuple[Pass, ...]] = {}
         self._streams: dict[str, str] = {}
@@ -396,9 +396,10 @@ class CurlSac:
     # Each list mirrors the code above, pass for pass; tests/test_flops.py checks the priced lists against
     # torch's own count of a real call.
     def _stage(self, name: str) -> Stage:
-        if name not in self._stages:
-            self._stages[name] = self._build_stage(name)
-        return self._stages[name]
+        key = (self.split, name)  # `lower` and `upper_conv` depend on the split
+        if key not in self._stages:
+            self._stages[key] = self._build_stage(name)
+        return self._stages[key]
 
     def _build_stage(self, name: str) -> Stage:
         who, part = name.split(".")
@@ -440,8 +441,13 @@ class CurlSac:
                     Pass(self._stage(f"{who}.head"), (s["h"],), grad, input_grad=grad == "params")]
         if self.split == "fc":  # only the frozen LayerNorm runs, on stored latents: nothing to differentiate
             return [Pass(self._stage(f"{who}.ln"), (s["latent"],))]
+        if not self._convs_above_split():  # split after the last conv: the head reads the stored maps
+            return [Pass(self._stage(f"{who}.head"), (s["h"],), grad)]
         return [Pass(self._stage(f"{who}.upper_conv"), (s["latent"],), grad),
                 Pass(self._stage(f"{who}.head"), (s["h"],), grad, input_grad=grad == "params")]
+
+    def _convs_above_split(self) -> int:
+        return len(self.critic.encoder.convs) - len(self.critic.encoder.lower_modules(self.split))
 
     def _actor_features_passes(self) -> list[Pass]:
         """The actor's features on obs in the actor step: its encoder's head trains, its input is detached
@@ -450,7 +456,7 @@ class CurlSac:
         s = self._shapes()
         if self.split == "fc":
             return [Pass(self._stage("actor.ln"), (s["latent"],))]
-        upper = [Pass(self._stage("actor.upper_conv"), (s["latent"],))] if self.split else []
+        upper = [Pass(self._stage("actor.upper_conv"), (s["latent"],))] if self.split and self._convs_above_split() else []
         return [*upper, Pass(self._stage("actor.head"), (s["h"],), "params")]
 
     def _cached(self, key: tuple, build) -> tuple[Pass, ...]:

@@ -23,7 +23,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import conv_flop_count, register_flop_formula
 
-_FUSED = torch.ops.mkldnn._convolution_pointwise
+try:  # oneDNN's conv with a fused post-op; absent from torch builds without mkldnn
+    _FUSED = torch.ops.mkldnn._convolution_pointwise
+except (AttributeError, RuntimeError):
+    _FUSED = None
 
 
 class _ConvReLU(torch.autograd.Function):
@@ -48,15 +51,22 @@ class _ConvReLU(torch.autograd.Function):
         return gx, gw, gb, None
 
 
-@register_flop_formula(_FUSED)
 def _fused_conv_flop(x_shape, w_shape, _bias, _padding, _stride, _dilation, *args, out_shape=None, **kwargs) -> int:
     """torch's FlopCounterMode must see the fused op's cost: that of the conv (the ReLU costs no flops)."""
     return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
 
 
+if _FUSED is not None:
+    register_flop_formula(_FUSED)(_fused_conv_flop)
+
+
 def conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """relu(conv(x)): fused on CPU; the plain pair on other devices and while tracing (fvcore sees aten ops)."""
-    if x.device.type == "cpu" and torch.backends.mkldnn.is_available() and not torch.jit.is_tracing():
+    """relu(conv(x)): fused on CPU; the plain pair on other devices and while tracing (fvcore sees aten ops).
+
+    The fused path handles this encoder's convs only: no padding, no dilation, one group, square stride."""
+    if x.device.type == "cpu" and _FUSED is not None and torch.backends.mkldnn.is_available() \
+            and not torch.jit.is_tracing():
+        assert conv.padding == (0, 0) and conv.dilation == (1, 1) and conv.groups == 1 and len(set(conv.stride)) == 1
         return _ConvReLU.apply(x, conv.weight, conv.bias, conv.stride[0])
     return torch.relu(conv(x))
 

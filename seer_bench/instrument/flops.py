@@ -69,7 +69,9 @@ class FlopLedger:
 
     def price(self, passes: Iterable[Pass]) -> int:
         """FLOPs of `passes`. A tuple is priced once and remembered by identity: agents hand out the same
-        tuple for the same phase (seer_bench.agents.curl_sac `_cached`), so a step costs a dict lookup."""
+        tuple for the same phase (seer_bench.agents.curl_sac `_cached`), so a step costs a dict lookup.
+        The contract: an agent hands out a new tuple whenever what prices its passes changes (which layers
+        train, i.e. its freeze state); a list is always priced afresh."""
         if not isinstance(passes, tuple):
             return sum(self.pass_flops(p) for p in passes)
         hit = self._tuples.get(id(passes))
@@ -79,7 +81,7 @@ class FlopLedger:
 
     def pass_flops(self, p: Pass) -> int:
         trainable = tuple(q.requires_grad for q in p.stage.parameters())
-        key = (id(p.stage), p.shapes, p.grad, p.input_grad, trainable)
+        key = (p.stage, p.shapes, p.grad, p.input_grad, trainable)  # the stage itself: kept alive, never an id reused
         if key not in self._priced:
             self._priced[key] = self._forward_and_backward(p)
         return self._priced[key] * p.count
@@ -109,9 +111,9 @@ class FlopLedger:
         Tracing runs the real forward once; the global RNG is restored afterwards so a counted run draws
         the same random numbers as an uncounted one.
         """
-        key = (id(stage), shapes)
+        key = (stage, shapes)
         if key not in self._forward:
-            device = next(stage.parameters()).device
+            device = next(stage.parameters(), torch.empty(0)).device
             inputs = tuple(torch.zeros(s, device=device) for s in shapes)
             fvcore_log = logging.getLogger("fvcore")
             level = fvcore_log.level
