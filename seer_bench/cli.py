@@ -83,13 +83,13 @@ def cmd_list() -> int:
 def _specs(suite, args: argparse.Namespace, **flags) -> list:
     """The suite's RunSpecs under the selection flags (and `flags`, the subcommand's own)."""
     from seer_bench.agents import AGENTS
-    from seer_bench.envs import KNOWN_TASKS
+    from seer_bench.envs import KNOWN_ENVS
     from seer_bench.suites import Overrides, resolve
 
     overrides = Overrides(scale=args.scale, envs=args.envs, agents=args.agents, budgets_gb=args.budget_gb,
                           freeze_at=args.freeze_at, num_copies=args.num_copies, latent_dtype=args.latent_dtype,
                           seer_split=args.seer_split, **{k: v for k, v in flags.items() if v is not None})
-    return resolve(suite, overrides, AGENTS, KNOWN_TASKS)
+    return resolve(suite, overrides, AGENTS, KNOWN_ENVS)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:

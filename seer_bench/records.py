@@ -21,6 +21,7 @@ METRICS_COLUMNS = [
     "env_steps",  # agent steps x action repeat
     "eval_return",  # mean return of the evaluation episodes (deterministic policy)
     "eval_return_std",
+    "hns",  # Atari: human-normalized score of eval_return, (score - random) / (human - random); else empty
     "train_episodes",
     "updates",
     "wall_s",  # seconds since the run started, evaluation included

@@ -40,10 +40,11 @@ LAYOUTS = ("paper", "compact")
 class TransitionSpec:
     """What one transition holds; `episode_steps` (agent steps) sizes the compact layout's frame ring."""
 
-    obs_shape: tuple[int, int, int]  # (3 * frame_stack, H, W)
-    action_dim: int
+    obs_shape: tuple[int, int, int]  # (channels per frame * frame_stack, H, W)
+    action_dim: int  # number of actions when `discrete`, else the action vector's length
     frame_stack: int = 3
     episode_steps: int = 1000
+    discrete: bool = False  # integer actions (Atari), stored as one int32
 
     @property
     def frame_shape(self) -> tuple[int, int, int]:
@@ -92,9 +93,12 @@ def _ring_segments(start: int, stop: int, size: int) -> list[tuple[int, int]]:
     return [(first, size), (0, first + n - size)]
 
 
-def _scalar_fields(spec: TransitionSpec) -> dict[str, tuple[tuple[int, ...], type]]:
-    """Per-transition fields shared by both layouts, with CURL's dtypes."""
-    return {"action": ((spec.action_dim,), np.float32), "reward": ((), np.float32), "not_done": ((), np.float32)}
+def _scalar_fields(spec: "TransitionSpec | LatentSpec") -> dict[str, tuple[tuple[int, ...], type]]:
+    """Per-transition fields shared by every layout: CURL's dtypes, an int32 action when actions are
+    discrete, and `last` (the episode ended here, by termination or time limit), which multi-step returns
+    and the compact latent layout need to find episode ends."""
+    action = ((), np.int32) if spec.discrete else ((spec.action_dim,), np.float32)
+    return {"action": action, "reward": ((), np.float32), "not_done": ((), np.float32), "last": ((), np.uint8)}
 
 
 class RingReplay:
@@ -172,15 +176,42 @@ class RingReplay:
         self._scalars["action"][slot] = action
         self._scalars["reward"][slot] = reward
         self._scalars["not_done"][slot] = 0.0 if terminal else 1.0
+        self._scalars["last"][slot] = last
         self.head += 1
 
     def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
         raise NotImplementedError
 
     # --- reading ----------------------------------------------------------------------------------------
-    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        """Absolute indices of `batch_size` live transitions, uniformly with replacement (as CURL)."""
-        return rng.integers(self.tail, self.head, size=batch_size)
+    def sample_indices(self, batch_size: int, rng: np.random.Generator, horizon: int = 1) -> np.ndarray:
+        """Absolute indices of `batch_size` live transitions, uniformly with replacement (as CURL).
+
+        `horizon` n > 1 leaves out the newest n - 1 transitions, whose n-step window is not written yet
+        (as Kaixhin's Rainbow, which data-efficient Rainbow and SEER's Atari code use).
+        """
+        if self.head - horizon + 1 <= self.tail:
+            raise ValueError(f"cannot sample: {len(self)} transitions held, a {horizon}-step window needs {horizon}")
+        return rng.integers(self.tail, self.head - horizon + 1, size=batch_size)
+
+    def n_step(self, idx: np.ndarray, n: int, discount: float) -> dict[str, np.ndarray]:
+        """Multi-step targets from each transition in `idx`, truncated at the end of its episode.
+
+        Returns `return` (sum of discount^j r_{t+j} over the m <= n steps up to and including the first
+        transition marked `last`), `end` (absolute index t + m - 1: its next observation is the bootstrap
+        state) and `discount` (discount^m, or 0 when the episode terminated inside the window).
+        """
+        if np.any(idx + n > self.head) or np.any(idx < self.tail):
+            raise ValueError(f"an {n}-step window leaves the live transitions [{self.tail}, {self.head})")
+        slots = (idx[:, None] + np.arange(n)) % self.capacity
+        last = self._scalars["last"][slots].astype(bool)
+        alive = np.cumsum(last, axis=1) - last == 0  # no episode end before step j
+        steps = alive.sum(axis=1)
+        powers = discount ** np.arange(n + 1, dtype=np.float64)
+        ret = (self._scalars["reward"][slots] * alive * powers[:n]).sum(axis=1)
+        end = idx + steps - 1
+        not_done = self._scalars["not_done"][end % self.capacity]
+        return {"return": ret.astype(np.float32), "end": end,
+                "discount": (powers[steps] * not_done).astype(np.float32)}
 
     def scalars(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         slots = idx % self.capacity
@@ -328,7 +359,7 @@ class CompactReplay(PixelReplay):
 
     def _release(self, start: int, stop: int) -> None:
         # Frames older than the oldest frame of the first transition kept are no longer needed.
-        keep_from = self._newest[stop % self.capacity] - self.spec.frame_stack if stop < self.head else self._frame_head
+        keep_from = int(self._newest[stop % self.capacity]) - self.spec.frame_stack if stop < self.head else self._frame_head
         lo = max(self._frames_freed_to, self._frame_head - self.frame_capacity)
         if keep_from > lo:
             for a, b in _ring_segments(lo, keep_from, self.frame_capacity):
@@ -349,6 +380,8 @@ class LatentSpec:
     copies: int
     action_dim: int
     dtype: str = "float32"
+    discrete: bool = False
+    episode_steps: int = 1000  # sizes the compact layout's state ring, as TransitionSpec does for frames
 
     def __post_init__(self) -> None:
         if self.dtype not in LATENT_DTYPES:
@@ -362,41 +395,31 @@ Encoder = Callable[[np.ndarray], dict[str, np.ndarray]]  # uint8 (N, C, H, W) ->
 
 
 class LatentReplay(RingReplay):
-    """SEER's buffer: latents of obs and next_obs per stream and crop copy, plus the scalar fields.
+    """SEER's buffer: latents per stream and crop copy instead of pixels, plus the scalar fields.
 
     `add` takes pixels like a pixel replay and encodes them with `encode` (the frozen lower layers), so the
     training loop does not change at T_f. `fill_from` converts a pixel replay once, oldest first, in chunks
     of `chunk` transitions: each chunk is encoded, its pixel rows are released, then its latents written,
     so the two buffers together never hold more than the pixel buffer held (when latents are smaller) or
-    than this buffer's own budget (when they are not).
-    """
+    than this buffer's own budget (when they are not). `encoded` counts the observations encoded so far
+    (each of `copies` crops), which is what the FLOP ledger charges.
 
-    layout = "latent"
+    Two layouts, like the pixel replays: `PaperLatentReplay` stores obs and next_obs latents per transition
+    (the public DMC code); `CompactLatentReplay` stores each state's latent once (the public Atari code).
+    """
 
     def __init__(self, spec: LatentSpec, capacity: int, encode: Encoder) -> None:
         super().__init__(spec, capacity)
         self.encode = encode
-        shape = (capacity, spec.copies)
-        self._latents = {(name, nxt): lazy_array((*shape, dim), np.dtype(spec.dtype))
-                         for name, dim in spec.streams for nxt in (False, True)}
+        self.encoded = 0
 
-    @classmethod
-    def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
-        return sum(2 * _nbytes(capacity, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams)
-
-    def _data_resident_bytes(self) -> int:
-        return self._data_bytes(self.spec, self._resident_rows())
-
-    def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
-        encoded = self.encode(np.stack([obs, next_obs]))
-        for name, _ in self.spec.streams:
-            self._latents[name, False][slot] = encoded[name][0]
-            self._latents[name, True][slot] = encoded[name][1]
+    def _encode(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        self.encoded += len(pixels)
+        return self.encode(pixels)
 
     def latents(self, idx: np.ndarray, copy: np.ndarray, next_obs: bool) -> dict[str, np.ndarray]:
         """{stream: (B, dim)}: copy `copy[i]` of transition `idx[i]`, the same pick for every stream."""
-        slots = idx % self.capacity
-        return {name: self._latents[name, next_obs][slots, copy] for name, _ in self.spec.streams}
+        raise NotImplementedError
 
     def fill_from(self, pixels: PixelReplay, chunk: int,
                   on_chunk: Callable[[int], None] | None = None) -> int:
@@ -409,17 +432,13 @@ class LatentReplay(RingReplay):
             raise ValueError("fill_from needs an empty latent replay")
         pixels.release_before(pixels.head - self.capacity)  # transitions that would not fit are dropped first
         converted = 0
-        size = pixels.spec.obs_shape[-1]
         while len(pixels):
             idx = np.arange(pixels.tail, min(pixels.tail + chunk, pixels.head))
-            corners = np.zeros((len(idx), 2), np.int64)
-            encoded = self.encode(np.concatenate([pixels.obs(idx, corners, size), pixels.next_obs(idx, corners, size)]))
             scalars = pixels.scalars(idx)
+            encoded = self._encode_chunk(pixels, idx, scalars["last"])
             pixels.release_before(int(idx[-1]) + 1)
             slots = (self.head + np.arange(len(idx))) % self.capacity
-            for name, _ in self.spec.streams:
-                self._latents[name, False][slots] = encoded[name][:len(idx)]
-                self._latents[name, True][slots] = encoded[name][len(idx):]
+            self._write_chunk(slots, encoded, scalars["last"])
             for key, values in scalars.items():
                 self._scalars[key][slots] = values
             self.head += len(idx)
@@ -428,14 +447,155 @@ class LatentReplay(RingReplay):
                 on_chunk(pixels.resident_bytes + self.resident_bytes)
         return converted
 
+    def _encode_chunk(self, pixels: PixelReplay, idx: np.ndarray, last: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _write_chunk(self, slots: np.ndarray, encoded: dict[str, np.ndarray], last: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+def _full_frames(pixels: PixelReplay, idx: np.ndarray, next_obs: bool) -> np.ndarray:
+    """Uncropped observations: the agent's `encode` draws its own crops."""
+    size = pixels.spec.obs_shape[-1]
+    corners = np.zeros((len(idx), 2), np.int64)
+    return pixels.next_obs(idx, corners, size) if next_obs else pixels.obs(idx, corners, size)
+
+
+class PaperLatentReplay(LatentReplay):
+    """obs and next_obs latents stored per transition, as the public SEER DMC code does."""
+
+    layout = "latent"
+
+    def __init__(self, spec: LatentSpec, capacity: int, encode: Encoder) -> None:
+        super().__init__(spec, capacity, encode)
+        shape = (capacity, spec.copies)
+        self._latents = {(name, nxt): lazy_array((*shape, dim), np.dtype(spec.dtype))
+                         for name, dim in spec.streams for nxt in (False, True)}
+
+    @classmethod
+    def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
+        return sum(2 * _nbytes(capacity, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams)
+
+    def _data_resident_bytes(self) -> int:
+        return self._data_bytes(self.spec, self._resident_rows())
+
+    def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
+        encoded = self._encode(np.stack([obs, next_obs]))
+        for name, _ in self.spec.streams:
+            self._latents[name, False][slot] = encoded[name][0]
+            self._latents[name, True][slot] = encoded[name][1]
+
+    def latents(self, idx: np.ndarray, copy: np.ndarray, next_obs: bool) -> dict[str, np.ndarray]:
+        slots = idx % self.capacity
+        return {name: self._latents[name, next_obs][slots, copy] for name, _ in self.spec.streams}
+
+    def _encode_chunk(self, pixels: PixelReplay, idx: np.ndarray, last: np.ndarray) -> dict[str, np.ndarray]:
+        return self._encode(np.concatenate([_full_frames(pixels, idx, False), _full_frames(pixels, idx, True)]))
+
+    def _write_chunk(self, slots: np.ndarray, encoded: dict[str, np.ndarray], last: np.ndarray) -> None:
+        n = len(slots)
+        for name, _ in self.spec.streams:
+            self._latents[name, False][slots] = encoded[name][:n]
+            self._latents[name, True][slots] = encoded[name][n:]
+
+
+class CompactLatentReplay(LatentReplay):
+    """Each state's latent stored once, in a ring of states; a transition points at its next state.
+
+    Transition t with next state s (absolute state index) has obs = state s-1 and next_obs = state s; the
+    first transition of an episode writes both, later ones only their next state. So a transition costs
+    one latent (plus one per episode), and one encoding: the public Atari SEER code's layout, whose
+    memory stores each timestep once. With random crops (DMC), obs of t+1 and next_obs of t share their
+    crops, where the paper layout draws them independently.
+
+    The state ring is sized for episodes of `spec.episode_steps`; shorter episodes evict the oldest
+    transitions early, as in `CompactReplay`.
+    """
+
+    layout = "latent-compact"
+
+    def __init__(self, spec: LatentSpec, capacity: int, encode: Encoder) -> None:
+        super().__init__(spec, capacity, encode)
+        self.state_capacity = self._state_capacity(spec, capacity)
+        self._states = {name: lazy_array((self.state_capacity, spec.copies, dim), np.dtype(spec.dtype))
+                        for name, dim in spec.streams}
+        self._newest = lazy_array((capacity,), np.int64)  # absolute state index of each transition's next_obs
+        self._state_head = 0
+        self._episode_open = False
+
+    @staticmethod
+    def _state_capacity(spec: LatentSpec, capacity: int) -> int:
+        return capacity + -(-capacity // spec.episode_steps) + 1
+
+    @classmethod
+    def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
+        states = cls._state_capacity(spec, capacity)
+        return sum(_nbytes(states, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams) + \
+            _nbytes(capacity, (), np.int64)
+
+    def _data_resident_bytes(self) -> int:
+        states = min(self._state_head, self.state_capacity)
+        return sum(_nbytes(states, (self.spec.copies, dim), np.dtype(self.spec.dtype)) for _, dim in self.spec.streams) \
+            + _nbytes(self._resident_rows(), (), np.int64)
+
+    def _write_state(self, encoded: dict[str, np.ndarray], row: int) -> None:
+        s = self._state_head
+        # Evict transitions whose obs state (next state - 1) this write would overwrite.
+        while len(self) and self._newest[self.tail % self.capacity] - 1 <= s - self.state_capacity:
+            self.tail += 1
+        for name, _ in self.spec.streams:
+            self._states[name][s % self.state_capacity] = encoded[name][row]
+        self._state_head += 1
+
+    def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
+        new_episode = not self._episode_open
+        encoded = self._encode(np.stack([obs, next_obs]) if new_episode else next_obs[None])
+        for row in range(len(encoded[self.spec.streams[0][0]])):
+            self._write_state(encoded, row)
+        self._newest[slot] = self._state_head - 1
+        self._episode_open = not last
+
+    def latents(self, idx: np.ndarray, copy: np.ndarray, next_obs: bool) -> dict[str, np.ndarray]:
+        states = (self._newest[idx % self.capacity] - (0 if next_obs else 1)) % self.state_capacity
+        return {name: self._states[name][states, copy] for name, _ in self.spec.streams}
+
+    def _starts(self, last: np.ndarray) -> np.ndarray:
+        """Which transitions of a chunk begin an episode here (their obs state must be written too)."""
+        starts = np.empty(len(last), bool)
+        starts[0] = not self._episode_open
+        starts[1:] = last[:-1].astype(bool)
+        return starts
+
+    def _encode_chunk(self, pixels: PixelReplay, idx: np.ndarray, last: np.ndarray) -> dict[str, np.ndarray]:
+        starts = self._starts(last)
+        return self._encode(np.concatenate([_full_frames(pixels, idx[starts], False), _full_frames(pixels, idx, True)]))
+
+    def _write_chunk(self, slots: np.ndarray, encoded: dict[str, np.ndarray], last: np.ndarray) -> None:
+        starts = self._starts(last)
+        first_row = np.cumsum(starts) - 1  # row of each starting transition's obs latent
+        n_starts = int(starts.sum())
+        for i, slot in enumerate(slots):
+            if starts[i]:
+                self._write_state(encoded, first_row[i])
+            self._write_state(encoded, n_starts + i)
+            self._newest[slot] = self._state_head - 1
+            self._episode_open = not last[i]
+
 
 _LAYOUT_CLASSES: dict[str, type[PixelReplay]] = {"paper": PaperReplay, "compact": CompactReplay}
+_LATENT_CLASSES: dict[str, type[LatentReplay]] = {"paper": PaperLatentReplay, "compact": CompactLatentReplay}
 
 
 def replay_class(layout: str) -> type[PixelReplay]:
     if layout not in _LAYOUT_CLASSES:
         raise ConfigError(f"unknown replay layout {layout!r}; choose from {', '.join(LAYOUTS)}")
     return _LAYOUT_CLASSES[layout]
+
+
+def latent_replay_class(pixel_layout: str) -> type[LatentReplay]:
+    """The latent layout SEER converts a pixel layout into: paper -> per transition, compact -> per state."""
+    replay_class(pixel_layout)
+    return _LATENT_CLASSES[pixel_layout]
 
 
 def make_replay(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size: int) -> PixelReplay:

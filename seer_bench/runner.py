@@ -1,9 +1,12 @@
 """One run: an env <-> agent loop with replay, periodic evaluation and records.
 
 The loop follows the public CURL/SEER training script: evaluate every `eval_every` env steps (and at step
-0 and at the end), act uniformly at random for `init_steps` agent steps, then one update per agent step
-before the environment step. Evaluation uses a separate environment instance (the public script reuses
-the training env, which cuts the training episode short) and the deterministic policy, as CURL reports.
+0 and at the end), act uniformly at random for the agent's `random_steps` (CURL: 1,000; DER: none, its
+noisy network explores), then from `learn_start` one update per agent step before the environment step
+(DER's public loop updates after it: one transition's difference). Evaluation uses a separate
+environment instance (the public script reuses the training env, which cuts the training episode short)
+and the agent's evaluation policy; on Atari that env follows the evaluation protocol (raw score, a whole
+game per episode) and records carry the human-normalized score.
 
 For SEER agents, at step T_f (after that step's evaluation, before its update) the agent freezes and the
 pixel replay is converted to latents; nothing else in the loop changes.
@@ -27,12 +30,12 @@ from tqdm import tqdm
 
 from seer_bench.agents import agent_config, make_agent
 from seer_bench.agents.seer import Seer, public_capacity
-from seer_bench.envs import DMCPixels
+from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
 from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
-from seer_bench.replay import LatentReplay, PixelReplay, TransitionSpec, make_replay, replay_class
+from seer_bench.replay import LatentReplay, TransitionSpec, make_replay, replay_class
 from seer_bench.suites import RunSpec
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share the training env's random stream
@@ -48,40 +51,56 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def transition_spec(env: DMCPixels) -> TransitionSpec:
-    return TransitionSpec(env.obs_shape, env.action_dim, frame_stack=env.obs_shape[0] // 3,
-                          episode_steps=env.episode_steps)
+def transition_spec(env: PixelEnv) -> TransitionSpec:
+    return TransitionSpec(env.obs_shape, env.action_dim, frame_stack=env.frame_stack,
+                          episode_steps=env.episode_steps, discrete=env.discrete)
+
+
+def build_env(spec: RunSpec, seed: int, train: bool = True) -> PixelEnv:
+    return make_env(spec.env, spec.action_repeat, seed, train, spec.env_options)
+
+
+def build_seer(spec: RunSpec, cfg: Any, env: PixelEnv, seed: int) -> Seer:
+    return Seer(spec.seer, spec.budget_bytes, seed, chunk=cfg.batch_size, layout=spec.replay_layout,
+                transitions=transition_spec(env))
 
 
 def check_spec(spec: RunSpec) -> None:
     """Everything about a run that can fail, checked without training: agent settings, device, budget."""
     cfg = agent_config(spec.agent, spec.agent_overrides)
     resolve_device(spec.device)
-    env = DMCPixels(spec.env, spec.action_repeat, seed=0)
-    if cfg.image_size >= env.obs_shape[-1]:
-        raise ConfigError(f"agent {spec.agent}: image_size {cfg.image_size} leaves no room for random crops of "
-                          f"{env.obs_shape[-1]}px frames")
-    if spec.agent_steps <= cfg.init_steps:
-        raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
-                          f"after {cfg.init_steps} random init steps; raise --steps")
-    make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)  # raises when too small
-    if spec.seer is not None:
-        _check_seer(spec, cfg, make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0))
-    env.close()
+    env = build_env(spec, seed=0)
+    try:
+        agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0)
+        if agent.discrete != env.discrete:
+            kinds = {True: "discrete", False: "continuous"}
+            raise ConfigError(f"{spec.run_id}: agent {spec.agent} takes {kinds[agent.discrete]} actions, env "
+                              f"{spec.env} has {kinds[env.discrete]} ones")
+        if spec.agent_steps <= agent.learn_start:
+            raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
+                              f"before or at learn start ({agent.learn_start} agent steps); raise --steps")
+        make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)  # raises when too small
+        if spec.seer is not None:
+            _check_seer(spec, cfg, agent, env)
+    finally:
+        env.close()
 
 
-def _check_seer(spec: RunSpec, cfg: Any, agent: Any) -> None:
+def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv) -> None:
     tf = spec.seer.freeze_at
-    if tf <= cfg.init_steps:
-        raise ConfigError(f"{spec.run_id}: freeze_at {tf} agent steps is not after the {cfg.init_steps} random init "
-                          f"steps: the encoder would freeze before its first update")
+    if tf <= agent.learn_start:
+        raise ConfigError(f"{spec.run_id}: freeze_at {tf} agent steps is not after the first update (agent step "
+                          f"{agent.learn_start}): the encoder would freeze untrained")
     if tf >= spec.agent_steps:
         raise ConfigError(f"{spec.run_id}: freeze_at {tf} agent steps is not before the run ends "
                           f"({spec.agent_steps} agent steps = {spec.steps} env steps); lower --freeze-at")
     if spec.seer.split not in agent.splits():
         raise ConfigError(f"{spec.run_id}: seer split {spec.seer.split!r} is not a layer boundary of {spec.agent}; "
                           f"choose from {', '.join(agent.splits())}")
-    seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size)
+    if spec.seer.num_copies > 1 and not agent.random_crops:
+        raise ConfigError(f"{spec.run_id}: num_copies {spec.seer.num_copies}: {spec.agent} does not augment, so every "
+                          f"copy would be the same latent; set num_copies = 1")
+    seer = build_seer(spec, cfg, env, seed=0)
     if seer.capacity(agent) < cfg.batch_size:
         raise ConfigError(f"{spec.run_id}: after T_f the budget holds {seer.capacity(agent)} latent transitions, "
                           f"fewer than one batch of {cfg.batch_size}")
@@ -89,7 +108,7 @@ def _check_seer(spec: RunSpec, cfg: Any, agent: Any) -> None:
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("seer-bench", "torch", "numpy", "dm_control", "mujoco"):
+    for pkg in ("seer-bench", "torch", "numpy", "dm_control", "mujoco", "ale-py", "gymnasium"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -97,15 +116,16 @@ def versions() -> dict[str, str]:
     return out
 
 
-def seer_sizing(seer: Seer, agent: Any, pixels: PixelReplay, total_steps: int) -> dict[str, Any]:
+def seer_sizing(seer: Seer, agent: Any, pixel_capacity: int, total_steps: int) -> dict[str, Any]:
     """SEER's settings and its replay after T_f: our capacity from real bytes, and the public formula's."""
     spec = seer.latent_spec(agent)
-    frame_bytes = math.prod(pixels.spec.frame_shape)
+    frame_bytes = math.prod(seer.transitions.frame_shape)
     return {
         "config": asdict(seer.cfg), "latent_streams": [list(s) for s in spec.streams],
-        "latent_bytes_per_transition": LatentReplay.total_bytes(spec, 1), "capacity_after": seer.capacity(agent),
-        "capacity_public_formula": public_capacity(pixels.capacity, frame_bytes, spec.streams[0][1],
-                                                   seer.cfg.num_copies, total_steps)}
+        "latent_layout": seer.replay_class.layout, "latent_bytes_per_transition": seer.bytes_per_transition(agent),
+        "capacity_after": seer.capacity(agent),
+        "capacity_public_formula": public_capacity(pixel_capacity, frame_bytes, spec.streams[0][1],
+                                                   seer.cfg.num_copies, len(spec.streams), total_steps)}
 
 
 @dataclass
@@ -115,7 +135,7 @@ class RunResult:
     wall_s: float
 
 
-def evaluate(env: DMCPixels, agent: Any, episodes: int) -> tuple[float, float]:
+def evaluate(env: PixelEnv, agent: Any, episodes: int) -> tuple[float, float]:
     returns = []
     for _ in range(episodes):
         obs, total, last = env.reset(), 0.0, False
@@ -136,15 +156,16 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])  # init-phase random actions
 
-    env = DMCPixels(spec.env, spec.action_repeat, seed=spec.seed)
-    eval_env = DMCPixels(spec.env, spec.action_repeat, seed=spec.seed + EVAL_SEED_OFFSET)
+    env = build_env(spec, spec.seed)
+    eval_env = build_env(spec, spec.seed + EVAL_SEED_OFFSET, train=False)
     agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, device, spec.seed)
     replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)
-    seer = Seer(spec.seer, spec.budget_bytes, spec.seed, chunk=cfg.batch_size) if spec.seer else None
-    sizing = seer_sizing(seer, agent, replay, spec.agent_steps) if seer else None
+    seer = build_seer(spec, cfg, env, spec.seed) if spec.seer else None
+    sizing = seer_sizing(seer, agent, replay.capacity, spec.agent_steps) if seer else None
     write_config(path, {
         "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(cfg),
-        "env": {"obs_shape": list(env.obs_shape), "action_dim": env.action_dim, "episode_steps": env.episode_steps},
+        "env": {"obs_shape": list(env.obs_shape), "action_dim": env.action_dim, "discrete": env.discrete,
+                "frame_stack": env.frame_stack, "episode_steps": env.episode_steps},
         "replay": {"layout": replay.layout, "budget_bytes": spec.budget_bytes, "capacity": replay.capacity,
                    "bytes_per_transition": replay.bytes_per_transition, "allocated_bytes": replay.allocated_bytes,
                    "paper_layout_bytes_per_transition":
@@ -169,6 +190,7 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
         last_eval = mean
         writer.write({
             "step": step, "env_steps": step * spec.action_repeat, "eval_return": mean, "eval_return_std": std,
+            "hns": normalized_score(spec.env, mean),
             "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start,
             "replay_capacity": replay.capacity, "replay_size": len(replay), "replay_bytes": replay.resident_bytes,
             "replay_alloc_bytes": replay.allocated_bytes, **memory.window().as_row(),
@@ -188,21 +210,25 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
             if seer is not None and step == seer.cfg.freeze_at:
                 bar.set_description(f"{spec.run_id} (converting replay)", refresh=True)
                 replay, event = seer.freeze(agent, replay, step)
-                ledger.add("convert", agent.encode_passes(2 * event["transitions_converted"], seer.cfg.num_copies))
+                ledger.add("convert", agent.encode_passes(event["observations_encoded"], seer.cfg.num_copies))
                 append_event(path, "frozen", **event, capacity_public_formula=sizing["capacity_public_formula"])
                 bar.set_description(f"{spec.run_id} (frozen)", refresh=False)
-            if step < cfg.init_steps:
-                action = rng.uniform(-1.0, 1.0, env.action_dim).astype(np.float32)
+            if step < agent.random_steps:
+                action = env.random_action(rng)
             else:
                 action = agent.act(obs, sample=True)
                 ledger.add("act", agent.act_passes())
+            if step >= agent.learn_start:
                 ledger.add("update", agent.update_passes(step))  # the passes of the phase the update runs in
                 agent.update(replay, step)
                 updates += 1
             res = env.step(action)
-            replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
-            if isinstance(replay, LatentReplay):  # SEER encodes obs and next_obs of each new transition
-                ledger.add("encode", agent.encode_passes(2, seer.cfg.num_copies))
+            if isinstance(replay, LatentReplay):  # SEER encodes what each new transition stores
+                encoded = replay.encoded
+                replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
+                ledger.add("encode", agent.encode_passes(replay.encoded - encoded, seer.cfg.num_copies))
+            else:
+                replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
             obs = res.obs
             if res.last:
                 train_episodes += 1

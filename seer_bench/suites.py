@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from seer_bench.agents.seer import SeerConfig
+from seer_bench.envs import KNOWN_ENVS, env_options
 from seer_bench.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -28,7 +29,8 @@ else:  # pragma: no cover - Python 3.10
 
 SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 
-_SUITE_KEYS = {"description", "agents", "default_scale", "budget_gb", "replay_layout", "envs", "scales", "seer"}
+_SUITE_KEYS = {"description", "agents", "default_scale", "budget_gb", "replay_layout", "envs", "env_options", "scales",
+               "seer"}
 _SCALE_KEYS = {"steps", "eval_every", "eval_episodes", "seeds", "budget_gb", "agent", "freeze_at"}
 _SEER_KEYS = {"freeze_at", "num_copies", "split", "latent_dtype"}
 
@@ -51,6 +53,7 @@ class RunSpec:
     device: str
     agent_overrides: dict[str, Any] = field(default_factory=dict)
     seer: SeerConfig | None = None  # set for "<base>+seer" agents only
+    env_options: dict[str, Any] = field(default_factory=dict)  # e.g. Atari preprocessing (envs.AtariOptions)
 
     @property
     def agent_steps(self) -> int:
@@ -80,6 +83,7 @@ class Suite:
     envs: dict[str, int]
     scales: dict[str, dict[str, Any]]
     seer: dict[str, Any] = field(default_factory=dict)
+    env_options: dict[str, Any] = field(default_factory=dict)
 
 
 def suite_path(name_or_path: str) -> Path:
@@ -163,10 +167,15 @@ def load_suite(name_or_path: str) -> Suite:
         raise ConfigError(f"{path}: seer: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(_SEER_KEYS))}")
     if "freeze_at" in seer:
         _freeze_table(f"{path}: seer.freeze_at", seer["freeze_at"], envs)
+    env_opts = _require(f"{path}: env_options", data.get("env_options", {}), dict, "a table of env settings")
+    for env in envs:
+        if env in KNOWN_ENVS:  # unknown names are reported by `resolve`, which knows the selection
+            env_options(env, env_opts, where=f"{path}: env_options")
     return Suite(
         name=path.stem, path=path, description=str(data.get("description", "")), agents=list(agents),
         default_scale=default_scale, budget_gb=_positive_float(f"{path}: budget_gb", data["budget_gb"]),
-        replay_layout=str(data.get("replay_layout", "paper")), envs=dict(envs), scales=scales, seer=seer)
+        replay_layout=str(data.get("replay_layout", "paper")), envs=dict(envs), scales=scales, seer=seer,
+        env_options=env_opts)
 
 
 def _freeze_table(where: str, value: Any, envs: dict[str, int]) -> None:
@@ -232,7 +241,8 @@ def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_env
     envs = ov.envs or list(suite.envs)
     for env in envs:
         if env not in suite.envs:
-            where = "is not a DeepMind Control task known here" if env not in known_envs else f"is not in suite {suite.name}"
+            where = "is neither a DeepMind Control task nor an Atari game known here" if env not in known_envs \
+                else f"is not in suite {suite.name}"
             raise ConfigError(f"unknown env {env!r}: it {where}; suite envs: {', '.join(suite.envs)}")
     agents = ov.agents or suite.agents
     for agent in agents:
@@ -265,5 +275,5 @@ def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_env
                         suite=suite.name, scale=scale_name, agent=agent, env=env, action_repeat=repeat, seed=seed,
                         budget_gb=budget, steps=steps, eval_every=eval_every, eval_episodes=scale["eval_episodes"],
                         replay_layout=layout, device=ov.device, agent_overrides=dict(scale.get("agent", {})),
-                        seer=seer))
+                        seer=seer, env_options=dict(suite.env_options)))
     return specs

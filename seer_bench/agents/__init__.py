@@ -8,10 +8,11 @@ from typing import Any, Callable
 import torch
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
+from seer_bench.agents.der import Der, DerConfig
 from seer_bench.errors import ConfigError
 
 SEER_SUFFIX = "+seer"
-_BASE_AGENTS: dict[str, tuple[type, Callable[..., Any]]] = {"curl": (CurlConfig, CurlSac)}
+_BASE_AGENTS: dict[str, tuple[type, Callable[..., Any]]] = {"curl": (CurlConfig, CurlSac), "der": (DerConfig, Der)}
 
 # name -> (config class, constructor). "<base>+seer" is the base agent with SEER applied by the runner
 # (seer_bench.agents.seer): the same class and config, plus a SeerConfig carried by the RunSpec.

@@ -35,6 +35,7 @@ from torch import nn
 
 from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_init
 from seer_bench.agents.passes import Pass, Stage
+from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
 
 
@@ -146,12 +147,19 @@ def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
 class CurlSac:
     """The agent: networks, optimizers, acting and one gradient update per call."""
 
+    discrete = False
+    random_crops = True  # SEER's stored copies are independent random crops
+
     def __init__(self, obs_shape: tuple[int, int, int], action_dim: int, cfg: CurlConfig,
                  device: torch.device, seed: int) -> None:
         self.cfg = cfg
         self.device = device
         self.action_dim = action_dim
         self.pad = obs_shape[-1] - cfg.image_size
+        if self.pad < 1:
+            raise ConfigError(f"agent curl: image_size {cfg.image_size} leaves no room for random crops of "
+                              f"{obs_shape[-1]}px frames")
+        self.random_steps = self.learn_start = cfg.init_steps  # random actions, then an update every step
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])  # replay indices, crops
         channels = self.channels = obs_shape[0]
 

@@ -3,12 +3,15 @@
 At T_f (`freeze_at`, agent steps) `Seer.freeze`:
 1. asks the agent to freeze its encoder below `split` (the agent also sets its target's frozen layers
    equal to the online ones and stops any loss that only trains them);
-2. builds a `LatentReplay` sized from the same byte budget and the real bytes of one latent transition;
+2. builds a `LatentReplay` sized from the same byte budget and the real bytes of one latent transition,
+   in the layout matching the pixel replay's (paper: obs and next_obs latents per transition; compact:
+   each state's latent once);
 3. converts the pixel replay into it once (oldest first, one batch at a time, releasing pixels as it goes)
    and hands it back: from then on the loop adds pixels as before and the replay encodes them on add.
 
 An agent takes part by providing `splits()`, `freeze(split)`, `latent_streams()` and
-`encode(pixels, rng, copies, dtype)`, and by updating from a `LatentReplay` once frozen.
+`encode(pixels, rng, copies, dtype)`, and by updating from a `LatentReplay` once frozen. An agent without
+augmentation (`random_crops` False) encodes each observation one way only, so it takes `num_copies` 1.
 
 Capacity is not capped at the run's remaining steps: the latent arrays are mapped lazily, so slots never
 written cost no memory, and the uncapped figure is what the budget buys (the quantity SEER's claim is
@@ -24,7 +27,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from seer_bench.replay import LATENT_DTYPES, LatentReplay, LatentSpec, PixelReplay
+from seer_bench.replay import LATENT_DTYPES, LatentReplay, LatentSpec, PixelReplay, TransitionSpec, latent_replay_class
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Freezable(Protocol):
     """What an agent provides to be used with SEER."""
 
     action_dim: int
+    random_crops: bool  # `encode` draws random crops, so `copies` > 1 stores different latents
 
     def splits(self) -> tuple[str, ...]: ...
     def freeze(self, split: str) -> None: ...
@@ -56,36 +60,48 @@ class Freezable(Protocol):
     def encode(self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str) -> dict[str, np.ndarray]: ...
 
 
-def public_capacity(pixel_capacity: int, frame_pixels: int, latent_dim: int, num_copies: int, total_steps: int) -> int:
-    """The public SEER code's capacity after T_f: min(total steps, floor(C * p / (l * 4 * 2 * copies))).
+def public_capacity(pixel_capacity: int, frame_pixels: int, latent_dim: int, num_copies: int, streams: int,
+                    total_steps: int) -> int:
+    """The public SEER code's capacity after T_f: min(total steps, floor(C * p / (l * 4 * streams * copies))).
 
-    C is the pixel capacity, p the pixels of one RGB frame (3 x 100 x 100 on DMC), l the latent size,
-    4 bytes per float32 and 2 latent buffers (critic and actor). It prices a pixel transition at p bytes,
-    though the pixel buffer holds obs and next_obs stacks (6 frames): the harness reports it for
-    comparison and sizes its own buffer from real bytes.
+    C is the pixel capacity, p the pixels of one frame, l the latent size, 4 bytes per float32, one latent
+    buffer per stream. DMC: p = 3 x 100 x 100 (one RGB frame), 2 streams (critic and actor), 4 copies; it
+    prices a pixel transition at p bytes though the pixel buffer holds obs and next_obs stacks (6 frames).
+    Atari: p = 84 x 84, one stream, one copy: the factor 84*84 / (576*4) = 3.0625, which matches a memory
+    that stores each frame once. The harness reports it for comparison and sizes its own buffer from
+    real bytes.
     """
-    return min(total_steps, pixel_capacity * frame_pixels // (latent_dim * 4 * 2 * num_copies))
+    return min(total_steps, pixel_capacity * frame_pixels // (latent_dim * 4 * streams * num_copies))
 
 
 class Seer:
     """Applies SEER to one agent in one run: sizes, converts and hands back the latent replay."""
 
-    def __init__(self, cfg: SeerConfig, budget_bytes: int, seed: int, chunk: int) -> None:
+    def __init__(self, cfg: SeerConfig, budget_bytes: int, seed: int, chunk: int, layout: str,
+                 transitions: TransitionSpec) -> None:
         self.cfg = cfg
         self.budget_bytes = budget_bytes
         self.chunk = chunk  # transitions converted at a time (the agent's batch size: one batch of memory)
+        self.replay_class = latent_replay_class(layout)  # the pixel replay's layout decides the latent one
+        self.transitions = transitions
         # Crops for stored latents: a stream of its own, so an agent's stream is identical to its
         # non-SEER twin up to T_f.
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
 
     def latent_spec(self, agent: Freezable) -> LatentSpec:
         """What one latent transition will hold: known before T_f, so sizes can be reported at the start."""
-        return LatentSpec(agent.latent_streams(self.cfg.split), self.cfg.num_copies, agent.action_dim,
-                          self.cfg.latent_dtype)
+        t = self.transitions
+        return LatentSpec(agent.latent_streams(self.cfg.split), self.cfg.num_copies, t.action_dim,
+                          self.cfg.latent_dtype, t.discrete, t.episode_steps)
 
     def capacity(self, agent: Freezable) -> int:
         """Latent transitions the budget holds, from the real bytes of one (all copies, streams, scalars)."""
-        return LatentReplay.capacity_for(self.latent_spec(agent), self.budget_bytes)
+        return self.replay_class.capacity_for(self.latent_spec(agent), self.budget_bytes)
+
+    def bytes_per_transition(self, agent: Freezable) -> float:
+        spec = self.latent_spec(agent)
+        capacity = self.replay_class.capacity_for(spec, self.budget_bytes)
+        return self.replay_class.total_bytes(spec, capacity) / max(capacity, 1)
 
     def freeze(self, agent: Freezable, pixels: PixelReplay, step: int,
                on_chunk: Callable[[int], None] | None = None) -> tuple[LatentReplay, dict[str, Any]]:
@@ -98,10 +114,11 @@ class Seer:
         def encode(obs: np.ndarray) -> dict[str, np.ndarray]:
             return agent.encode(obs, self.rng, cfg.num_copies, cfg.latent_dtype)
 
-        latent = LatentReplay(spec, capacity, encode)
+        latent = self.replay_class(spec, capacity, encode)
         converted = latent.fill_from(pixels, self.chunk, on_chunk)
         return latent, {
             "step": step, "split": cfg.split, "transitions_converted": converted,
+            "observations_encoded": latent.encoded, "layout": latent.layout,
             "transitions_dropped": live_before - converted, "seconds": time.perf_counter() - start,
             "bytes_before": bytes_before, "bytes_after": latent.resident_bytes + pixels.resident_bytes,
             "capacity_before": pixels.capacity, "capacity_after": capacity,

@@ -1,5 +1,54 @@
-"""Environments with pixel observations, seeded and headless."""
+"""Environments with pixel observations, seeded and headless: DeepMind Control tasks (`domain-task`) and
+Atari games (lowercase ALE names). `make_env` builds either from its name."""
 
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from seer_bench.envs.atari import ATARI_GAMES, ATARI_SCORES, AtariEnv, AtariOptions, human_normalized_score
+from seer_bench.envs.base import PixelEnv, StepResult
 from seer_bench.envs.dmc import DMC_TASKS, KNOWN_TASKS, DMCPixels, parse_task
+from seer_bench.errors import ConfigError
 
-__all__ = ["DMC_TASKS", "KNOWN_TASKS", "DMCPixels", "parse_task"]
+KNOWN_ENVS: frozenset[str] = KNOWN_TASKS | ATARI_GAMES
+
+__all__ = ["ATARI_GAMES", "ATARI_SCORES", "DMC_TASKS", "KNOWN_ENVS", "KNOWN_TASKS", "AtariEnv", "AtariOptions",
+           "DMCPixels", "PixelEnv", "StepResult", "env_options", "make_env", "normalized_score", "parse_task"]
+
+
+def env_options(name: str, options: dict[str, Any], where: str = "env_options") -> AtariOptions | None:
+    """The validated options of env `name`: Atari preprocessing settings, none for DeepMind Control.
+
+    Errors name `where` (the suite file and key) and the offending key or value.
+    """
+    if name not in ATARI_GAMES:
+        if options:
+            raise ConfigError(f"{where}: {name} is a DeepMind Control task, which takes no env options "
+                              f"(got {', '.join(sorted(options))})")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(AtariOptions)}
+    for key, value in options.items():
+        if key not in fields:
+            raise ConfigError(f"{where}.{key}: unknown Atari option; known: {', '.join(fields)}")
+        default = getattr(AtariOptions(), key)
+        if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
+            raise ConfigError(f"{where}.{key}: expects {type(default).__name__}, got {value!r}")
+    try:
+        return AtariOptions(**options)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def make_env(name: str, action_repeat: int, seed: int, train: bool, options: dict[str, Any] | None = None) -> PixelEnv:
+    """Env `name` with `action_repeat` (Atari: the frame skip). `train` selects the training protocol where it
+    differs from evaluation (Atari: clipped rewards, a life lost ends an episode); DMC ignores it."""
+    atari = env_options(name, options or {})
+    if atari is not None:
+        return AtariEnv(name, action_repeat, seed, train, atari)
+    return DMCPixels(name, action_repeat, seed)
+
+
+def normalized_score(name: str, score: float) -> float | None:
+    """Human-normalized score for Atari games with a random/human reference, None otherwise."""
+    return human_normalized_score(name, score) if name in ATARI_SCORES else None

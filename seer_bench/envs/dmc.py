@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,6 +18,8 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from dm_control import suite  # noqa: E402
+
+from seer_bench.envs.base import StepResult  # noqa: E402
 
 # The six PlaNet-benchmark tasks and the action repeats used by PlaNet, CURL and SEER.
 DMC_TASKS: dict[str, int] = {
@@ -43,16 +44,10 @@ def parse_task(name: str) -> tuple[str, str]:
     return domain, task
 
 
-@dataclass(frozen=True)
-class StepResult:
-    obs: np.ndarray  # (3 * frame_stack, size, size) uint8
-    reward: float  # summed over the action repeat
-    terminal: bool  # the MDP ended (discount 0): do not bootstrap
-    last: bool  # the episode ended, by termination or time limit
-
-
 class DMCPixels:
     """A dm_control task with action repeat and frame stacking; actions are in [-1, 1] for every dimension."""
+
+    discrete = False
 
     def __init__(
         self,
@@ -72,6 +67,7 @@ class DMCPixels:
         spec = self._env.action_spec()
         self._low, self._high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
         self.action_dim = int(spec.shape[0])
+        self.frame_stack = frame_stack
         self.obs_shape = (3 * frame_stack, size, size)
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
         # dm_control's time limit is in physics-control steps; an agent step spans `action_repeat` of them.
@@ -106,6 +102,10 @@ class DMCPixels:
                 break
         self._frames.append(self._render())
         return StepResult(self._stacked(), reward, terminal, last)
+
+    def random_action(self, rng: np.random.Generator) -> np.ndarray:
+        """Uniform in [-1, 1] per dimension, as CURL's initial exploration."""
+        return rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
 
     def close(self) -> None:
         self._env.close()
