@@ -14,64 +14,68 @@ import torch
 
 from seer_bench.agents import agent_config, make_agent
 from seer_bench.agents.seer import Seer
-from seer_bench.envs import DMCPixels
 from seer_bench.instrument.flops import FlopLedger
-from seer_bench.replay import LAYOUTS, LatentReplay, replay_class
-from seer_bench.runner import transition_spec
+from seer_bench.replay import LAYOUTS, latent_replay_class, replay_class
+from seer_bench.runner import build_env, transition_spec
 from seer_bench.suites import RunSpec
 
 
 def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
-    """One row per agent x env x budget x phase (x pixel layout in the pixels phase), and the operators fvcore
-    did not count, per network stage."""
+    """One row per agent x env x budget x pixel layout x phase (pixels; frozen, in the latent layout SEER
+    converts that pixel layout into), and the operators fvcore did not count, per network stage."""
     rows, seen = [], set()
     ledger = FlopLedger()  # one ledger: its list of operators fvcore does not count covers every agent
     for spec in specs:
-        key = (spec.agent, spec.env, spec.budget_gb, spec.seer, repr(spec.agent_overrides))
+        key = (spec.agent, spec.env, spec.budget_gb, spec.seer, repr(spec.agent_overrides), repr(spec.env_options))
         if key in seen:
             continue
         seen.add(key)
         cfg = agent_config(spec.agent, spec.agent_overrides)
-        env = DMCPixels(spec.env, spec.action_repeat, seed=0)
+        env = build_env(spec, seed=0)
         tspec = transition_spec(env)
         agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0)
-        env.close()
         base = {"agent": spec.agent, "env": spec.env, "budget_gb": spec.budget_gb,
                 "act_flops": ledger.price(agent.act_passes())}
         update = ledger.mean_price(agent.update_passes, agent.update_period)
+        frozen = []
         for layout in LAYOUTS:
             cls = replay_class(layout)
             capacity = cls.capacity_for(tspec, spec.budget_bytes)
             rows.append({**base, "phase": "pixels", "layout": layout, "update_flops": update, "capacity": capacity,
                          "bytes_per_transition": cls.total_bytes(tspec, capacity) / max(capacity, 1)})
-        if spec.seer is not None:
-            seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size)
-            latent_spec, capacity = seer.latent_spec(agent), seer.capacity(agent)
+            if spec.seer is not None:
+                seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size, layout=layout, transitions=tspec)
+                frozen.append({**base, "phase": "frozen", "layout": seer.replay_class.layout,
+                               "capacity": seer.capacity(agent), "bytes_per_transition": seer.bytes_per_transition(agent)})
+        env.close()
+        if frozen:
             agent.freeze(spec.seer.split)
-            rows.append({**base, "phase": "frozen", "layout": "latent",
-                         "update_flops": ledger.mean_price(agent.update_passes, agent.update_period),
-                         "capacity": capacity, "bytes_per_transition": LatentReplay.total_bytes(latent_spec, 1)})
+            price = ledger.mean_price(agent.update_passes, agent.update_period)
+            rows += [{**row, "update_flops": price} for row in frozen]
     return rows, {stage: dict(ops) for stage, ops in ledger.unsupported.items()}
+
+
+LATENT_SOURCE = {latent_replay_class(layout).layout: layout for layout in LAYOUTS}  # latent layout -> pixel layout
 
 
 def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, int]]) -> str:
     """A table with units, then SEER's ratios: frozen against pixels (which is the baseline agent's)."""
-    lines = [f"{'agent':<12} {'env':<20} {'budget':>7} {'phase':<7} {'layout':<8} {'update GFLOP':>13} "
+    lines = [f"{'agent':<12} {'env':<20} {'budget':>7} {'phase':<7} {'layout':<14} {'update GFLOP':>13} "
              f"{'act MFLOP':>10} {'bytes/transition':>17} {'capacity':>10}"]
     for r in rows:
-        lines.append(f"{r['agent']:<12} {r['env']:<20} {r['budget_gb']:>5g}GB {r['phase']:<7} {r['layout']:<8} "
+        lines.append(f"{r['agent']:<12} {r['env']:<20} {r['budget_gb']:>5g}GB {r['phase']:<7} {r['layout']:<14} "
                      f"{r['update_flops'] / 1e9:>13.3f} {r['act_flops'] / 1e6:>10.2f} {r['bytes_per_transition']:>17,.0f} "
                      f"{r['capacity']:>10,}")
     ratios = []
     for r in rows:
         if r["phase"] != "frozen":
             continue
-        pixels = {p["layout"]: p for p in rows if p["phase"] == "pixels" and
-                  (p["agent"], p["env"], p["budget_gb"]) == (r["agent"], r["env"], r["budget_gb"])}
-        ratios.append(f"{r['agent']} on {r['env']} at {r['budget_gb']:g} GB: after T_f an update costs "
-                      f"{r['update_flops'] / pixels['paper']['update_flops']:.3f}x the FLOPs, and the budget holds "
-                      f"{r['capacity'] / pixels['paper']['capacity']:.1f}x the transitions of the paper layout "
-                      f"({r['capacity'] / pixels['compact']['capacity']:.1f}x compact)")
+        source = LATENT_SOURCE[r["layout"]]
+        pixels = next(p for p in rows if p["phase"] == "pixels" and p["layout"] == source and
+                      (p["agent"], p["env"], p["budget_gb"]) == (r["agent"], r["env"], r["budget_gb"]))
+        ratios.append(f"{r['agent']} on {r['env']} at {r['budget_gb']:g} GB, {source} layout: after T_f an update "
+                      f"costs {r['update_flops'] / pixels['update_flops']:.3f}x the FLOPs, and the budget holds "
+                      f"{r['capacity'] / pixels['capacity']:.2f}x the transitions ({r['layout']})")
     notes = ["FLOPs: fvcore convention, 1 multiply-add = 1 FLOP; update = forward + backward of every pass that "
              "runs, mean over the actor-update period; act = one policy forward at batch 1."]
     for stage, ops in unsupported.items():

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from seer_bench.agents import agent_config, make_agent
+from seer_bench.agents import AGENTS, agent_config, make_agent
 from seer_bench.agents.seer import Seer, public_capacity
 from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError
@@ -71,11 +71,11 @@ def check_spec(spec: RunSpec) -> None:
     resolve_device(spec.device)
     env = build_env(spec, seed=0)
     try:
-        agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0)
-        if agent.discrete != env.discrete:
+        if AGENTS[spec.agent][1].discrete != env.discrete:
             kinds = {True: "discrete", False: "continuous"}
-            raise ConfigError(f"{spec.run_id}: agent {spec.agent} takes {kinds[agent.discrete]} actions, env "
+            raise ConfigError(f"{spec.run_id}: agent {spec.agent} takes {kinds[not env.discrete]} actions, env "
                               f"{spec.env} has {kinds[env.discrete]} ones")
+        agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0)
         if spec.agent_steps <= agent.learn_start:
             raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                               f"before or at learn start ({agent.learn_start} agent steps); raise --steps")

@@ -28,19 +28,30 @@ def run_cli(capsys, *argv):
      "cartpole-swingup: --eval-every 300 is in env steps and must be a multiple of the action repeat (8)"),
     (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--budget-gb", "0.0001"],
      "replay budget 0.0001 GB (100000 bytes) holds 0 transitions in the 'paper' layout, fewer than one batch of 16; "
-     "it needs at least 2880192 bytes"),
+     "it needs at least 2880208 bytes"),
     (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--steps", "80"],
-     "leave no update after 20 random init steps"),
+     "leave no update before or at learn start (20 agent steps)"),
     (["--suite", "dmc6", "--freeze-at", "0"], "--freeze-at must be a positive integer, got 0"),
     (["--suite", "dmc6", "--num-copies", "0"], "--num-copies must be a positive integer, got 0"),
     (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--freeze-at", "10"],
-     "freeze_at 10 agent steps is not after the 20 random init steps"),
+     "freeze_at 10 agent steps is not after the first update (agent step 20)"),
     (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--freeze-at", "50"],
      "freeze_at 50 agent steps is not before the run ends (50 agent steps = 400 env steps)"),
     (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--seer-split", "conv9"],
      "seer split 'conv9' is not a layer boundary of curl+seer; choose from conv1, conv2, conv3, conv4, fc"),
     (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--latent-dtype", "int8"],
      "argument --latent-dtype: invalid choice: 'int8'"),
+    (["--suite", "atari8", "--envs", "alien", "--agents", "curl"],
+     "agent curl takes continuous actions, env alien has discrete ones"),
+    (["--suite", "atari8", "--envs", "aliens"],
+     "unknown env 'aliens': it is neither a DeepMind Control task nor an Atari game known here"),
+    (["--suite", "atari8", "--envs", "pong"], "unknown env 'pong': it is not in suite atari8"),
+    (["--suite", "dmc6", "--envs", "cartpole-swingup", "--agents", "der"],
+     "agent der takes discrete actions, env cartpole-swingup has continuous ones"),
+    (["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--num-copies", "4"],
+     "num_copies 4: der+seer does not augment, so every copy would be the same latent; set num_copies = 1"),
+    (["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--seer-split", "fc"],
+     "seer split 'fc' is not a layer boundary of der+seer; choose from conv1, conv2"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, message):
     code, out, err = run_cli(capsys, *argv, "--out", str(tmp_path))
@@ -77,6 +88,8 @@ GOOD = open(__file__.replace("tests/test_cli.py", "suites/dmc6.toml")).read()
     (GOOD.replace("init_steps = 20", "init_steps = 0"), "agent curl: init_steps must be positive, got 0"),
     (GOOD.replace("init_steps = 20", "init_steps = 20\nimage_size = 100"), "image_size 100 leaves no room"),
     (GOOD.replace("init_steps = 20", "init_steps = 20\ncritic_tau = 1.5"), "critic_tau must be in [0, 1], got 1.5"),
+    (GOOD.replace("[seer]", "[env_options]\nnoop_max = 30\n\n[seer]"),
+     "bad.toml: env_options: cartpole-swingup is a DeepMind Control task, which takes no env options (got noop_max)"),
 ])
 def test_malformed_suite_names_file_and_key(capsys, tmp_path, text, message):
     code, _, err = run_cli(capsys, "--suite", write_suite(tmp_path, text), "--scale", "smoke", "--envs",
@@ -90,3 +103,21 @@ def test_list_shows_suites_agents_envs_and_scales(capsys):
     for word in ("agents: curl", "suite dmc6", "ball_in_cup-catch (4)", "scale smoke", "scale quick",
                  "scale paper (default)"):
         assert word in out
+
+
+ATARI = open(__file__.replace("tests/test_cli.py", "suites/atari8.toml")).read()
+
+
+@pytest.mark.parametrize("text,message", [
+    (ATARI.replace("noop_max = 30 ", "noop_maxx = 30 "), "bad.toml: env_options.noop_maxx: unknown Atari option"),
+    (ATARI.replace("noop_max = 30 ", "noop_max = -1 "), "bad.toml: env_options: noop_max"),
+    (ATARI.replace("repeat_action_probability = 0.0", "repeat_action_probability = 1.5"),
+     "bad.toml: env_options: repeat_action_probability"),
+    (ATARI.replace("terminal_on_life_loss = true", "terminal_on_life_loss = 1"),
+     "bad.toml: env_options.terminal_on_life_loss: expects bool, got 1"),
+    (ATARI.replace("multi_step = 5", "multi_step = 0"), "agent der: multi_step must be positive, got 0"),
+])
+def test_malformed_atari_suite_names_file_and_key(capsys, tmp_path, text, message):
+    code, _, err = run_cli(capsys, "--suite", write_suite(tmp_path, text), "--scale", "smoke", "--envs", "alien",
+                           "--out", str(tmp_path))
+    assert code == 2 and message in err, err

@@ -16,14 +16,15 @@ def test_profile_json_rows_for_curl_and_curl_seer(capsys):
     assert all(keys <= set(r) for r in rows)
     by = {(r["agent"], r["phase"], r["layout"]): r for r in rows}
     assert set(by) == {("curl", "pixels", "paper"), ("curl", "pixels", "compact"), ("curl+seer", "pixels", "paper"),
-                       ("curl+seer", "pixels", "compact"), ("curl+seer", "frozen", "latent")}
+                       ("curl+seer", "pixels", "compact"), ("curl+seer", "frozen", "latent"),
+                       ("curl+seer", "frozen", "latent-compact")}
 
     # Bytes: numpy's itemsizes times the shapes the replay arrays have (cartpole: 9x100x100 uint8, 1 action).
-    scalars = np.dtype(np.float32).itemsize * 3  # action (1), reward, not_done
+    scalars = np.dtype(np.float32).itemsize * 3 + np.dtype(np.uint8).itemsize  # action (1), reward, not_done; last
     paper = 2 * 9 * 100 * 100 * np.dtype(np.uint8).itemsize + scalars
     latent = 2 * 2 * 4 * 50 * np.dtype(np.float32).itemsize + scalars  # critic+actor, obs+next, 4 copies
-    assert by["curl", "pixels", "paper"]["bytes_per_transition"] == paper == 180_012
-    assert by["curl+seer", "frozen", "latent"]["bytes_per_transition"] == latent == 3_212
+    assert by["curl", "pixels", "paper"]["bytes_per_transition"] == paper == 180_013
+    assert by["curl+seer", "frozen", "latent"]["bytes_per_transition"] == latent == 3_213
     assert by["curl", "pixels", "paper"]["capacity"] == 600_000_000 // paper
     assert by["curl+seer", "frozen", "latent"]["capacity"] == 600_000_000 // latent
     assert by["curl", "pixels", "compact"]["capacity"] > 5 * by["curl", "pixels", "paper"]["capacity"]
@@ -47,3 +48,24 @@ def test_profile_table_has_units_and_ratios(capsys):
 def test_profile_rejects_bad_input_before_any_work(capsys):
     assert main(["profile", "--suite", "dmc6", "--envs", "cartpole-jump"]) == 2
     assert "unknown env 'cartpole-jump'" in capsys.readouterr().err
+
+
+def test_profile_prices_der_and_its_compact_latents(capsys):
+    code = main(["profile", "--suite", "atari8", "--envs", "alien", "--budget-gb", "0.35", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0
+    by = {(r["agent"], r["phase"], r["layout"]): r for r in rows}
+    # Acting: conv 1.28 M multiply-adds, then the dueling noisy streams 576 -> 256 -> 51 and 576 -> 256 -> 18 x 51.
+    act = 1_280_000 + 2 * 576 * 256 + 256 * 51 + 256 * 18 * 51
+    assert by["der", "pixels", "compact"]["act_flops"] == act == 1_822_976
+    # Bytes: one 84x84 uint8 frame per transition, its int64 index, int32 action, float32 reward and not_done,
+    # uint8 last; the compact ring also keeps 4 frames per (27,000-step) episode start.
+    per_transition = 84 * 84 + 8 + 4 + 4 + 4 + 1
+    pixels = by["der+seer", "pixels", "compact"]
+    assert per_transition < pixels["bytes_per_transition"] < per_transition + 2
+    latent = by["der+seer", "frozen", "latent-compact"]
+    assert 576 * 4 + 8 + 13 < latent["bytes_per_transition"] < 576 * 4 + 8 + 13 + 1
+    assert latent["capacity"] == pytest.approx(pixels["capacity"] * pixels["bytes_per_transition"]
+                                               / latent["bytes_per_transition"], rel=1e-3)
+    # After T_f an update runs only the heads: the 3 conv passes (one with backward) are gone.
+    assert latent["update_flops"] < 0.35 * pixels["update_flops"]

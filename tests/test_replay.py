@@ -28,7 +28,7 @@ def test_allocated_bytes_equal_numpy_nbytes_and_capacity_is_maximal(cls):
 def test_paper_layout_prices_a_transition_like_curl():
     # obs + next_obs: 2 x 9 x 100 x 100 uint8; action 6 x float32; reward and not_done float32
     replay = PaperReplay(DMC, 10)
-    assert replay.bytes_per_transition == 2 * 9 * 100 * 100 + 6 * 4 + 4 + 4
+    assert replay.bytes_per_transition == 2 * 9 * 100 * 100 + 6 * 4 + 4 + 4 + 1  # pixels, action, reward, not_done, last
 
 
 def test_compact_layout_holds_about_six_times_more():
@@ -38,7 +38,7 @@ def test_compact_layout_holds_about_six_times_more():
 
 
 def test_budget_below_one_batch_names_budget_and_bytes_needed():
-    with pytest.raises(ConfigError, match=r"0.001 GB .*fewer than one batch of 128.*needs at least 23044096 bytes"):
+    with pytest.raises(ConfigError, match=r"0.001 GB .*fewer than one batch of 128.*needs at least 23044224 bytes"):
         make_replay("paper", DMC, 1_000_000, batch_size=128)
 
 

@@ -11,7 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig, public_capacity
-from seer_bench.replay import CompactReplay, LatentReplay, LatentSpec, PaperReplay, TransitionSpec
+from seer_bench.replay import CompactReplay, LatentSpec, PaperLatentReplay, PaperReplay, TransitionSpec
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
 
@@ -29,7 +29,8 @@ def frozen_agent_and_replay(filled_replay, split="fc", dtype="float32"):
     agent = make()
     for step in range(4):  # train the encoder a little, so frozen weights are not the init
         agent.update(filled_replay, step)
-    seer = Seer(SeerConfig(freeze_at=4, num_copies=3, split=split, latent_dtype=dtype), 50_000_000, seed=0, chunk=8)
+    seer = Seer(SeerConfig(freeze_at=4, num_copies=3, split=split, latent_dtype=dtype), 50_000_000, seed=0, chunk=8,
+                layout="paper", transitions=filled_replay.spec)
     latent, event = seer.freeze(agent, filled_replay, step=4)
     return agent, latent, event
 
@@ -134,7 +135,7 @@ def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cl
     want_scalars = pixels.scalars(live)
 
     lspec = LatentSpec((("a", 9), ("b", 9)), copies=2, action_dim=2)
-    latent = LatentReplay(lspec, 100, digest_encoder)
+    latent = PaperLatentReplay(lspec, 100, digest_encoder)
     assert latent.fill_from(pixels, chunk=16) == len(live)
     assert len(pixels) == 0 and pixels.resident_bytes == 0
     idx = np.arange(latent.tail, latent.head)
@@ -158,19 +159,19 @@ def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cl
 
 def test_latent_bytes_and_capacity_follow_from_array_sizes():
     spec = LatentSpec((("critic", 50), ("actor", 50)), copies=4, action_dim=1)
-    per = 2 * 2 * 4 * 50 * 4 + (1 + 1 + 1) * 4  # streams x (obs, next) x copies x dim x float32 + action, reward, not_done
-    assert LatentReplay.total_bytes(spec, 1) == per == 3212
-    replay = LatentReplay(spec, 1000, digest_encoder)
+    per = 2 * 2 * 4 * 50 * 4 + (1 + 1 + 1) * 4 + 1  # streams x (obs, next) x copies x dim x float32 + action, reward, not_done; last
+    assert PaperLatentReplay.total_bytes(spec, 1) == per == 3213
+    replay = PaperLatentReplay(spec, 1000, digest_encoder)
     arrays = [*replay._latents.values(), *replay._scalars.values()]
     assert replay.allocated_bytes == sum(a.nbytes for a in arrays) == 1000 * per
-    assert LatentReplay.capacity_for(spec, 600_000_000) == 600_000_000 // per
+    assert PaperLatentReplay.capacity_for(spec, 600_000_000) == 600_000_000 // per
     half = LatentSpec(spec.streams, 4, 1, "float16")
-    assert LatentReplay.total_bytes(half, 1) == 1600 + 12
+    assert PaperLatentReplay.total_bytes(half, 1) == 1600 + 13
 
 
 def test_public_formula_matches_the_reference_examples():
-    assert public_capacity(1_000, 3 * 100 * 100, 50, 4, 80_000) == 18_750
-    assert public_capacity(80_000, 3 * 100 * 100, 50, 4, 80_000) == 80_000
+    assert public_capacity(1_000, 3 * 100 * 100, 50, 4, 2, 80_000) == 18_750
+    assert public_capacity(80_000, 3 * 100 * 100, 50, 4, 2, 80_000) == 80_000
 
 
 def test_conversion_never_holds_more_than_the_budget_and_returns_pixel_memory():
@@ -180,14 +181,14 @@ def test_conversion_never_holds_more_than_the_budget_and_returns_pixel_memory():
     fill_random(pixels, pixels.capacity + 50, seed=1, episode_steps=125)  # full and wrapped
     assert pixels.resident_bytes <= budget
     lspec = LatentSpec((("critic", 50), ("actor", 50)), copies=4, action_dim=1)
-    latent = LatentReplay(lspec, LatentReplay.capacity_for(lspec, budget), lambda x: {
+    latent = PaperLatentReplay(lspec, PaperLatentReplay.capacity_for(lspec, budget), lambda x: {
         name: np.zeros((len(x), 4, 50), np.float32) for name in ("critic", "actor")})
     seen = []
     rss_before = psutil.Process().memory_info().rss
     latent.fill_from(pixels, chunk=32, on_chunk=seen.append)
     rss_after = psutil.Process().memory_info().rss
     assert len(seen) == -(-pixels.capacity // 32) and max(seen) <= budget
-    assert seen[-1] == latent.resident_bytes == len(latent) * 3212
+    assert seen[-1] == latent.resident_bytes == len(latent) * 3213
     # The pixel pages really went back to the OS, before the pixel replay object is even dropped.
     assert rss_before - rss_after > 0.8 * pixels.capacity * 180_000
 
@@ -215,7 +216,7 @@ def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_con
     events = [json.loads(line) for line in (path / "events.jsonl").read_text().splitlines()]
     frozen = [e for e in events if e["event"] == "frozen"]
     assert len(frozen) == 1 and frozen[0]["step"] == 20 and frozen[0]["transitions_converted"] == 20
-    assert frozen[0]["bytes_after"] < frozen[0]["bytes_before"] == 20 * 180_012
+    assert frozen[0]["bytes_after"] < frozen[0]["bytes_before"] == 20 * 180_013
     # FLOPs after T_f: the conversion (20 transitions x obs and next_obs x 2 copies, one encoder pass each) and
     # cheaper updates; the baseline never encodes.
     last, base_last = seer.iloc[-1], base.iloc[-1]
@@ -223,7 +224,7 @@ def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_con
     assert per_crop == pytest.approx(44_240_992 + 1_960_000, rel=1e-4)  # convs + the critic's and actor's Linear
     assert last["cum_flops_encode"] == pytest.approx(20 * 2 * 2 * per_crop, rel=1e-9)  # 20 adds after T_f
     assert last["update_flops"] < 0.1 * base_last["update_flops"] and base_last["cum_flops_encode"] == 0
-    per = 2 * 2 * 2 * 50 * 4 + 12  # critic + actor, obs + next_obs, 2 copies, 50 floats; action, reward, not_done
+    per = 2 * 2 * 2 * 50 * 4 + 13  # critic + actor, obs + next_obs, 2 copies, 50 floats; action, reward, not_done, last
     assert frozen[0]["capacity_after"] == 10_000_000 // per == seer["replay_capacity"].iloc[-1]
     config = json.loads((path / "config.json").read_text())
     assert config["seer"]["capacity_public_formula"] == frozen[0]["capacity_public_formula"] == 40  # capped: 40 steps
