@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 from seer_bench.replay import PaperReplay, TransitionSpec
 
@@ -32,3 +34,23 @@ def filled_replay():
     replay = PaperReplay(spec, 64)
     fill_random(replay, 64)
     return replay
+
+
+def torch_macs(fn) -> float:
+    """Multiply-adds of what really runs, forward and backward, by torch's own counter (2 flops each)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops() / 2
+
+
+class OpLog(TorchDispatchMode):
+    """Every operator that runs, at the dispatcher (below modules, hooks and custom autograd functions)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))

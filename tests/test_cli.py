@@ -67,6 +67,7 @@ def write_suite(tmp_path, text):
 
 
 GOOD = open(__file__.replace("tests/test_cli.py", "suites/dmc6.toml")).read()
+ATARI = open(__file__.replace("tests/test_cli.py", "suites/atari8.toml")).read()
 
 
 @pytest.mark.parametrize("text,message", [
@@ -90,10 +91,18 @@ GOOD = open(__file__.replace("tests/test_cli.py", "suites/dmc6.toml")).read()
     (GOOD.replace("init_steps = 20", "init_steps = 20\ncritic_tau = 1.5"), "critic_tau must be in [0, 1], got 1.5"),
     (GOOD.replace("[seer]", "[env_options]\nnoop_max = 30\n\n[seer]"),
      "bad.toml: env_options: cartpole-swingup is a DeepMind Control task, which takes no env options (got noop_max)"),
+    (ATARI.replace("noop_max = 30 ", "noop_maxx = 30 "), "bad.toml: env_options: unknown Atari option 'noop_maxx'"),
+    (ATARI.replace("noop_max = 30 ", "noop_max = -1 "), "bad.toml: env_options: noop_max"),
+    (ATARI.replace("repeat_action_probability = 0.0", "repeat_action_probability = 1.5"),
+     "bad.toml: env_options: repeat_action_probability"),
+    (ATARI.replace("terminal_on_life_loss = true", "terminal_on_life_loss = 1"),
+     "bad.toml: env_options: Atari option 'terminal_on_life_loss' expects bool, got 1"),
+    (ATARI.replace("multi_step = 5", "multi_step = 0"), "agent der: multi_step must be positive, got 0"),
 ])
 def test_malformed_suite_names_file_and_key(capsys, tmp_path, text, message):
-    code, _, err = run_cli(capsys, "--suite", write_suite(tmp_path, text), "--scale", "smoke", "--envs",
-                           "cartpole-swingup", "--out", str(tmp_path))
+    env = "alien" if "atari" in text[:40] else "cartpole-swingup"
+    code, _, err = run_cli(capsys, "--suite", write_suite(tmp_path, text), "--scale", "smoke", "--envs", env,
+                           "--out", str(tmp_path))
     assert code == 2 and message in err, err
 
 
@@ -104,20 +113,3 @@ def test_list_shows_suites_agents_envs_and_scales(capsys):
                  "scale paper (default)"):
         assert word in out
 
-
-ATARI = open(__file__.replace("tests/test_cli.py", "suites/atari8.toml")).read()
-
-
-@pytest.mark.parametrize("text,message", [
-    (ATARI.replace("noop_max = 30 ", "noop_maxx = 30 "), "bad.toml: env_options.noop_maxx: unknown Atari option"),
-    (ATARI.replace("noop_max = 30 ", "noop_max = -1 "), "bad.toml: env_options: noop_max"),
-    (ATARI.replace("repeat_action_probability = 0.0", "repeat_action_probability = 1.5"),
-     "bad.toml: env_options: repeat_action_probability"),
-    (ATARI.replace("terminal_on_life_loss = true", "terminal_on_life_loss = 1"),
-     "bad.toml: env_options.terminal_on_life_loss: expects bool, got 1"),
-    (ATARI.replace("multi_step = 5", "multi_step = 0"), "agent der: multi_step must be positive, got 0"),
-])
-def test_malformed_atari_suite_names_file_and_key(capsys, tmp_path, text, message):
-    code, _, err = run_cli(capsys, "--suite", write_suite(tmp_path, text), "--scale", "smoke", "--envs", "alien",
-                           "--out", str(tmp_path))
-    assert code == 2 and message in err, err

@@ -7,8 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from seer_bench.agents.der import Der, DerConfig
 from seer_bench.agents.seer import Seer, SeerConfig
@@ -17,6 +15,8 @@ from seer_bench.instrument.flops import FlopLedger
 from seer_bench.replay import CompactLatentReplay, CompactReplay, LatentSpec, PaperReplay, TransitionSpec
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
+
+from conftest import OpLog, torch_macs
 
 CFG = DerConfig(batch_size=8, multi_step=5)  # the full-size network, a small batch
 SPEC = TransitionSpec((4, 84, 84), action_dim=18, frame_stack=4, episode_steps=100, discrete=True)
@@ -50,13 +50,6 @@ def pixels():
     replay = CompactReplay(SPEC, 120)
     fill_atari(replay, 150)  # wrapped
     return replay
-
-
-def torch_macs(fn) -> float:
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return counter.get_total_flops() / 2
 
 
 # --- the network ---------------------------------------------------------------------------------------
@@ -148,16 +141,6 @@ def test_update_act_and_encode_ledgers_equal_torch_counter(split):
 
 
 # --- SEER on der ---------------------------------------------------------------------------------------------
-class OpLog(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
 def test_freeze_skips_the_convs_keeps_them_bitwise_and_still_copies_the_target():
     cfg = DerConfig(batch_size=8, multi_step=5, target_update=3)
     agent = make(cfg=cfg)

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig
 from seer_bench.instrument.flops import FlopLedger
+
+from conftest import torch_macs
 
 CFG = CurlConfig(batch_size=8)  # full-size networks, a small batch
 
@@ -15,14 +16,6 @@ CFG = CurlConfig(batch_size=8)  # full-size networks, a small batch
 def make(seed=0):
     torch.manual_seed(seed)
     return CurlSac((9, 100, 100), 2, CFG, torch.device("cpu"), seed)
-
-
-def torch_macs(fn) -> float:
-    """Multiply-adds of what really runs, forward and backward, by torch's own counter (2 flops each)."""
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return counter.get_total_flops() / 2
 
 
 def test_encoder_forward_at_batch_1_matches_the_layer_arithmetic():

@@ -7,7 +7,6 @@ import pandas as pd
 import psutil
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig, public_capacity
@@ -15,7 +14,7 @@ from seer_bench.replay import CompactReplay, LatentSpec, PaperLatentReplay, Pape
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
 
-from conftest import fill_random
+from conftest import OpLog, fill_random
 
 CFG = CurlConfig(batch_size=8, hidden_dim=64)
 
@@ -40,18 +39,6 @@ def encoder_params(agent):
     params = {f"{m}.{k}": v.detach().clone() for m, enc in mods.items() for k, v in enc.state_dict().items()}
     params["curl.W"] = agent.curl.W.detach().clone()
     return params
-
-
-class OpLog(TorchDispatchMode):
-    """Every operator that runs, at the dispatcher (below modules, hooks and custom autograd functions)."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
 
 
 def test_after_freeze_updates_never_call_the_frozen_layers_and_leave_them_bitwise_equal(filled_replay):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 import torch
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.der import Der, DerConfig
-from seer_bench.errors import ConfigError
+from seer_bench.errors import ConfigError, config_from
 
 SEER_SUFFIX = "+seer"
 _BASE_AGENTS: dict[str, tuple[type, Callable[..., Any]]] = {"curl": (CurlConfig, CurlSac), "der": (DerConfig, Der)}
@@ -28,18 +27,7 @@ def agent_config(name: str, overrides: dict[str, Any]) -> Any:
     """The agent's config with suite overrides applied; unknown or mistyped keys are named in the error."""
     if name not in AGENTS:
         raise ConfigError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}")
-    cls = AGENTS[name][0]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key, value in overrides.items():
-        if key not in fields:
-            raise ConfigError(f"agent {name}: unknown setting {key!r}; known: {', '.join(fields)}")
-        default = getattr(cls(), key)
-        if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
-            raise ConfigError(f"agent {name}: setting {key!r} expects {type(default).__name__}, got {value!r}")
-    try:
-        return cls(**overrides)
-    except ValueError as e:
-        raise ConfigError(f"agent {name}: {e}") from None
+    return config_from(AGENTS[name][0], overrides, f"agent {name}")
 
 
 def make_agent(name: str, cfg: Any, obs_shape: tuple[int, int, int], action_dim: int,

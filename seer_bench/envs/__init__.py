@@ -3,13 +3,12 @@ Atari games (lowercase ALE names). `make_env` builds either from its name."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from seer_bench.envs.atari import ATARI_GAMES, ATARI_SCORES, AtariEnv, AtariOptions, human_normalized_score
 from seer_bench.envs.base import PixelEnv, StepResult
 from seer_bench.envs.dmc import DMC_TASKS, KNOWN_TASKS, DMCPixels, parse_task
-from seer_bench.errors import ConfigError
+from seer_bench.errors import ConfigError, config_from
 
 KNOWN_ENVS: frozenset[str] = KNOWN_TASKS | ATARI_GAMES
 
@@ -27,17 +26,7 @@ def env_options(name: str, options: dict[str, Any], where: str = "env_options") 
             raise ConfigError(f"{where}: {name} is a DeepMind Control task, which takes no env options "
                               f"(got {', '.join(sorted(options))})")
         return None
-    fields = {f.name: f for f in dataclasses.fields(AtariOptions)}
-    for key, value in options.items():
-        if key not in fields:
-            raise ConfigError(f"{where}.{key}: unknown Atari option; known: {', '.join(fields)}")
-        default = getattr(AtariOptions(), key)
-        if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
-            raise ConfigError(f"{where}.{key}: expects {type(default).__name__}, got {value!r}")
-    try:
-        return AtariOptions(**options)
-    except ValueError as e:
-        raise ConfigError(f"{where}: {e}") from None
+    return config_from(AtariOptions, options, where, noun="Atari option")
 
 
 def make_env(name: str, action_repeat: int, seed: int, train: bool, options: dict[str, Any] | None = None) -> PixelEnv:
