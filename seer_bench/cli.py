@@ -40,9 +40,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-gb", type=_csv(float), help="replay memory budget(s) in GB (1e9 bytes), comma-separated")
     seer = parser.add_argument_group("SEER (agents named <base>+seer; other agents ignore these)")
     seer.add_argument("--freeze-at", type=int, help="T_f in agent steps for every env (default: the suite's)")
-    seer.add_argument("--num-copies", type=int, help="random crops stored per observation (default 4)")
+    seer.add_argument("--num-copies", type=int, help="latents stored per observation, each of an independent random crop (default: the suite's; 4 on dmc6, 1 for der)")
     seer.add_argument("--latent-dtype", choices=("float32", "float16"), help="storage type of latents")
-    seer.add_argument("--seer-split", help="freeze point, a layer boundary: fc (default, as the paper) or convK")
+    seer.add_argument("--seer-split", help="freeze point, a layer boundary (default: the suite's): curl fc (the paper) or conv1..conv4; der conv2 (the paper) or conv1")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,14 +15,14 @@ import torch
 from seer_bench.agents import agent_config, make_agent
 from seer_bench.agents.seer import Seer
 from seer_bench.instrument.flops import FlopLedger
-from seer_bench.replay import LAYOUTS, latent_replay_class, replay_class
+from seer_bench.replay import LAYOUTS, replay_class
 from seer_bench.runner import build_env, transition_spec
 from seer_bench.suites import RunSpec
 
 
 def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
-    """One row per agent x env x budget x pixel layout x phase (pixels; frozen, in the latent layout SEER
-    converts that pixel layout into), and the operators fvcore did not count, per network stage."""
+    """One row per agent x env x budget x phase (pixels: one per layout; frozen: one per latent layout SEER
+    converts a pixel layout into, with `from_layout`), and the operators fvcore did not count, per stage."""
     rows, seen = [], set()
     ledger = FlopLedger()  # one ledger: its list of operators fvcore does not count covers every agent
     for spec in specs:
@@ -45,17 +45,17 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
                          "bytes_per_transition": cls.total_bytes(tspec, capacity) / max(capacity, 1)})
             if spec.seer is not None:
                 seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size, layout=layout, transitions=tspec)
-                frozen.append({**base, "phase": "frozen", "layout": seer.replay_class.layout,
-                               "capacity": seer.capacity(agent), "bytes_per_transition": seer.bytes_per_transition(agent)})
+                latent_layout = seer.replay_class(agent).layout
+                if all(row["layout"] != latent_layout for row in frozen):  # CURL: both pixel layouts -> paper latents
+                    frozen.append({**base, "phase": "frozen", "layout": latent_layout, "from_layout": layout,
+                                   "capacity": seer.capacity(agent),
+                                   "bytes_per_transition": seer.bytes_per_transition(agent)})
         env.close()
         if frozen:
             agent.freeze(spec.seer.split)
             price = ledger.mean_price(agent.update_passes, agent.update_period)
             rows += [{**row, "update_flops": price} for row in frozen]
     return rows, {stage: dict(ops) for stage, ops in ledger.unsupported.items()}
-
-
-LATENT_SOURCE = {latent_replay_class(layout).layout: layout for layout in LAYOUTS}  # latent layout -> pixel layout
 
 
 def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, int]]) -> str:
@@ -70,7 +70,7 @@ def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, 
     for r in rows:
         if r["phase"] != "frozen":
             continue
-        source = LATENT_SOURCE[r["layout"]]
+        source = r["from_layout"]
         pixels = next(p for p in rows if p["phase"] == "pixels" and p["layout"] == source and
                       (p["agent"], p["env"], p["budget_gb"]) == (r["agent"], r["env"], r["budget_gb"]))
         ratios.append(f"{r['agent']} on {r['env']} at {r['budget_gb']:g} GB, {source} layout: after T_f an update "

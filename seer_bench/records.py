@@ -19,10 +19,10 @@ import pandas as pd
 METRICS_COLUMNS = [
     "step",  # agent steps
     "env_steps",  # agent steps x action repeat
-    "eval_return",  # mean return of the evaluation episodes (deterministic policy)
+    "eval_return",  # mean return of the evaluation episodes (the agent's evaluation policy; Atari: raw game score)
     "eval_return_std",
     "hns",  # Atari: human-normalized score of eval_return, (score - random) / (human - random); else empty
-    "train_episodes",
+    "train_episodes",  # training episodes finished (Atari: each lost life ends one)
     "updates",
     "wall_s",  # seconds since the run started, evaluation included
     "replay_capacity",  # transitions the budget holds

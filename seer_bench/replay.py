@@ -296,11 +296,15 @@ class CompactReplay(PixelReplay):
     """Each frame stored once in a ring of frames; transitions point at their newest frame.
 
     Transition t with newest frame d (absolute frame index) has obs = frames d-k..d-1 and
-    next_obs = frames d-k+1..d, with k = frame_stack. The first transition of an episode writes all k
-    frames of its observation, so no frame of another episode is ever stacked in.
+    next_obs = frames d-k+1..d, with k = frame_stack. The first transition of an episode writes the frames
+    of its observation that the ring does not already end with: all k after a reset (DMC, a new Atari
+    game), only the newest one when the stack carries on from the previous transition (Atari after a lost
+    life, where the training episode ends but the game and its frames go on). Either way an observation is
+    exactly the frames it was stacked from.
 
     The frame ring is sized for episodes of `spec.episode_steps`; shorter episodes use more frames per
-    transition, and then the oldest transitions are evicted early, before their frames are overwritten.
+    transition, and then the oldest transitions are evicted early, before their frames are overwritten:
+    `len()` then stays a little below `capacity`.
     """
 
     layout = "compact"
@@ -339,13 +343,22 @@ class CompactReplay(PixelReplay):
         self._frame_head += 1
 
     def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
-        c = self.spec.frame_shape[0]
+        c, k = self.spec.frame_shape[0], self.spec.frame_stack
         if not self._episode_open:
-            for j in range(self.spec.frame_stack):
+            for j in range(k - 1 if self._continues(obs) else 0, k):
                 self._write_frame(obs[j * c:(j + 1) * c])
         self._write_frame(next_obs[-c:])
         self._newest[slot] = self._frame_head - 1
         self._episode_open = not last
+
+    def _continues(self, obs: np.ndarray) -> bool:
+        """Whether the ring's newest k-1 frames are `obs`'s oldest k-1 (a stack that carries on)."""
+        k, f = self.spec.frame_stack, self._frame_head
+        if f < k - 1 or f - (k - 1) < self._frames_freed_to:
+            return False
+        c = self.spec.frame_shape[0]
+        ring = self._frames[np.arange(f - k + 1, f) % self.frame_capacity]
+        return np.array_equal(ring.reshape(-1, *obs.shape[1:]), obs[:(k - 1) * c])
 
     def _gather(self, idx: np.ndarray, offsets: np.ndarray, size: int, next_obs: bool) -> np.ndarray:
         k = self.spec.frame_stack
@@ -583,7 +596,6 @@ class CompactLatentReplay(LatentReplay):
 
 
 _LAYOUT_CLASSES: dict[str, type[PixelReplay]] = {"paper": PaperReplay, "compact": CompactReplay}
-_LATENT_CLASSES: dict[str, type[LatentReplay]] = {"paper": PaperLatentReplay, "compact": CompactLatentReplay}
 
 
 def replay_class(layout: str) -> type[PixelReplay]:
@@ -592,10 +604,12 @@ def replay_class(layout: str) -> type[PixelReplay]:
     return _LAYOUT_CLASSES[layout]
 
 
-def latent_replay_class(pixel_layout: str) -> type[LatentReplay]:
-    """The latent layout SEER converts a pixel layout into: paper -> per transition, compact -> per state."""
+def latent_replay_class(pixel_layout: str, random_crops: bool) -> type[LatentReplay]:
+    """The latent layout SEER converts a pixel layout into: per state (compact) when the pixels were stored
+    per frame and one observation has one latent; per transition (paper) otherwise. With random crops
+    (CURL), obs and next_obs latents come from independent crops, as the public DMC code stores them."""
     replay_class(pixel_layout)
-    return _LATENT_CLASSES[pixel_layout]
+    return CompactLatentReplay if pixel_layout == "compact" and not random_crops else PaperLatentReplay
 
 
 def make_replay(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size: int) -> PixelReplay:

@@ -79,7 +79,10 @@ def check_spec(spec: RunSpec) -> None:
         if spec.agent_steps <= agent.learn_start:
             raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                               f"before or at learn start ({agent.learn_start} agent steps); raise --steps")
-        make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)  # raises when too small
+        replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)  # raises when too small
+        if replay.capacity < agent.sample_horizon:
+            raise ConfigError(f"{spec.run_id}: the replay holds {replay.capacity} transitions, fewer than one "
+                              f"{agent.sample_horizon}-step window; raise --budget-gb")
         if spec.seer is not None:
             _check_seer(spec, cfg, agent, env)
     finally:
@@ -101,9 +104,10 @@ def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv) -> None:
         raise ConfigError(f"{spec.run_id}: num_copies {spec.seer.num_copies}: {spec.agent} does not augment, so every "
                           f"copy would be the same latent; set num_copies = 1")
     seer = build_seer(spec, cfg, env, seed=0)
-    if seer.capacity(agent) < cfg.batch_size:
+    need = max(cfg.batch_size, agent.sample_horizon)
+    if seer.capacity(agent) < need:
         raise ConfigError(f"{spec.run_id}: after T_f the budget holds {seer.capacity(agent)} latent transitions, "
-                          f"fewer than one batch of {cfg.batch_size}")
+                          f"fewer than the {need} a batch needs")
 
 
 def versions() -> dict[str, str]:
@@ -122,7 +126,7 @@ def seer_sizing(seer: Seer, agent: Any, pixel_capacity: int, total_steps: int) -
     frame_bytes = math.prod(seer.transitions.frame_shape)
     return {
         "config": asdict(seer.cfg), "latent_streams": [list(s) for s in spec.streams],
-        "latent_layout": seer.replay_class.layout, "latent_bytes_per_transition": seer.bytes_per_transition(agent),
+        "latent_layout": seer.replay_class(agent).layout, "latent_bytes_per_transition": seer.bytes_per_transition(agent),
         "capacity_after": seer.capacity(agent),
         "capacity_public_formula": public_capacity(pixel_capacity, frame_bytes, spec.streams[0][1],
                                                    seer.cfg.num_copies, len(spec.streams), total_steps)}

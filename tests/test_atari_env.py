@@ -196,3 +196,10 @@ def test_human_normalized_score_values_and_unknown_game():
     assert human_normalized_score("alien", 1172.6) == pytest.approx((1172.6 - 227.8) / (7127.7 - 227.8))
     with pytest.raises(KeyError, match="tetris"):
         human_normalized_score("tetris", 1.0)
+
+
+def test_sticky_actions_reach_the_emulator():
+    for p in (0.0, 0.25):
+        env = AtariEnv("alien", 4, seed=0, train=True, options=AtariOptions(repeat_action_probability=p))
+        assert env._ale.getFloat("repeat_action_probability") == pytest.approx(p)
+        env.close()

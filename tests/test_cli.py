@@ -98,6 +98,7 @@ ATARI = open(__file__.replace("tests/test_cli.py", "suites/atari8.toml")).read()
     (ATARI.replace("terminal_on_life_loss = true", "terminal_on_life_loss = 1"),
      "bad.toml: env_options: Atari option 'terminal_on_life_loss' expects bool, got 1"),
     (ATARI.replace("multi_step = 5", "multi_step = 0"), "agent der: multi_step must be positive, got 0"),
+    (ATARI.replace("learn_start = 100", "learn_start = 3"), "agent der: learn_start 3 must be >= multi_step 5"),
 ])
 def test_malformed_suite_names_file_and_key(capsys, tmp_path, text, message):
     env = "alien" if "atari" in text[:40] else "cartpole-swingup"

@@ -12,7 +12,8 @@ from seer_bench.agents.der import Der, DerConfig
 from seer_bench.agents.seer import Seer, SeerConfig
 from seer_bench.envs import ATARI_SCORES, human_normalized_score
 from seer_bench.instrument.flops import FlopLedger
-from seer_bench.replay import CompactLatentReplay, CompactReplay, LatentSpec, PaperReplay, TransitionSpec
+from seer_bench.replay import (CompactLatentReplay, CompactReplay, LatentSpec, PaperLatentReplay, PaperReplay,
+                               TransitionSpec)
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
 
@@ -118,6 +119,22 @@ def test_c51_projection_matches_a_per_atom_loop():
     np.testing.assert_allclose(m.sum(1), 1.0, rtol=1e-5)
 
 
+def test_evaluation_never_shifts_the_training_stream():
+    replay = CompactReplay(SPEC, 120)
+    fill_atari(replay, 150)
+    obs = np.random.default_rng(5).integers(0, 256, (4, 84, 84), dtype=np.uint8)
+    evaluated, plain = make(seed=3), make(seed=3)
+    for agent in (evaluated, plain):
+        agent.update(replay, 1)
+    for _ in range(50):  # epsilon-greedy with the noise off draws from the evaluation stream only
+        evaluated.act(obs, sample=False)
+    assert evaluated.online.training  # back to noisy weights for training
+    for agent in (evaluated, plain):
+        agent.update(replay, 2)
+    for p, q in zip(evaluated.online.parameters(), plain.online.parameters()):
+        assert torch.equal(p, q)
+
+
 # --- FLOP ledger against torch's own count ---------------------------------------------------------------
 def frozen(agent, replay, split):
     seer = Seer(SeerConfig(freeze_at=1, num_copies=1, split=split), 10**9, seed=0, chunk=8, layout=replay.layout,
@@ -167,15 +184,16 @@ def test_freeze_skips_the_convs_keeps_them_bitwise_and_still_copies_the_target()
     assert torch.equal(agent.target.fc_h_v.weight_mu, agent.online.fc_h_v.weight_mu)
 
 
-def test_latents_equal_the_frozen_convs_output_for_obs_and_next_obs():
+@pytest.mark.parametrize("pixel_cls,latent_cls", [(CompactReplay, CompactLatentReplay), (PaperReplay, PaperLatentReplay)])
+def test_latents_equal_the_frozen_convs_output_for_obs_and_next_obs(pixel_cls, latent_cls):
     agent = make()
-    replay = CompactReplay(SPEC, 120)
+    replay = pixel_cls(SPEC, 120)
     fill_atari(replay, 150)
     live = np.arange(replay.tail, replay.head)
     corners = np.zeros((len(live), 2), np.int64)
     obs, nxt = replay.obs(live, corners, 84), replay.next_obs(live, corners, 84)
     latents, _ = frozen(agent, replay, "conv2")
-    assert isinstance(latents, CompactLatentReplay) and len(latents) == len(live)
+    assert type(latents) is latent_cls and len(latents) == len(live)
     with torch.no_grad():
         want_obs = agent.online.conv(torch.from_numpy(obs).float() / 255).numpy()
         want_next = agent.online.conv(torch.from_numpy(nxt).float() / 255).numpy()

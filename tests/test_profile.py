@@ -16,8 +16,7 @@ def test_profile_json_rows_for_curl_and_curl_seer(capsys):
     assert all(keys <= set(r) for r in rows)
     by = {(r["agent"], r["phase"], r["layout"]): r for r in rows}
     assert set(by) == {("curl", "pixels", "paper"), ("curl", "pixels", "compact"), ("curl+seer", "pixels", "paper"),
-                       ("curl+seer", "pixels", "compact"), ("curl+seer", "frozen", "latent"),
-                       ("curl+seer", "frozen", "latent-compact")}
+                       ("curl+seer", "pixels", "compact"), ("curl+seer", "frozen", "latent")}
 
     # Bytes: numpy's itemsizes times the shapes the replay arrays have (cartpole: 9x100x100 uint8, 1 action).
     scalars = np.dtype(np.float32).itemsize * 3 + np.dtype(np.uint8).itemsize  # action (1), reward, not_done; last

@@ -92,3 +92,22 @@ def test_resident_bytes_grow_with_writes_and_match_real_rss(layout):
     assert 0 < replay.resident_bytes < replay.allocated_bytes / 10
     # The lazily mapped arrays occupy what was written, not the reservation (allow allocator noise).
     assert 0.8 * replay.resident_bytes < grown < 1.2 * replay.resident_bytes + 20_000_000
+
+
+def test_compact_layout_writes_a_carried_on_stack_once_after_an_episode_end():
+    """Atari after a lost life: the episode ends, the game and its frames go on; only new frames are stored."""
+    spec = TransitionSpec((4, 6, 6), action_dim=3, frame_stack=4, episode_steps=50, discrete=True)
+    replay = CompactReplay(spec, 40)
+    frames = np.random.default_rng(0).integers(0, 256, (30, 1, 6, 6), dtype=np.uint8)
+    stack = lambda i: np.concatenate(frames[i - 3:i + 1])  # noqa: E731 - frames i-3..i, newest last
+    pairs = [(stack(i), stack(i + 1), i == 7) for i in range(3, 8)]  # ends at 7 (a life lost)
+    pairs += [(stack(i), stack(i + 1), i == 11) for i in range(9, 12)]  # one no-op frame (8 -> 9) later; game over
+    reset = np.concatenate([np.zeros((3, 6, 6), np.uint8), frames[20]])  # a new game: zero-padded
+    pairs += [(reset, np.concatenate([reset[1:], frames[21]]), False)]
+    for obs, nxt, last in pairs:
+        replay.add(obs, 0, 0.0, nxt, terminal=last, last=last)
+    # 4 + 5 frames for the first episode, then 1 + 3 (the stack carries on), then 4 + 1 for the new game.
+    assert replay._frame_head == 9 + 4 + 5
+    idx, corners = np.arange(len(pairs)), np.zeros((len(pairs), 2), np.int64)
+    np.testing.assert_array_equal(replay.obs(idx, corners, 6), np.stack([p[0] for p in pairs]))
+    np.testing.assert_array_equal(replay.next_obs(idx, corners, 6), np.stack([p[1] for p in pairs]))

@@ -10,7 +10,7 @@ import torch
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig, public_capacity
-from seer_bench.replay import CompactReplay, LatentSpec, PaperLatentReplay, PaperReplay, TransitionSpec
+from seer_bench.replay import CompactLatentReplay, CompactReplay, LatentSpec, PaperLatentReplay, PaperReplay, TransitionSpec
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
 
@@ -111,8 +111,9 @@ def digest_encoder(pixels: np.ndarray) -> dict[str, np.ndarray]:
     return {"a": np.stack([sums, sums + 1], axis=1), "b": np.stack([-sums, -sums - 1], axis=1)}
 
 
+@pytest.mark.parametrize("latent_cls", [PaperLatentReplay, CompactLatentReplay])
 @pytest.mark.parametrize("cls,n", [(PaperReplay, 150), (CompactReplay, 150), (PaperReplay, 40)])
-def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cls, n):
+def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cls, n, latent_cls):
     spec = TransitionSpec((9, 12, 12), action_dim=2, frame_stack=3, episode_steps=10)
     pixels = cls(spec, 64)
     fill_random(pixels, n, seed=3, episode_steps=7)
@@ -122,7 +123,7 @@ def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cl
     want_scalars = pixels.scalars(live)
 
     lspec = LatentSpec((("a", 9), ("b", 9)), copies=2, action_dim=2)
-    latent = PaperLatentReplay(lspec, 100, digest_encoder)
+    latent = latent_cls(lspec, 100, digest_encoder)
     assert latent.fill_from(pixels, chunk=16) == len(live)
     assert len(pixels) == 0 and pixels.resident_bytes == 0
     idx = np.arange(latent.tail, latent.head)

@@ -160,6 +160,7 @@ class CurlSac:
             raise ConfigError(f"agent curl: image_size {cfg.image_size} leaves no room for random crops of "
                               f"{obs_shape[-1]}px frames")
         self.random_steps = self.learn_start = cfg.init_steps  # random actions, then an update every step
+        self.sample_horizon = 1  # one-step targets
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])  # replay indices, crops
         channels = self.channels = obs_shape[0]
 

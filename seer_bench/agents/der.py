@@ -52,8 +52,11 @@ class DerConfig:
         for name in ("batch_size", "hidden_dim", "multi_step", "target_update", "lr", "adam_eps", "grad_clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.learn_start < 0 or self.noisy_std < 0:
-            raise ValueError(f"learn_start and noisy_std must be >= 0, got {self.learn_start}, {self.noisy_std}")
+        if self.noisy_std < 0:
+            raise ValueError(f"noisy_std must be >= 0, got {self.noisy_std}")
+        if self.learn_start < self.multi_step:
+            raise ValueError(f"learn_start {self.learn_start} must be >= multi_step {self.multi_step}: the first update "
+                             f"samples complete {self.multi_step}-step windows")
         if self.atoms < 2 or not self.v_min < self.v_max:
             raise ValueError(f"need atoms >= 2 and v_min < v_max, got {self.atoms}, [{self.v_min}, {self.v_max}]")
         for name in ("discount", "eval_epsilon"):
@@ -177,7 +180,11 @@ class Der:
         self.device = device
         self.action_dim = action_dim
         self.obs_shape = obs_shape
-        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])  # replay indices, eval epsilon
+        # Child streams of the seed: 0 the runner's random actions, 1 replay sampling, 2 SEER's crops, 3 this
+        # agent's evaluation epsilon (evaluating never shifts the training stream).
+        streams = np.random.SeedSequence(seed).spawn(4)
+        self.rng = np.random.default_rng(streams[1])
+        self.eval_rng = np.random.default_rng(streams[3])
         self.noise = torch.Generator(device=device).manual_seed(seed)
         self.online = RainbowNet(obs_shape[0], obs_shape[-1], action_dim, cfg).to(device)
         self.target = RainbowNet(obs_shape[0], obs_shape[-1], action_dim, cfg).to(device)
@@ -188,6 +195,7 @@ class Der:
         self.random_steps = 0  # no uniformly random phase: the noisy network explores from the start
         self.learn_start = cfg.learn_start
         self.update_period = 1  # every update runs the same passes
+        self.sample_horizon = cfg.multi_step  # a sample needs this many consecutive transitions
         self.split: str | None = None
         self._stages: dict[tuple, Stage] = {}
         self._pass_lists: dict[tuple, tuple[Pass, ...]] = {}
@@ -201,8 +209,8 @@ class Der:
         """Greedy action for one uint8 (C, H, W) stack: with fresh noise at training (the exploration),
         with the noise off and epsilon-greedy at evaluation."""
         if not sample:
-            if self.rng.random() < self.cfg.eval_epsilon:
-                return int(self.rng.integers(self.action_dim))
+            if self.eval_rng.random() < self.cfg.eval_epsilon:
+                return int(self.eval_rng.integers(self.action_dim))
             self.online.eval()
         else:
             self.online.reset_noise(self.noise)

@@ -4,8 +4,9 @@ At T_f (`freeze_at`, agent steps) `Seer.freeze`:
 1. asks the agent to freeze its encoder below `split` (the agent also sets its target's frozen layers
    equal to the online ones and stops any loss that only trains them);
 2. builds a `LatentReplay` sized from the same byte budget and the real bytes of one latent transition,
-   in the layout matching the pixel replay's (paper: obs and next_obs latents per transition; compact:
-   each state's latent once);
+   in a layout that follows the pixel replay's (`latent_replay_class`: each state's latent once after a
+   compact pixel replay when observations are not randomly cropped, as the public Atari code; obs and
+   next_obs latents per transition otherwise, as the public DMC code);
 3. converts the pixel replay into it once (oldest first, one batch at a time, releasing pixels as it goes)
    and hands it back: from then on the loop adds pixels as before and the replay encodes them on add.
 
@@ -82,11 +83,14 @@ class Seer:
         self.cfg = cfg
         self.budget_bytes = budget_bytes
         self.chunk = chunk  # transitions converted at a time (the agent's batch size: one batch of memory)
-        self.replay_class = latent_replay_class(layout)  # the pixel replay's layout decides the latent one
+        self.layout = layout  # the pixel replay's layout, which with the agent decides the latent one
         self.transitions = transitions
         # Crops for stored latents: a stream of its own, so an agent's stream is identical to its
         # non-SEER twin up to T_f.
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+
+    def replay_class(self, agent: Freezable) -> type[LatentReplay]:
+        return latent_replay_class(self.layout, agent.random_crops)
 
     def latent_spec(self, agent: Freezable) -> LatentSpec:
         """What one latent transition will hold: known before T_f, so sizes can be reported at the start."""
@@ -96,12 +100,12 @@ class Seer:
 
     def capacity(self, agent: Freezable) -> int:
         """Latent transitions the budget holds, from the real bytes of one (all copies, streams, scalars)."""
-        return self.replay_class.capacity_for(self.latent_spec(agent), self.budget_bytes)
+        return self.replay_class(agent).capacity_for(self.latent_spec(agent), self.budget_bytes)
 
     def bytes_per_transition(self, agent: Freezable) -> float:
-        spec = self.latent_spec(agent)
-        capacity = self.replay_class.capacity_for(spec, self.budget_bytes)
-        return self.replay_class.total_bytes(spec, capacity) / max(capacity, 1)
+        spec, cls = self.latent_spec(agent), self.replay_class(agent)
+        capacity = cls.capacity_for(spec, self.budget_bytes)
+        return cls.total_bytes(spec, capacity) / max(capacity, 1)
 
     def freeze(self, agent: Freezable, pixels: PixelReplay, step: int,
                on_chunk: Callable[[int], None] | None = None) -> tuple[LatentReplay, dict[str, Any]]:
@@ -114,12 +118,12 @@ class Seer:
         def encode(obs: np.ndarray) -> dict[str, np.ndarray]:
             return agent.encode(obs, self.rng, cfg.num_copies, cfg.latent_dtype)
 
-        latent = self.replay_class(spec, capacity, encode)
+        latent = self.replay_class(agent)(spec, capacity, encode)
         converted = latent.fill_from(pixels, self.chunk, on_chunk)
         return latent, {
             "step": step, "split": cfg.split, "transitions_converted": converted,
             "observations_encoded": latent.encoded, "layout": latent.layout,
-            "transitions_dropped": live_before - converted, "seconds": time.perf_counter() - start,
+            "transitions_dropped": live_before - len(latent), "seconds": time.perf_counter() - start,
             "bytes_before": bytes_before, "bytes_after": latent.resident_bytes + pixels.resident_bytes,
             "capacity_before": pixels.capacity, "capacity_after": capacity,
             "bytes_per_transition_before": pixels.bytes_per_transition,
