@@ -1,4 +1,5 @@
-"""Command line: `bench.py [run] --suite S ...` (default), `bench.py profile --suite S ...`, `bench.py list`.
+"""Command line: `bench.py [run] --suite S ...` (default), `bench.py profile --suite S ...`,
+`bench.py report --out DIR`, `bench.py list`.
 
 Every input is validated before the first run starts; bad input prints one line and exits 2.
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from seer_bench.errors import ConfigError
 
-SUBCOMMANDS = ("run", "list", "profile")
+SUBCOMMANDS = ("run", "list", "profile", "report")
 
 
 def _csv(kind: type):
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     prof = sub.add_parser("profile", help="FLOPs per update and action, bytes per transition, capacities; no training")
     _add_selection(prof)
     prof.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
+    report = sub.add_parser("report", help="summary.csv, aggregates.csv and summary.md from the records under a directory")
+    where = report.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="directory holding runs/ (what `--out` was for the sweep)")
+    where.add_argument("--suite", help="read reports/<suite>, the sweep's default output directory")
     sub.add_parser("list", help="show suites, agents, envs and scales")
     return parser
 
@@ -107,7 +112,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from seer_bench.executors import run_local
-    from seer_bench.reports import format_summary, summary
+    from seer_bench.reports import write_report
     from seer_bench.runner import check_spec
     from seer_bench.suites import load_suite
 
@@ -123,10 +128,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or Path("reports") / suite.name
     print(f"{len(specs)} run(s) of suite {suite.name}, scale {specs[0].scale}, into {out}", flush=True)
     failed = run_local(specs, out)
-    print(format_summary(summary(out)))
+    print(write_report(out), end="")
+    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}")
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from seer_bench.reports import write_report
+    from seer_bench.suites import load_suite
+
+    out = args.out if args.out is not None else Path("reports") / load_suite(args.suite).name
+    if not (out / "runs").is_dir():
+        raise ConfigError(f"{out}: no runs/ directory here; pass the --out of a sweep")
+    print(write_report(out), end="")
+    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "run")
     try:
         args = build_parser().parse_args(argv)
-        return {"list": lambda _: cmd_list(), "profile": cmd_profile}.get(args.command, cmd_run)(args)
+        commands = {"list": lambda _: cmd_list(), "profile": cmd_profile, "report": cmd_report}
+        return commands.get(args.command, cmd_run)(args)
     except ConfigError as e:
         print(f"bench.py: error: {e}", file=sys.stderr)
         return 2

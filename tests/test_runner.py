@@ -47,4 +47,4 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
 
     events = [json.loads(line)["event"] for line in (run / "events.jsonl").read_text().splitlines()]
     assert events == ["started", "finished"]
-    assert "cartpole-swingup" in proc.stdout and "return_mean" in proc.stdout  # the summary table
+    assert "| cartpole-swingup | curl |" in proc.stdout and (out / "summary.md").is_file()  # the report, printed and written

@@ -1,0 +1,62 @@
+"""`bench.py report`: tables (and, next, figures) of a sweep's records, written next to them.
+
+Reads every run under DIR/runs and writes DIR/summary.csv (one row per env x agent x budget),
+DIR/aggregates.csv (IQM and mean across envs, rliable) and DIR/summary.md (both, with units).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seer_bench.reports.tables import aggregates, run_table, summary
+
+__all__ = ["aggregates", "format_markdown", "run_table", "summary", "write_report"]
+
+
+def _num(value: float, fmt: str, missing: str = "") -> str:
+    return missing if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
+
+
+def format_markdown(table: pd.DataFrame, agg: pd.DataFrame) -> str:
+    """The two tables as Markdown, with units in the headers and "n/a" where a quantity was not measured."""
+    if table.empty:
+        return "no runs found\n"
+    lines = ["| env | agent | budget (GB) | seeds | final return, mean [95% CI] | env steps | cum. TFLOP | "
+             "FLOPs vs baseline | peak replay (MB) | replay capacity | peak RSS (MB) | peak GPU (MB) | wall (min) | "
+             "status |", "|" + "---|" * 14]
+    for r in table.itertuples():
+        ci = f" [{_num(r.return_ci_low, '.1f')}, {_num(r.return_ci_high, '.1f')}]" if not np.isnan(r.return_ci_low) else ""
+        ratio = f"{_num(r.flops_ratio_to_baseline, '.3f', 'n/a')}x {r.baseline}" if r.baseline else ""
+        lines.append(
+            f"| {r.env} | {r.agent} | {r.budget_gb:g} | {r.seeds} | {_num(r.return_mean, '.1f', 'n/a')}{ci} | "
+            f"{r.env_steps:,} | {_num(r.cum_flops / 1e12, '.3f', 'n/a')} | {ratio} | "
+            f"{_num(r.peak_replay_bytes / 1e6, '.1f', 'n/a')} | {r.replay_capacity:,} | "
+            f"{_num(r.peak_rss_bytes / 1e6, '.0f', 'n/a')} | {_num(r.peak_gpu_bytes / 1e6, '.0f', 'n/a')} | "
+            f"{_num(r.wall_s / 60, '.1f', 'n/a')} | {r.status} |")
+    lines += ["", "Final return: the last evaluation of each seed (mean of its evaluation episodes); CI: Student t over "
+              "seeds. FLOPs vs baseline: cumulative training FLOPs over the baseline agent's at the same env step "
+              "(fvcore convention, 1 multiply-add = 1 FLOP)."]
+    if not agg.empty:
+        lines += ["", "| agent | budget (GB) | score | metric | value [95% CI] | envs | seeds |", "|" + "---|" * 7]
+        for r in agg.itertuples():
+            lines.append(f"| {r.agent} | {r.budget_gb:g} | {r.score} | {r.metric} | {r.value:.3f} "
+                         f"[{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.envs} | {r.seeds} |")
+        lines += ["", "Aggregates across envs of finished runs' final scores (rliable: interquartile mean and mean, "
+                  "stratified bootstrap 95% CIs; only seeds finished on every env of a row)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, reps: int = 2000) -> str:
+    """Write summary.csv, aggregates.csv and summary.md under `out`; returns the Markdown."""
+    runs, curves = run_table(out)
+    table, agg = summary(runs, curves), aggregates(runs, reps=reps)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "summary.csv", index=False)
+    agg.to_csv(out / "aggregates.csv", index=False)
+    text = format_markdown(table, agg)
+    (out / "summary.md").write_text(text)
+    return text

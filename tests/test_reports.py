@@ -1,0 +1,106 @@
+"""Report tables against direct numpy/scipy computations on synthetic records with known values."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from seer_bench.cli import main
+from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
+from seer_bench.reports import aggregates, run_table, summary, write_report
+
+RETURNS = {  # (env, agent) -> final return per seed
+    ("cartpole-swingup", "curl"): [800.0, 700.0, 750.0],
+    ("cartpole-swingup", "curl+seer"): [790.0, 710.0, 640.0],
+    ("walker-walk", "curl"): [400.0, 500.0, 450.0],
+    ("walker-walk", "curl+seer"): [420.0, 380.0, 900.0],
+}
+FLOPS_PER_STEP = {"curl": 10.0, "curl+seer": 4.0, "der": 10.0}
+
+
+def write_run(out, env, agent, seed, final, steps=(0, 100, 200), status="finished", budget=0.6, atari=False):
+    run_id = f"{agent}/{env}/budget_{budget:g}/seed_{seed}"
+    path = run_dir(out, run_id)
+    write_config(path, {"spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200},
+                        "replay": {"capacity": 1000 * (3 if "+seer" in agent else 1)}})
+    append_event(path, "started", run_id=run_id)
+    writer = MetricsWriter(path)
+    for i, e in enumerate(steps):
+        ret = final if e == steps[-1] else final / 2
+        writer.write({"step": e, "env_steps": e, "eval_return": ret, "hns": ret / 1000 if atari else None,
+                      "cum_flops": FLOPS_PER_STEP[agent] * e * (1 + seed), "wall_s": 10.0 * (i + 1),
+                      "replay_capacity": 1000 * (3 if "+seer" in agent else 1), "replay_bytes": 1e6 * (i + 1) + seed,
+                      "rss_bytes": 5e8, "rss_peak_bytes": 6e8 + seed})
+    writer.close()
+    if status == "finished":
+        append_event(path, "finished", run_id=run_id, wall_s=10.0 * len(steps) + 0.5)
+    elif status == "failed":
+        append_event(path, "failed", run_id=run_id, reason="RuntimeError: loss is NaN")
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    for (env, agent), finals in RETURNS.items():
+        for seed, final in enumerate(finals):
+            write_run(tmp_path, env, agent, seed, final)
+    write_run(tmp_path, "walker-walk", "curl+seer", 3, 0.0, steps=(0, 100), status="running")
+    write_run(tmp_path, "walker-walk", "curl", 3, 0.0, steps=(0,), status="failed")
+    return tmp_path
+
+
+def test_summary_matches_direct_computation(sweep):
+    runs, curves = run_table(sweep)
+    table = summary(runs, curves).set_index(["env", "agent"])
+    for (env, agent), finals in RETURNS.items():
+        row = table.loc[(env, agent)]
+        values = np.array(finals + ([0.0] if (env, agent) == ("walker-walk", "curl+seer") else []))
+        lo, hi = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+        assert row["return_mean"] == pytest.approx(values.mean())
+        assert (row["return_ci_low"], row["return_ci_high"]) == pytest.approx((lo, hi))
+    # cum FLOPs over the baseline's at the last env step both reached: 4/10 per seed, the running seed at 100
+    assert table.loc[("cartpole-swingup", "curl+seer"), "flops_ratio_to_baseline"] == pytest.approx(0.4)
+    assert np.isnan(table.loc[("cartpole-swingup", "curl"), "flops_ratio_to_baseline"])
+    seer_walker = table.loc[("walker-walk", "curl+seer")]
+    assert seer_walker["status"] == "3/4 finished, 1 running (partial: 100 of 200 env steps)"
+    assert seer_walker["env_steps"] == 100 and seer_walker["seeds"] == 4
+    base_walker = table.loc[("walker-walk", "curl")]
+    assert base_walker["failed"] == 1 and base_walker["status"] == "3/4 finished, 1 failed"
+    assert base_walker["peak_rss_bytes"] == 6e8 + 3 and base_walker["peak_replay_bytes"] == 3e6 + 2
+    assert base_walker["replay_capacity"] == 1000 and seer_walker["replay_capacity"] == 3000
+    assert base_walker["wall_s"] == pytest.approx(30.5) and np.isnan(base_walker["peak_gpu_bytes"])
+
+
+def test_aggregates_equal_numpy_iqm_and_mean_with_bootstrap_cis(sweep):
+    runs, _ = run_table(sweep)
+    agg = aggregates(runs, reps=500).set_index(["agent", "metric"])
+    for agent in ("curl", "curl+seer"):
+        scores = np.array([RETURNS[("cartpole-swingup", agent)], RETURNS[("walker-walk", agent)]]).T / 1000
+        for metric, want in (("IQM", stats.trim_mean(scores.ravel(), 0.25)), ("mean", scores.mean())):
+            row = agg.loc[(agent, metric)]
+            assert row["value"] == pytest.approx(want)
+            assert row["ci_low"] <= row["value"] <= row["ci_high"] and row["ci_high"] - row["ci_low"] > 0
+            assert (row["envs"], row["seeds"], row["score"]) == (2, 3, "return / 1000")
+
+
+def test_atari_runs_aggregate_human_normalized_scores(tmp_path):
+    for seed, final in enumerate([500.0, 900.0]):
+        for env in ("alien", "pong"):
+            write_run(tmp_path, env, "der", seed, final, atari=True)
+    runs, _ = run_table(tmp_path)
+    assert set(runs["domain"]) == {"atari"}
+    agg = aggregates(runs, reps=200).set_index("metric")
+    assert agg.loc["mean", "score"] == "human-normalized" and agg.loc["mean", "value"] == pytest.approx(0.7)
+
+
+def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):
+    assert main(["report", "--out", str(sweep)]) == 0
+    printed = capsys.readouterr().out
+    md = (sweep / "summary.md").read_text()
+    assert md in printed and "| n/a |" in md and "final return, mean [95% CI]" in md and "0.400x curl" in md
+    assert len(pd.read_csv(sweep / "summary.csv")) == 4 and len(pd.read_csv(sweep / "aggregates.csv")) == 4
+    assert write_report(sweep, reps=100) == write_report(sweep, reps=100)  # seeded bootstrap: reproducible
+
+
+def test_report_without_runs_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path / "nothing")]) == 2
+    assert "no runs/ directory here" in capsys.readouterr().err
