@@ -1,5 +1,6 @@
 """Report tables against direct numpy/scipy computations on synthetic records with known values."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,3 +105,26 @@ def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):
 def test_report_without_runs_is_a_clear_error(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path / "nothing")]) == 2
     assert "no runs/ directory here" in capsys.readouterr().err
+
+
+def assert_figure(path):
+    image = plt.imread(path.with_suffix(".png"))
+    assert image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0.01  # drawn, not blank
+    assert path.with_suffix(".pdf").stat().st_size > 2000
+
+
+def test_figures_of_a_real_smoke_sweep(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--out", str(out)]) == 0
+    for name in ("return_vs_flops", "return_vs_env_steps", "replay_capacity", "resident_memory", "aggregate"):
+        assert_figure(out / "figures" / name)
+    assert not (out / "figures" / "return_vs_budget.png").exists()  # one budget: nothing to plot against
+
+
+def test_budget_figure_when_runs_hold_several_budgets(tmp_path):
+    for budget in (0.3, 0.6, 1.2):
+        for seed in range(2):
+            for agent in ("curl", "curl+seer"):
+                write_run(tmp_path, "cartpole-swingup", agent, seed, 100 * budget + seed, budget=budget)
+    write_report(tmp_path, reps=100)
+    assert_figure(tmp_path / "figures" / "return_vs_budget")

@@ -1,7 +1,8 @@
-"""`bench.py report`: tables (and, next, figures) of a sweep's records, written next to them.
+"""`bench.py report`: tables and figures of a sweep's records, written next to them.
 
 Reads every run under DIR/runs and writes DIR/summary.csv (one row per env x agent x budget),
-DIR/aggregates.csv (IQM and mean across envs, rliable) and DIR/summary.md (both, with units).
+DIR/aggregates.csv (IQM and mean across envs, rliable), DIR/summary.md (both, with units) and the
+figures of seer_bench.reports.figures under DIR/figures.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from seer_bench.reports.figures import write_figures
 from seer_bench.reports.tables import aggregates, run_table, summary
 
-__all__ = ["aggregates", "format_markdown", "run_table", "summary", "write_report"]
+__all__ = ["aggregates", "format_markdown", "run_table", "summary", "write_figures", "write_report"]
 
 
 def _num(value: float, fmt: str, missing: str = "") -> str:
@@ -50,7 +52,7 @@ def format_markdown(table: pd.DataFrame, agg: pd.DataFrame) -> str:
 
 
 def write_report(out: Path, reps: int = 2000) -> str:
-    """Write summary.csv, aggregates.csv and summary.md under `out`; returns the Markdown."""
+    """Write summary.csv, aggregates.csv, summary.md and figures/ under `out`; returns the Markdown."""
     runs, curves = run_table(out)
     table, agg = summary(runs, curves), aggregates(runs, reps=reps)
     out = Path(out)
@@ -59,4 +61,5 @@ def write_report(out: Path, reps: int = 2000) -> str:
     agg.to_csv(out / "aggregates.csv", index=False)
     text = format_markdown(table, agg)
     (out / "summary.md").write_text(text)
+    write_figures(out, table, agg)
     return text

@@ -1,0 +1,178 @@
+"""Paper-style figures of a sweep, PNG and PDF, sized for a two-column paper (7 in wide at most, 8 pt text).
+
+Every curve is the mean over seeds with a Student-t 95% band; an agent keeps its colour in every figure,
+and SEER's freeze point T_f is a dotted vertical line in the agent's colour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from seer_bench.records import load_runs  # noqa: E402
+
+COLORS = {"curl": "#1f77b4", "curl+seer": "#ff7f0e", "der": "#2ca02c", "der+seer": "#d62728"}
+FALLBACK = plt.get_cmap("tab10").colors
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+         "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100}
+
+
+def color(agent: str, agents: list[str]) -> str:
+    return COLORS.get(agent, FALLBACK[sorted(agents).index(agent) % len(FALLBACK)])
+
+
+def _panels(n: int, rows: int = 1) -> tuple[plt.Figure, np.ndarray]:
+    cols = min(n, 4)
+    grid = -(-n // cols)
+    fig, axes = plt.subplots(grid * rows, cols, figsize=(min(7.0, 1.9 * cols + 0.4), 1.7 * grid * rows + 0.5),
+                             squeeze=False, constrained_layout=True)
+    return fig, axes
+
+
+def _band(ax: plt.Axes, x: np.ndarray, ys: np.ndarray, c: str, label: str, steps: bool) -> None:
+    """Mean of the seeds' curves (rows of `ys`) and its 95% t interval; `steps` draws each value over the
+    interval since the previous evaluation (a peak since the last row, a capacity changed after it)."""
+    mean = ys.mean(axis=0)
+    ax.plot(x, mean, color=c, label=label, lw=1.2, drawstyle="steps-pre" if steps else "default")
+    if len(ys) > 1:
+        half = stats.t.ppf(0.975, len(ys) - 1) * ys.std(axis=0, ddof=1) / np.sqrt(len(ys))
+        ax.fill_between(x, mean - half, mean + half, color=c, alpha=0.2, lw=0, step="pre" if steps else None)
+
+
+def _curves(out: Path) -> pd.DataFrame:
+    """Every evaluation row of every run, with its run's keys and T_f (env steps) where SEER froze."""
+    frames = []
+    for cfg, metrics, events in load_runs(out):
+        if metrics.empty:
+            continue
+        spec = cfg["spec"]
+        frozen = next((e for e in events if e["event"] == "frozen"), None)
+        frames.append(metrics.assign(env=spec["env"], agent=spec["agent"], budget_gb=spec["budget_gb"],
+                                     seed=spec["seed"], freeze_env_steps=frozen["step"] * spec["action_repeat"]
+                                     if frozen else np.nan))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _save(fig: plt.Figure, path: Path) -> list[Path]:
+    files = [path.with_suffix(".png"), path.with_suffix(".pdf")]
+    fig.savefig(files[0], dpi=200)
+    fig.savefig(files[1])
+    plt.close(fig)
+    return files
+
+
+def _per_env(data: pd.DataFrame, x: str, xlabel: str, ylabel: str, y: str, path: Path, log_x: bool = False,
+             steps: bool = False) -> list[Path]:
+    """One panel per env: y against x for each agent (the largest budget when several), mean and band."""
+    envs, agents = sorted(data["env"].unique()), sorted(data["agent"].unique())
+    fig, axes = _panels(len(envs))
+    for ax, env in zip(axes.flat, envs):
+        for agent in agents:
+            runs = data[(data["env"] == env) & (data["agent"] == agent)]
+            if runs.empty:
+                continue
+            runs = runs[runs["budget_gb"] == runs["budget_gb"].max()]
+            evals = sorted(set.intersection(*(set(g["env_steps"]) for _, g in runs.groupby("seed"))))
+            per_seed = [g.set_index("env_steps").loc[evals].reset_index() for _, g in runs.groupby("seed")]
+            xs = np.mean([s[x].to_numpy(float) for s in per_seed], axis=0)
+            keep = xs > 0 if log_x else np.ones_like(xs, bool)  # a log axis cannot show the untrained start
+            c = color(agent, agents)
+            _band(ax, xs[keep], np.array([s[y].to_numpy(float) for s in per_seed])[:, keep], c, agent, steps)
+            tf = runs["freeze_env_steps"].dropna()
+            if len(tf):  # where T_f falls on this axis: interpolated between the evaluations around it
+                at = float(np.interp(tf.iloc[0], evals, xs)) if x != "env_steps" else float(tf.iloc[0])
+                ax.axvline(at, color=c, ls=":", lw=1)
+        ax.set_title(env)
+        ax.set_xlabel(xlabel)
+        if log_x:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        elif x == "env_steps":
+            ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))  # 100k, 1M
+        ax.yaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    for ax in axes.flat[len(envs):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(frameon=False)
+    return _save(fig, path)
+
+
+def _by_budget(table: pd.DataFrame, path: Path) -> list[Path]:
+    """Final return against the replay budget, one panel per env, mean and 95% CI over seeds per agent."""
+    envs, agents = sorted(table["env"].unique()), sorted(table["agent"].unique())
+    fig, axes = _panels(len(envs))
+    for ax, env in zip(axes.flat, envs):
+        for agent in agents:
+            rows = table[(table["env"] == env) & (table["agent"] == agent)].sort_values("budget_gb")
+            if rows.empty:
+                continue
+            err = np.vstack([rows["return_mean"] - rows["return_ci_low"], rows["return_ci_high"] - rows["return_mean"]])
+            ax.errorbar(rows["budget_gb"], rows["return_mean"], yerr=np.nan_to_num(err), color=color(agent, agents),
+                        marker="o", ms=3, lw=1.2, capsize=2, label=agent)
+        ax.set_title(env)
+        ax.set_xlabel("replay budget (GB)")
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(table["budget_gb"].unique()))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    for ax in axes[:, 0]:
+        ax.set_ylabel("final return")
+    for ax in axes.flat[len(envs):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(frameon=False)
+    return _save(fig, path)
+
+
+def _aggregate(agg: pd.DataFrame, path: Path) -> list[Path]:
+    """IQM and mean with bootstrap CIs, one row per agent (x budget), one panel per metric and score."""
+    keys = sorted(agg.groupby(["score", "metric"]).groups)
+    agents = sorted(agg["agent"].unique())
+    fig, axes = plt.subplots(1, len(keys), figsize=(min(7.0, 2.2 * len(keys) + 0.8), 0.35 * len(agg) / len(keys) + 0.9),
+                             squeeze=False, constrained_layout=True)
+    for ax, (score, metric) in zip(axes.flat, keys):
+        rows = agg[(agg["score"] == score) & (agg["metric"] == metric)].reset_index(drop=True)
+        for i, r in rows.iterrows():
+            ax.errorbar(r["value"], i, xerr=[[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]], fmt="o", ms=3,
+                        capsize=2, color=color(r["agent"], agents))
+        ax.set_yticks(range(len(rows)), [f"{r.agent} ({r.budget_gb:g} GB)" for r in rows.itertuples()])
+        ax.set_xlabel(f"{metric} ({score} score)" if score == "human-normalized" else f"{metric} ({score})")
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+    return _save(fig, path)
+
+
+def write_figures(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> list[Path]:
+    """All figures the records support, under out/figures; returns the files written."""
+    data = _curves(out)
+    if data.empty:
+        return []
+    folder = Path(out) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    data = data.assign(cum_tflop=data["cum_flops"] / 1e12)
+    trained = data.loc[data["cum_tflop"] > 0, "cum_tflop"]
+    wide = len(trained) > 0 and trained.max() / trained.min() > 30  # log x once the range spans decades
+    with plt.rc_context(STYLE):
+        files += _per_env(data, "cum_tflop", "cumulative training TFLOP", "return", "eval_return",
+                          folder / "return_vs_flops", log_x=wide)
+        files += _per_env(data, "env_steps", "environment steps", "return", "eval_return",
+                          folder / "return_vs_env_steps")
+        files += _per_env(data, "env_steps", "environment steps", "replay capacity (transitions)", "replay_capacity",
+                          folder / "replay_capacity", steps=True)
+        data = data.assign(rss_mb=data.get("rss_peak_bytes", data["rss_bytes"]) / 1e6)
+        files += _per_env(data, "env_steps", "environment steps", "peak resident memory (MB)", "rss_mb",
+                          folder / "resident_memory", steps=True)
+        if table.groupby(["env", "agent"])["budget_gb"].nunique().max() > 1:
+            files += _by_budget(table, folder / "return_vs_budget")
+        if not agg.empty:
+            files += _aggregate(agg, folder / "aggregate")
+    return files
