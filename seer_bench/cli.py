@@ -1,5 +1,5 @@
 """Command line: `bench.py [run] --suite S ...` (default), `bench.py profile --suite S ...`,
-`bench.py report --out DIR`, `bench.py list`.
+`bench.py report --out DIR`, `bench.py check --suite S`, `bench.py list`.
 
 Every input is validated before the first run starts; bad input prints one line and exits 2.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from seer_bench.errors import ConfigError
 
-SUBCOMMANDS = ("run", "list", "profile", "report")
+SUBCOMMANDS = ("run", "list", "profile", "report", "check")
 
 
 def _csv(kind: type):
@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     where = report.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="directory holding runs/ (what `--out` was for the sweep)")
     where.add_argument("--suite", help="read reports/<suite>, the sweep's default output directory")
+    check = sub.add_parser("check", help="evaluate efficiency claims on the records: exit 0 all hold, 1 one fails, "
+                                         "2 the records cannot decide")
+    check.add_argument("--suite", help="reads reports/<suite> and suites/<suite>.claims.toml unless given below")
+    check.add_argument("--out", type=Path, help="directory holding runs/ (default reports/<suite>)")
+    check.add_argument("--claims", type=Path, help="claims file (default suites/<suite>.claims.toml)")
     sub.add_parser("list", help="show suites, agents, envs and scales")
     return parser
 
@@ -147,13 +152,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from seer_bench.reports import run_table
+    from seer_bench.reports.claims import evaluate, exit_code, format_verdicts, load_claims
+    from seer_bench.suites import SUITES_DIR, load_suite
+
+    if args.suite is None and (args.out is None or args.claims is None):
+        raise ConfigError("check needs --suite, or both --out and --claims")
+    name = load_suite(args.suite).name if args.suite else None
+    out = args.out if args.out is not None else Path("reports") / name
+    claims = load_claims(args.claims if args.claims is not None else SUITES_DIR / f"{name}.claims.toml")
+    if not (out / "runs").is_dir():
+        raise ConfigError(f"{out}: no runs/ directory here; pass the --out of a sweep")
+    verdicts = evaluate(claims, *run_table(out))
+    print(format_verdicts(verdicts))
+    return exit_code(verdicts)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in SUBCOMMANDS + ("-h", "--help"):
         argv.insert(0, "run")
     try:
         args = build_parser().parse_args(argv)
-        commands = {"list": lambda _: cmd_list(), "profile": cmd_profile, "report": cmd_report}
+        commands = {"list": lambda _: cmd_list(), "profile": cmd_profile, "report": cmd_report, "check": cmd_check}
         return commands.get(args.command, cmd_run)(args)
     except ConfigError as e:
         print(f"bench.py: error: {e}", file=sys.stderr)

@@ -4,6 +4,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
 from seer_bench.replay import PaperReplay, TransitionSpec
 
 torch.set_num_threads(2)
@@ -54,3 +55,28 @@ class OpLog(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.ops.append(str(func))
         return func(*args, **(kwargs or {}))
+
+
+FLOPS_PER_STEP = {"curl": 10.0, "curl+seer": 4.0, "der": 10.0}
+
+
+def write_run(out, env, agent, seed, final, steps=(0, 100, 200), status="finished", budget=0.6, atari=False):
+    """Synthetic records with known values: return `final` at the last evaluation (half before), cumulative
+    FLOPs rate x env steps x (1 + seed), capacity 3000 for SEER agents and 1000 otherwise."""
+    run_id = f"{agent}/{env}/budget_{budget:g}/seed_{seed}"
+    path = run_dir(out, run_id)
+    write_config(path, {"spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200},
+                        "replay": {"capacity": 1000 * (3 if "+seer" in agent else 1)}})
+    append_event(path, "started", run_id=run_id)
+    writer = MetricsWriter(path)
+    for i, e in enumerate(steps):
+        ret = final if e == steps[-1] else final / 2
+        writer.write({"step": e, "env_steps": e, "eval_return": ret, "hns": ret / 1000 if atari else None,
+                      "cum_flops": FLOPS_PER_STEP[agent] * e * (1 + seed), "wall_s": 10.0 * (i + 1),
+                      "replay_capacity": 1000 * (3 if "+seer" in agent else 1), "replay_bytes": 1e6 * (i + 1) + seed,
+                      "rss_bytes": 5e8, "rss_peak_bytes": 6e8 + seed})
+    writer.close()
+    if status == "finished":
+        append_event(path, "finished", run_id=run_id, wall_s=10.0 * len(steps) + 0.5)
+    elif status == "failed":
+        append_event(path, "failed", run_id=run_id, reason="RuntimeError: loss is NaN")

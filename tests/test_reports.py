@@ -7,8 +7,9 @@ import pytest
 from scipy import stats
 
 from seer_bench.cli import main
-from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
 from seer_bench.reports import aggregates, run_table, summary, write_report
+
+from conftest import write_run
 
 RETURNS = {  # (env, agent) -> final return per seed
     ("cartpole-swingup", "curl"): [800.0, 700.0, 750.0],
@@ -16,29 +17,6 @@ RETURNS = {  # (env, agent) -> final return per seed
     ("walker-walk", "curl"): [400.0, 500.0, 450.0],
     ("walker-walk", "curl+seer"): [420.0, 380.0, 900.0],
 }
-FLOPS_PER_STEP = {"curl": 10.0, "curl+seer": 4.0, "der": 10.0}
-
-
-def write_run(out, env, agent, seed, final, steps=(0, 100, 200), status="finished", budget=0.6, atari=False):
-    run_id = f"{agent}/{env}/budget_{budget:g}/seed_{seed}"
-    path = run_dir(out, run_id)
-    write_config(path, {"spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200},
-                        "replay": {"capacity": 1000 * (3 if "+seer" in agent else 1)}})
-    append_event(path, "started", run_id=run_id)
-    writer = MetricsWriter(path)
-    for i, e in enumerate(steps):
-        ret = final if e == steps[-1] else final / 2
-        writer.write({"step": e, "env_steps": e, "eval_return": ret, "hns": ret / 1000 if atari else None,
-                      "cum_flops": FLOPS_PER_STEP[agent] * e * (1 + seed), "wall_s": 10.0 * (i + 1),
-                      "replay_capacity": 1000 * (3 if "+seer" in agent else 1), "replay_bytes": 1e6 * (i + 1) + seed,
-                      "rss_bytes": 5e8, "rss_peak_bytes": 6e8 + seed})
-    writer.close()
-    if status == "finished":
-        append_event(path, "finished", run_id=run_id, wall_s=10.0 * len(steps) + 0.5)
-    elif status == "failed":
-        append_event(path, "failed", run_id=run_id, reason="RuntimeError: loss is NaN")
-
-
 @pytest.fixture
 def sweep(tmp_path):
     for (env, agent), finals in RETURNS.items():

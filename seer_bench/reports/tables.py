@@ -67,9 +67,11 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     return mean, mean - half, mean + half
 
 
-def flops_ratio(curves: dict[tuple, pd.DataFrame], env: str, agent: str, budget: float, seeds: list[int]) -> float:
-    """Mean over seeds of cum_flops(agent) / cum_flops(baseline) at the largest env step both runs reached."""
-    base = baseline_of(agent)
+def flops_ratio(curves: dict[tuple, pd.DataFrame], env: str, agent: str, budget: float, seeds: list[int],
+                baseline: str | None = None) -> float:
+    """Mean over seeds of cum_flops(agent) / cum_flops(baseline) at the largest env step both runs reached
+    (the baseline defaults to the agent without SEER)."""
+    base = baseline or baseline_of(agent)
     ratios = []
     for seed in seeds:
         mine, theirs = curves.get((env, agent, budget, seed)), curves.get((env, base, budget, seed))

@@ -1,0 +1,182 @@
+"""Efficiency claims as data, checked against the records: the regression gate of `bench.py check`.
+
+A claims file (e.g. suites/dmc6.claims.toml) holds `[[claims]]` tables. Each compares an agent with a
+baseline on every env and budget the records hold (or the ones it names), with one kind of measurement:
+
+- `flops_ratio`: the agent's cumulative training FLOPs over the baseline's at the largest env step both
+  reached, mean over the seeds finished for both; holds when <= `max`.
+- `return_gap`: final return of the agent minus the baseline's, means over their finished seeds; holds when
+  >= `min` (a tolerance in return units, e.g. -50). With `rule = "ci_overlap"` it is instead the agent's
+  upper 95% bound minus the baseline's lower one, and holds when >= 0 (the CIs overlap, or better).
+- `capacity_ratio`: replay capacity at the end of the run (after T_f for SEER) over the baseline's, at the
+  same budget; holds when >= `min`.
+
+A check that the records cannot decide (an agent, env or budget without finished runs, fewer seeds than
+`min_seeds`) is reported as such, with the reason: the gate's exit code is 1 when a claim fails, else 2
+when one cannot be decided, else 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seer_bench.errors import ConfigError
+from seer_bench.reports.tables import flops_ratio, mean_ci
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+KINDS = {"flops_ratio": "max", "return_gap": "min", "capacity_ratio": "min"}  # kind -> its threshold key
+RULES = ("difference", "ci_overlap")
+_KEYS = {"name", "kind", "agent", "baseline", "max", "min", "rule", "envs", "budget_gb", "min_seeds"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    kind: str
+    agent: str
+    baseline: str
+    threshold: float
+    rule: str = "difference"
+    envs: tuple[str, ...] = ()  # empty: every env the records hold for either agent
+    budget_gb: float | None = None  # None: every budget the records hold
+    min_seeds: int = 1
+
+    def holds(self, measured: float) -> bool:
+        return measured <= self.threshold if KINDS[self.kind] == "max" else measured >= self.threshold
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: Claim
+    env: str
+    budget_gb: float | None
+    measured: float
+    result: str  # pass | fail | undecided
+    reason: str = ""
+
+
+def load_claims(path: Path) -> list[Claim]:
+    """Parse and validate a claims file; every error names the file, the claim and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"claims file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: malformed TOML: {e}") from None
+    if set(data) - {"description", "claims"} or not isinstance(data.get("claims"), list) or not data["claims"]:
+        raise ConfigError(f"{path}: expected a non-empty list of [[claims]] tables (and an optional description)")
+    claims = []
+    for i, raw in enumerate(data["claims"]):
+        where = f"{path}: claims[{i}]"
+        unknown = set(raw) - _KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_KEYS))}")
+        for key in ("kind", "agent", "baseline"):
+            if not isinstance(raw.get(key), str):
+                raise ConfigError(f"{where}.{key}: expected a string, got {raw.get(key)!r}")
+        kind = raw["kind"]
+        if kind not in KINDS:
+            raise ConfigError(f"{where}.kind: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+        rule = raw.get("rule", "difference")
+        if rule not in RULES or (rule != "difference" and kind != "return_gap"):
+            raise ConfigError(f"{where}.rule: {rule!r} is not a rule of {kind} (return_gap: {', '.join(RULES)})")
+        bound = KINDS[kind]
+        other = {"max": "min", "min": "max"}[bound]
+        if other in raw:
+            raise ConfigError(f"{where}.{other}: {kind} takes `{bound}`, not `{other}`")
+        threshold = raw.get(bound, 0.0 if rule == "ci_overlap" else None)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise ConfigError(f"{where}.{bound}: expected a number, got {threshold!r}")
+        envs = raw.get("envs", [])
+        if not isinstance(envs, list) or not all(isinstance(e, str) for e in envs):
+            raise ConfigError(f"{where}.envs: expected a list of env names, got {envs!r}")
+        budget = raw.get("budget_gb")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+            raise ConfigError(f"{where}.budget_gb: expected a positive number, got {budget!r}")
+        min_seeds = raw.get("min_seeds", 2 if rule == "ci_overlap" else 1)
+        if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
+            raise ConfigError(f"{where}.min_seeds: expected a positive integer, got {min_seeds!r}")
+        claims.append(Claim(name=str(raw.get("name", f"{raw['agent']} {kind} vs {raw['baseline']}")), kind=kind,
+                            agent=raw["agent"], baseline=raw["baseline"], threshold=float(threshold), rule=rule,
+                            envs=tuple(envs), budget_gb=None if budget is None else float(budget),
+                            min_seeds=min_seeds))
+    return claims
+
+
+def _measure(claim: Claim, mine: pd.DataFrame, theirs: pd.DataFrame, curves: dict, env: str,
+             budget: float) -> tuple[float, str]:
+    """(measured value, reason it cannot be measured or "")."""
+    if claim.kind == "flops_ratio":
+        seeds = sorted(set(mine["seed"]) & set(theirs["seed"]))
+        if len(seeds) < claim.min_seeds:
+            return np.nan, (f"{len(seeds)} seed(s) finished for both {claim.agent} and {claim.baseline}, "
+                            f"need {claim.min_seeds}")
+        return flops_ratio(curves, env, claim.agent, budget, seeds, claim.baseline), ""
+    short = [a for a, runs in ((claim.agent, mine), (claim.baseline, theirs)) if len(runs) < claim.min_seeds]
+    if short:
+        return np.nan, f"fewer than {claim.min_seeds} finished seed(s) of {', '.join(short)}"
+    if claim.kind == "capacity_ratio":
+        return float(mine["replay_capacity"].mean() / theirs["replay_capacity"].mean()), ""
+    (a, _, a_hi), (b, b_lo, _) = mean_ci(mine["final_return"]), mean_ci(theirs["final_return"])
+    return (a_hi - b_lo, "") if claim.rule == "ci_overlap" else (a - b, "")
+
+
+def evaluate(claims: list[Claim], runs: pd.DataFrame, curves: dict) -> list[Verdict]:
+    """One verdict per claim x env x budget, from finished runs only."""
+    done = runs[runs["status"] == "finished"] if not runs.empty else runs
+    verdicts = []
+    for claim in claims:
+        involved = runs[runs["agent"].isin([claim.agent, claim.baseline])] if not runs.empty else runs
+        envs = list(claim.envs) or (sorted(involved["env"].unique()) if not involved.empty else [])
+        if claim.budget_gb is not None:
+            budgets = [claim.budget_gb]
+        else:
+            budgets = sorted(involved["budget_gb"].unique()) if not involved.empty else [None]
+        if not envs:
+            verdicts.append(Verdict(claim, "-", claim.budget_gb, np.nan, "undecided",
+                                    f"no runs of {claim.agent} or {claim.baseline} in the records"))
+            continue
+        for env in envs:
+            for budget in budgets:
+                pick = done[(done["env"] == env) & (done["budget_gb"] == budget)] if not done.empty else done
+                mine, theirs = (pick[pick["agent"] == a] if not pick.empty else pick for a in (claim.agent, claim.baseline))
+                missing = [a for a, r in ((claim.agent, mine), (claim.baseline, theirs)) if r.empty]
+                if missing:
+                    verdicts.append(Verdict(claim, env, budget, np.nan, "undecided",
+                                            f"no finished runs of {', '.join(missing)} on {env} at {budget:g} GB"
+                                            if budget is not None else f"no finished runs of {', '.join(missing)}"))
+                    continue
+                measured, reason = _measure(claim, mine, theirs, curves, env, budget)
+                result = "undecided" if reason or np.isnan(measured) else "pass" if claim.holds(measured) else "fail"
+                verdicts.append(Verdict(claim, env, budget, measured, result,
+                                        reason or ("no env step evaluated by both" if np.isnan(measured) else "")))
+    return verdicts
+
+
+def exit_code(verdicts: list[Verdict]) -> int:
+    results = {v.result for v in verdicts}
+    return 1 if "fail" in results else 2 if "undecided" in results else 0
+
+
+def format_verdicts(verdicts: list[Verdict]) -> str:
+    head = f"{'claim':<34} {'env':<20} {'budget':>7} {'measured':>10} {'threshold':>13} {'result':<9} reason"
+    lines = [head]
+    for v in verdicts:
+        bound = "<=" if KINDS[v.claim.kind] == "max" else ">="
+        budget = f"{v.budget_gb:g}GB" if v.budget_gb is not None else "-"
+        measured = "n/a" if np.isnan(v.measured) else f"{v.measured:.3f}"
+        lines.append(f"{v.claim.name[:34]:<34} {v.env:<20} {budget:>7} {measured:>10} {bound} {v.claim.threshold:>10.3f} "
+                     f"{v.result:<9} {v.reason}")
+    counts = {r: sum(v.result == r for v in verdicts) for r in ("pass", "fail", "undecided")}
+    lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['undecided']} undecided")
+    return "\n".join(lines)

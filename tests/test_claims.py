@@ -1,0 +1,111 @@
+"""`bench.py check`: claims that pass, fail and cannot be decided on constructed records, with exit codes."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from seer_bench.cli import main
+from seer_bench.reports import run_table
+from seer_bench.reports.claims import evaluate, load_claims
+
+from conftest import write_run
+
+FINALS = {"curl": [800.0, 700.0, 750.0], "curl+seer": [790.0, 710.0, 640.0]}
+
+
+@pytest.fixture
+def records(tmp_path):
+    for agent, finals in FINALS.items():
+        for seed, final in enumerate(finals):
+            write_run(tmp_path / "out", "cartpole-swingup", agent, seed, final)
+    write_run(tmp_path / "out", "walker-walk", "curl+seer", 0, 500.0)  # no curl run on walker-walk
+    return tmp_path
+
+
+def claims_file(tmp_path, text):
+    path = tmp_path / "test.claims.toml"
+    path.write_text(text)
+    return str(path)
+
+
+CLAIM = """
+[[claims]]
+kind = "{kind}"
+agent = "curl+seer"
+baseline = "curl"
+envs = ["cartpole-swingup"]
+{extra}
+"""
+
+
+def check(capsys, records, text):
+    code = main(["check", "--out", str(records / "out"), "--claims", claims_file(records, text)])
+    return code, capsys.readouterr()
+
+
+def test_claims_that_hold_exit_0_with_measured_values(capsys, records):
+    text = (CLAIM.format(kind="flops_ratio", extra="max = 0.6") + CLAIM.format(kind="capacity_ratio", extra="min = 2.5")
+            + CLAIM.format(kind="return_gap", extra="min = -100.0") + CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"'))
+    code, out = check(capsys, records, text)
+    assert code == 0, out.out
+    lines = out.out.splitlines()
+    assert "0.400 <=" in lines[1] and "pass" in lines[1]  # 4 / 10 FLOPs per env step, every seed
+    assert "3.000 >=" in lines[2]  # capacity 3000 vs 1000
+    assert f"{np.mean(FINALS['curl+seer']) - np.mean(FINALS['curl']):.3f} >=" in lines[3]
+    a, b = np.array(FINALS["curl+seer"]), np.array(FINALS["curl"])
+    overlap = (stats.t.interval(0.95, 2, loc=a.mean(), scale=stats.sem(a))[1]
+               - stats.t.interval(0.95, 2, loc=b.mean(), scale=stats.sem(b))[0])
+    assert f"{overlap:.3f} >=" in lines[4] and lines[-1] == "4 passed, 0 failed, 0 undecided"
+
+
+def test_a_claim_that_fails_exits_1_even_beside_an_undecided_one(capsys, records):
+    text = CLAIM.format(kind="flops_ratio", extra="max = 0.3") + CLAIM.format(kind="return_gap", extra="min = 0.0\nmin_seeds = 5")
+    code, out = check(capsys, records, text)
+    assert code == 1
+    assert "fail" in out.out.splitlines()[1] and "0.400" in out.out
+    assert "fewer than 5 finished seed(s) of curl+seer, curl" in out.out
+
+
+@pytest.mark.parametrize("text,reason", [
+    (CLAIM.format(kind="flops_ratio", extra="max = 0.6").replace('envs = ["cartpole-swingup"]', 'envs = ["walker-walk"]'),
+     "no finished runs of curl on walker-walk at 0.6 GB"),
+    (CLAIM.format(kind="capacity_ratio", extra="min = 2.0").replace('"curl+seer"', '"der+seer"').replace('"curl"', '"der"')
+     .replace('envs = ["cartpole-swingup"]\n', ""), "no runs of der+seer or der in the records"),
+    (CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"\nmin_seeds = 4'), "fewer than 4 finished seed(s)"),
+])
+def test_records_that_cannot_decide_exit_2_with_the_reason(capsys, records, text, reason):
+    code, out = check(capsys, records, text)
+    assert code == 2 and "undecided" in out.out and reason in out.out, out.out
+
+
+def test_every_env_of_the_records_is_checked_when_the_claim_names_none(records):
+    claims = load_claims(claims_file(records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0").replace(
+        'envs = ["cartpole-swingup"]\n', "")))
+    verdicts = evaluate(claims, *run_table(records / "out"))
+    assert [(v.env, v.result) for v in verdicts] == [("cartpole-swingup", "pass"), ("walker-walk", "undecided")]
+
+
+@pytest.mark.parametrize("extra,message", [
+    ("max = 0.6\nkindd = 1", "claims[0]: unknown key(s) kindd"),
+    ("min = 0.6", "claims[0].min: flops_ratio takes `max`, not `min`"),
+    ('max = "low"', "claims[0].max: expected a number, got 'low'"),
+    ("", "claims[0].max: expected a number, got None"),
+    ('max = 0.6\nrule = "ci_overlap"', "claims[0].rule: 'ci_overlap' is not a rule of flops_ratio"),
+    ("max = 0.6\nmin_seeds = 0", "claims[0].min_seeds: expected a positive integer, got 0"),
+])
+def test_malformed_claims_name_the_file_and_key(capsys, records, extra, message):
+    code, out = check(capsys, records, CLAIM.format(kind="flops_ratio", extra=extra))
+    assert code == 2 and "test.claims.toml: " + message in out.err, out.err
+
+
+def test_unknown_kind_and_missing_file_are_clear_errors(capsys, records):
+    code, out = check(capsys, records, CLAIM.format(kind="speed", extra="max = 1.0"))
+    assert code == 2 and "claims[0].kind: unknown kind 'speed'; known: flops_ratio, return_gap, capacity_ratio" in out.err
+    assert main(["check", "--out", str(records / "out"), "--claims", str(records / "none.toml")]) == 2
+    assert "claims file not found" in capsys.readouterr().err
+
+
+def test_suite_claims_files_load():
+    for suite in ("dmc6", "atari8", "atari100k"):
+        claims = load_claims(f"suites/{suite}.claims.toml")
+        assert {c.kind for c in claims} == {"flops_ratio", "return_gap", "capacity_ratio"}
