@@ -59,6 +59,7 @@ def test_aggregates_equal_numpy_iqm_and_mean_with_bootstrap_cis(sweep):
             assert row["value"] == pytest.approx(want)
             assert row["ci_low"] <= row["value"] <= row["ci_high"] and row["ci_high"] - row["ci_low"] > 0
             assert (row["envs"], row["seeds"], row["score"]) == (2, 3, "return / 1000")
+            assert row["runs_left_out"] == 1  # walker-walk seed 3: failed (curl), still running (curl+seer)
 
 
 def test_atari_runs_aggregate_human_normalized_scores(tmp_path):

@@ -42,10 +42,13 @@ def format_markdown(table: pd.DataFrame, agg: pd.DataFrame) -> str:
               "seeds. FLOPs vs baseline: cumulative training FLOPs over the baseline agent's at the same env step "
               "(fvcore convention, 1 multiply-add = 1 FLOP)."]
     if not agg.empty:
-        lines += ["", "| agent | budget (GB) | score | metric | value [95% CI] | envs | seeds |", "|" + "---|" * 7]
+        lines += ["", "| agent | budget (GB) | score | metric | value [95% CI] | envs | seeds | runs left out |",
+                  "|" + "---|" * 8]
         for r in agg.itertuples():
-            lines.append(f"| {r.agent} | {r.budget_gb:g} | {r.score} | {r.metric} | {r.value:.3f} "
-                         f"[{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.envs} | {r.seeds} |")
+            value = "n/a (no seed finished on every env)" if np.isnan(r.value) else \
+                f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+            lines.append(f"| {r.agent} | {r.budget_gb:g} | {r.score} | {r.metric} | {value} | {r.envs} | {r.seeds} | "
+                         f"{r.runs_left_out} |")
         lines += ["", "Aggregates across envs of finished runs' final scores (rliable: interquartile mean and mean, "
                   "stratified bootstrap 95% CIs; only seeds finished on every env of a row)."]
     return "\n".join(lines) + "\n"

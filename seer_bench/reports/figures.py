@@ -135,6 +135,7 @@ def _by_budget(table: pd.DataFrame, path: Path) -> list[Path]:
 
 def _aggregate(agg: pd.DataFrame, path: Path) -> list[Path]:
     """IQM and mean with bootstrap CIs, one row per agent (x budget), one panel per metric and score."""
+    agg = agg.dropna(subset=["value"])
     keys = sorted(agg.groupby(["score", "metric"]).groups)
     agents = sorted(agg["agent"].unique())
     fig, axes = plt.subplots(1, len(keys), figsize=(min(7.0, 2.2 * len(keys) + 0.8), 0.35 * len(agg) / len(keys) + 0.9),
@@ -173,6 +174,6 @@ def write_figures(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> list[Pat
                           folder / "resident_memory", steps=True)
         if table.groupby(["env", "agent"])["budget_gb"].nunique().max() > 1:
             files += _by_budget(table, folder / "return_vs_budget")
-        if not agg.empty:
+        if not agg.empty and agg["value"].notna().any():
             files += _aggregate(agg, folder / "aggregate")
     return files

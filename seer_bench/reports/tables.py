@@ -133,16 +133,24 @@ def summary(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFra
 def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
     """IQM and mean of normalized final scores across envs per agent x budget x domain, with rliable's
     stratified bootstrap 95% CIs. Only finished runs count, and only seeds finished on every env of the
-    group (rliable needs a seeds x envs matrix); `seeds` and `envs` say what went in."""
+    group (rliable needs a seeds x envs matrix); `seeds` and `envs` say what went in, `runs_left_out` how
+    many runs of the group did not (running, failed, or missing on some env), and a group with no complete
+    seed gets NaN values rather than no row."""
     from rliable import library as rly
     from rliable import metrics
 
     rows = []
-    done = runs[runs["status"] == "finished"] if not runs.empty else runs
-    for (agent, budget, domain), group in done.groupby(["agent", "budget_gb", "domain"], sort=True):
-        envs = sorted(group["env"].unique())
+    if runs.empty:
+        return pd.DataFrame()
+    for (agent, budget, domain), every in runs.groupby(["agent", "budget_gb", "domain"], sort=True):
+        group = every[every["status"] == "finished"]
+        envs = sorted(every["env"].unique())
         seeds = sorted(set.intersection(*(set(group.loc[group["env"] == e, "seed"]) for e in envs)))
+        left_out = len(every) - len(envs) * len(seeds)  # running, failed, or finished on only some envs
         if not seeds:
+            rows += [{"agent": agent, "budget_gb": budget, "domain": domain, "metric": m, "value": np.nan,
+                      "ci_low": np.nan, "ci_high": np.nan, "envs": len(envs), "seeds": 0, "runs_left_out": left_out,
+                      "score": "human-normalized" if domain == "atari" else "return / 1000"} for m in ("IQM", "mean")]
             continue
         table = group.pivot_table(index="seed", columns="env", values="score").loc[seeds, envs].to_numpy()
         np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
@@ -152,5 +160,5 @@ def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFr
             rows.append({"agent": agent, "budget_gb": budget, "domain": domain,
                          "score": "human-normalized" if domain == "atari" else "return / 1000", "metric": name,
                          "value": point[agent][i], "ci_low": ci[agent][0, i], "ci_high": ci[agent][1, i],
-                         "envs": len(envs), "seeds": len(seeds)})
+                         "envs": len(envs), "seeds": len(seeds), "runs_left_out": left_out})
     return pd.DataFrame(rows)
