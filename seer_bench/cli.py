@@ -133,11 +133,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or Path("reports") / suite.name
     print(f"{len(specs)} run(s) of suite {suite.name}, scale {specs[0].scale}, into {out}", flush=True)
     failed = run_local(specs, out)
-    print(write_report(out), end="")
-    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}")
+    reported = True
+    try:  # the runs are done and recorded whatever happens here: a report error must not hide their outcome
+        print(write_report(out), end="")
+        print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}, {out / 'figures'}")
+    except Exception as e:  # noqa: BLE001
+        print(f"the report failed ({type(e).__name__}: {e}); rebuild it with: python bench.py report --out {out}",
+              file=sys.stderr)
+        reported = False
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or not reported else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -109,3 +109,10 @@ def test_suite_claims_files_load():
     for suite in ("dmc6", "atari8", "atari100k"):
         claims = load_claims(f"suites/{suite}.claims.toml")
         assert {c.kind for c in claims} == {"flops_ratio", "return_gap", "capacity_ratio"}
+
+
+def test_a_failed_or_running_run_makes_the_gate_undecided(capsys, records):
+    write_run(records / "out", "cartpole-swingup", "curl+seer", 3, 0.0, steps=(0, 100), status="running")
+    write_run(records / "out", "cartpole-swingup", "curl", 3, 0.0, steps=(0,), status="failed")
+    code, out = check(capsys, records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0"))
+    assert code == 2 and "incomplete records: 1 failed, 1 running run(s) of curl+seer / curl" in out.out, out.out

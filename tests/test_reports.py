@@ -107,3 +107,11 @@ def test_budget_figure_when_runs_hold_several_budgets(tmp_path):
                 write_run(tmp_path, "cartpole-swingup", agent, seed, 100 * budget + seed, budget=budget)
     write_report(tmp_path, reps=100)
     assert_figure(tmp_path / "figures" / "return_vs_budget")
+
+
+def test_figures_keep_running_seeds_and_skip_failed_ones(sweep):
+    write_report(sweep, reps=100)  # walker-walk: one curl seed failed at step 0, one curl+seer seed still running
+    for name in ("return_vs_flops", "return_vs_env_steps", "replay_capacity", "resident_memory", "aggregate"):
+        assert_figure(sweep / "figures" / name)
+    table = summary(*run_table(sweep))
+    assert table.loc[(table["env"] == "cartpole-swingup") & (table["agent"] == "curl"), "flops_ratio_to_baseline"].isna().all()

@@ -31,7 +31,8 @@ def format_markdown(table: pd.DataFrame, agg: pd.DataFrame) -> str:
              "status |", "|" + "---|" * 14]
     for r in table.itertuples():
         ci = f" [{_num(r.return_ci_low, '.1f')}, {_num(r.return_ci_high, '.1f')}]" if not np.isnan(r.return_ci_low) else ""
-        ratio = f"{_num(r.flops_ratio_to_baseline, '.3f', 'n/a')}x {r.baseline}" if r.baseline else ""
+        ratio = "" if not r.baseline else "n/a" if np.isnan(r.flops_ratio_to_baseline) else \
+            f"{r.flops_ratio_to_baseline:.3f}x {r.baseline}"
         lines.append(
             f"| {r.env} | {r.agent} | {r.budget_gb:g} | {r.seeds} | {_num(r.return_mean, '.1f', 'n/a')}{ci} | "
             f"{r.env_steps:,} | {_num(r.cum_flops / 1e12, '.3f', 'n/a')} | {ratio} | "

@@ -11,8 +11,9 @@ baseline on every env and budget the records hold (or the ones it names), with o
 - `capacity_ratio`: replay capacity at the end of the run (after T_f for SEER) over the baseline's, at the
   same budget; holds when >= `min`.
 
-A check that the records cannot decide (an agent, env or budget without finished runs, fewer seeds than
-`min_seeds`) is reported as such, with the reason: the gate's exit code is 1 when a claim fails, else 2
+A check that the records cannot decide (an agent, env or budget without finished runs, a run of either
+agent there that failed or is still running, fewer seeds than `min_seeds`) is reported as such, with the
+reason: the gate's exit code is 1 when a claim fails, else 2
 when one cannot be decided, else 0.
 """
 
@@ -155,6 +156,14 @@ def evaluate(claims: list[Claim], runs: pd.DataFrame, curves: dict) -> list[Verd
                     verdicts.append(Verdict(claim, env, budget, np.nan, "undecided",
                                             f"no finished runs of {', '.join(missing)} on {env} at {budget:g} GB"
                                             if budget is not None else f"no finished runs of {', '.join(missing)}"))
+                    continue
+                every = runs[(runs["env"] == env) & (runs["budget_gb"] == budget) &
+                             runs["agent"].isin([claim.agent, claim.baseline])]
+                unfinished = every[every["status"] != "finished"]
+                if len(unfinished):  # a gate must not pass on the seeds that happened to finish
+                    counts = ", ".join(f"{n} {status}" for status, n in unfinished["status"].value_counts().items())
+                    verdicts.append(Verdict(claim, env, budget, np.nan, "undecided",
+                                            f"incomplete records: {counts} run(s) of {claim.agent} / {claim.baseline}"))
                     continue
                 measured, reason = _measure(claim, mine, theirs, curves, env, budget)
                 result = "undecided" if reason or np.isnan(measured) else "pass" if claim.holds(measured) else "fail"

@@ -38,12 +38,16 @@ def _panels(n: int, rows: int = 1) -> tuple[plt.Figure, np.ndarray]:
 
 
 def _band(ax: plt.Axes, x: np.ndarray, ys: np.ndarray, c: str, label: str, steps: bool) -> None:
-    """Mean of the seeds' curves (rows of `ys`) and its 95% t interval; `steps` draws each value over the
-    interval since the previous evaluation (a peak since the last row, a capacity changed after it)."""
-    mean = ys.mean(axis=0)
+    """Mean of the seeds' curves (rows of `ys`, NaN where a seed has not evaluated yet) and its 95% t
+    interval over the seeds present at each point; `steps` draws each value over the interval since the
+    previous evaluation (a peak since the last row, a capacity changed after it)."""
+    n = np.sum(~np.isnan(ys), axis=0)
+    mean = np.nanmean(ys, axis=0)
     ax.plot(x, mean, color=c, label=label, lw=1.2, drawstyle="steps-pre" if steps else "default")
-    if len(ys) > 1:
-        half = stats.t.ppf(0.975, len(ys) - 1) * ys.std(axis=0, ddof=1) / np.sqrt(len(ys))
+    if n.max() > 1:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = np.nanstd(ys, axis=0, ddof=1) if len(ys) > 1 else np.zeros_like(mean)
+            half = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n), 0.0)
         ax.fill_between(x, mean - half, mean + half, color=c, alpha=0.2, lw=0, step="pre" if steps else None)
 
 
@@ -51,7 +55,7 @@ def _curves(out: Path) -> pd.DataFrame:
     """Every evaluation row of every run, with its run's keys and T_f (env steps) where SEER froze."""
     frames = []
     for cfg, metrics, events in load_runs(out):
-        if metrics.empty:
+        if metrics.empty or any(e["event"] == "failed" for e in events):  # failed runs: counted in the tables
             continue
         spec = cfg["spec"]
         frozen = next((e for e in events if e["event"] == "frozen"), None)
@@ -80,12 +84,16 @@ def _per_env(data: pd.DataFrame, x: str, xlabel: str, ylabel: str, y: str, path:
             if runs.empty:
                 continue
             runs = runs[runs["budget_gb"] == runs["budget_gb"].max()]
-            evals = sorted(set.intersection(*(set(g["env_steps"]) for _, g in runs.groupby("seed"))))
-            per_seed = [g.set_index("env_steps").loc[evals].reset_index() for _, g in runs.groupby("seed")]
-            xs = np.mean([s[x].to_numpy(float) for s in per_seed], axis=0)
+            # every evaluation of every seed that did not fail; a seed still running is NaN where it has not
+            # evaluated yet, so the mean at each point is over the seeds present there (n in the legend)
+            ys = runs.pivot_table(index="seed", columns="env_steps", values=y)
+            evals = ys.columns.to_numpy(float)
+            xs = runs.pivot_table(index="seed", columns="env_steps", values=x).mean().to_numpy(float) \
+                if x != "env_steps" else evals
             keep = xs > 0 if log_x else np.ones_like(xs, bool)  # a log axis cannot show the untrained start
             c = color(agent, agents)
-            _band(ax, xs[keep], np.array([s[y].to_numpy(float) for s in per_seed])[:, keep], c, agent, steps)
+            label = f"{agent} (n={len(ys)})" if len(ys) > 1 else agent
+            _band(ax, xs[keep], ys.to_numpy(float)[:, keep], c, label, steps)
             tf = runs["freeze_env_steps"].dropna()
             if len(tf):  # where T_f falls on this axis: interpolated between the evaluations around it
                 at = float(np.interp(tf.iloc[0], evals, xs)) if x != "env_steps" else float(tf.iloc[0])

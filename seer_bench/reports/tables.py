@@ -79,10 +79,11 @@ def flops_ratio(curves: dict[tuple, pd.DataFrame], env: str, agent: str, budget:
             continue
         common = sorted(set(mine["env_steps"]) & set(theirs["env_steps"]))
         common = [e for e in common if e > 0]
-        if common:
+        if common and "cum_flops" in mine and "cum_flops" in theirs:  # records from before the FLOP ledger have none
             at = common[-1]
-            ratios.append(float(mine.loc[mine["env_steps"] == at, "cum_flops"].iloc[0]) /
-                          float(theirs.loc[theirs["env_steps"] == at, "cum_flops"].iloc[0]))
+            denominator = float(theirs.loc[theirs["env_steps"] == at, "cum_flops"].iloc[0])
+            if denominator > 0:  # zero before the baseline's first update
+                ratios.append(float(mine.loc[mine["env_steps"] == at, "cum_flops"].iloc[0]) / denominator)
     return float(np.mean(ratios)) if ratios else np.nan
 
 
