@@ -213,9 +213,11 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
                 bar.set_postfix(eval_return=f"{last_eval:.1f}", refresh=False)
             if seer is not None and step == seer.cfg.freeze_at:
                 bar.set_description(f"{spec.run_id} (converting replay)", refresh=True)
+                flops_at_freeze = ledger.total  # where T_f falls on a return-vs-FLOPs axis
                 replay, event = seer.freeze(agent, replay, step)
                 ledger.add("convert", agent.encode_passes(event["observations_encoded"], seer.cfg.num_copies))
-                append_event(path, "frozen", **event, capacity_public_formula=sizing["capacity_public_formula"])
+                append_event(path, "frozen", **event, capacity_public_formula=sizing["capacity_public_formula"],
+                             cum_flops=flops_at_freeze)
                 bar.set_description(f"{spec.run_id} (frozen)", refresh=False)
             if step < agent.random_steps:
                 action = env.random_action(rng)

@@ -101,6 +101,8 @@ def test_malformed_claims_name_the_file_and_key(capsys, records, extra, message)
 def test_unknown_kind_and_missing_file_are_clear_errors(capsys, records):
     code, out = check(capsys, records, CLAIM.format(kind="speed", extra="max = 1.0"))
     assert code == 2 and "claims[0].kind: unknown kind 'speed'; known: flops_ratio, return_gap, capacity_ratio" in out.err
+    code, out = check(capsys, records, CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"\nmin_seeds = 1'))
+    assert code == 2 and "claims[0].min_seeds: ci_overlap needs confidence intervals, so at least 2 seeds" in out.err
     assert main(["check", "--out", str(records / "out"), "--claims", str(records / "none.toml")]) == 2
     assert "claims file not found" in capsys.readouterr().err
 

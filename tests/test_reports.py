@@ -66,10 +66,12 @@ def test_atari_runs_aggregate_human_normalized_scores(tmp_path):
     for seed, final in enumerate([500.0, 900.0]):
         for env in ("alien", "pong"):
             write_run(tmp_path, env, "der", seed, final, atari=True)
+        write_run(tmp_path, "asteroids", "der", seed, final)  # an ALE game without a human reference: no hns
     runs, _ = run_table(tmp_path)
     assert set(runs["domain"]) == {"atari"}
     agg = aggregates(runs, reps=200).set_index("metric")
     assert agg.loc["mean", "score"] == "human-normalized" and agg.loc["mean", "value"] == pytest.approx(0.7)
+    assert agg.loc["mean", "envs"] == 2  # asteroids is left out, not scored as a DMC return
 
 
 def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):

@@ -107,6 +107,8 @@ def load_claims(path: Path) -> list[Claim]:
         min_seeds = raw.get("min_seeds", 2 if rule == "ci_overlap" else 1)
         if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
             raise ConfigError(f"{where}.min_seeds: expected a positive integer, got {min_seeds!r}")
+        if rule == "ci_overlap" and min_seeds < 2:
+            raise ConfigError(f"{where}.min_seeds: ci_overlap needs confidence intervals, so at least 2 seeds")
         claims.append(Claim(name=str(raw.get("name", f"{raw['agent']} {kind} vs {raw['baseline']}")), kind=kind,
                             agent=raw["agent"], baseline=raw["baseline"], threshold=float(threshold), rule=rule,
                             envs=tuple(envs), budget_gb=None if budget is None else float(budget),

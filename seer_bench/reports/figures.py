@@ -29,10 +29,10 @@ def color(agent: str, agents: list[str]) -> str:
     return COLORS.get(agent, FALLBACK[sorted(agents).index(agent) % len(FALLBACK)])
 
 
-def _panels(n: int, rows: int = 1) -> tuple[plt.Figure, np.ndarray]:
+def _panels(n: int) -> tuple[plt.Figure, np.ndarray]:
     cols = min(n, 4)
     grid = -(-n // cols)
-    fig, axes = plt.subplots(grid * rows, cols, figsize=(min(7.0, 1.9 * cols + 0.4), 1.7 * grid * rows + 0.5),
+    fig, axes = plt.subplots(grid, cols, figsize=(min(7.0, 1.9 * cols + 0.4), 1.7 * grid + 0.5),
                              squeeze=False, constrained_layout=True)
     return fig, axes
 
@@ -61,7 +61,8 @@ def _curves(out: Path) -> pd.DataFrame:
         frozen = next((e for e in events if e["event"] == "frozen"), None)
         frames.append(metrics.assign(env=spec["env"], agent=spec["agent"], budget_gb=spec["budget_gb"],
                                      seed=spec["seed"], freeze_env_steps=frozen["step"] * spec["action_repeat"]
-                                     if frozen else np.nan))
+                                     if frozen else np.nan,
+                                     freeze_tflop=frozen.get("cum_flops", np.nan) / 1e12 if frozen else np.nan))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -95,8 +96,10 @@ def _per_env(data: pd.DataFrame, x: str, xlabel: str, ylabel: str, y: str, path:
             label = f"{agent} (n={len(ys)})" if len(ys) > 1 else agent
             _band(ax, xs[keep], ys.to_numpy(float)[:, keep], c, label, steps)
             tf = runs["freeze_env_steps"].dropna()
-            if len(tf):  # where T_f falls on this axis: interpolated between the evaluations around it
-                at = float(np.interp(tf.iloc[0], evals, xs)) if x != "env_steps" else float(tf.iloc[0])
+            if len(tf):  # T_f on this axis: the FLOPs counted when it froze (older records: interpolated)
+                recorded = runs["freeze_tflop"].dropna() if x == "cum_tflop" else pd.Series(dtype=float)
+                at = float(tf.iloc[0]) if x == "env_steps" else float(recorded.mean()) if len(recorded) else \
+                    float(np.interp(tf.iloc[0], evals, xs))
                 ax.axvline(at, color=c, ls=":", lw=1)
         ax.set_title(env)
         ax.set_xlabel(xlabel)

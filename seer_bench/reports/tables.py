@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seer_bench.envs.atari import ATARI_GAMES
 from seer_bench.records import load_runs
 
 GROUP = ["env", "agent", "budget_gb"]
@@ -33,7 +34,8 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
         kinds = {e["event"]: e for e in events}
         status = "failed" if "failed" in kinds else "finished" if "finished" in kinds else "running"
         last = metrics.iloc[-1] if len(metrics) else None
-        atari = last is not None and "hns" in metrics and pd.notna(last["hns"])
+        atari = spec["env"] in ATARI_GAMES  # by name: most ALE games have no human reference, so no hns
+        scored = last is not None and (not atari or ("hns" in metrics and pd.notna(last["hns"])))
         key = (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"])
         curves[key] = metrics
         rows.append({
@@ -43,8 +45,9 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             "target_env_steps": spec["steps"],
             "env_steps": int(last["env_steps"]) if last is not None else 0,
             "final_return": float(last["eval_return"]) if last is not None else np.nan,
-            # the score rliable aggregates: human-normalized on Atari, return / 1000 on DMC (its maximum)
-            "score": (float(last["hns"]) if atari else float(last["eval_return"]) / 1000) if last is not None else np.nan,
+            # the score rliable aggregates: human-normalized on Atari (NaN for games without a human reference,
+            # which aggregates leave out), return / 1000 on DMC (its maximum)
+            "score": (float(last["hns"]) if atari else float(last["eval_return"]) / 1000) if scored else np.nan,
             "cum_flops": float(last["cum_flops"]) if last is not None and "cum_flops" in metrics else np.nan,
             "wall_s": kinds["finished"]["wall_s"] if status == "finished" else
                       float(last["wall_s"]) if last is not None else np.nan,
@@ -143,7 +146,8 @@ def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFr
     rows = []
     if runs.empty:
         return pd.DataFrame()
-    for (agent, budget, domain), every in runs.groupby(["agent", "budget_gb", "domain"], sort=True):
+    for (agent, budget, domain), every in runs[runs["score"].notna() | (runs["status"] != "finished")].groupby(
+            ["agent", "budget_gb", "domain"], sort=True):
         group = every[every["status"] == "finished"]
         envs = sorted(every["env"].unique())
         seeds = sorted(set.intersection(*(set(group.loc[group["env"] == e, "seed"]) for e in envs)))
