@@ -118,3 +118,13 @@ def test_a_failed_or_running_run_makes_the_gate_undecided(capsys, records):
     write_run(records / "out", "cartpole-swingup", "curl", 3, 0.0, steps=(0,), status="failed")
     code, out = check(capsys, records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0"))
     assert code == 2 and "incomplete records: 1 failed, 1 running run(s) of curl+seer / curl" in out.out, out.out
+
+
+def test_claims_check_only_the_env_and_budget_pairs_the_records_hold(records):
+    for agent in FINALS:
+        write_run(records / "out", "walker-walk", agent, 1, 300.0, budget=0.3)  # a budget run on walker-walk only
+    claims = load_claims(claims_file(records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0").replace(
+        'envs = ["cartpole-swingup"]\n', "")))
+    verdicts = evaluate(claims, *run_table(records / "out"))
+    assert [(v.env, v.budget_gb, v.result) for v in verdicts] == [
+        ("cartpole-swingup", 0.6, "pass"), ("walker-walk", 0.3, "pass"), ("walker-walk", 0.6, "undecided")]

@@ -117,3 +117,11 @@ def test_figures_keep_running_seeds_and_skip_failed_ones(sweep):
         assert_figure(sweep / "figures" / name)
     table = summary(*run_table(sweep))
     assert table.loc[(table["env"] == "cartpole-swingup") & (table["agent"] == "curl"), "flops_ratio_to_baseline"].isna().all()
+
+
+def test_flops_ratio_compares_runs_on_different_evaluation_grids(tmp_path):
+    write_run(tmp_path, "cartpole-swingup", "curl", 0, 100.0, steps=(0, 100, 200))
+    write_run(tmp_path, "cartpole-swingup", "curl+seer", 0, 100.0, steps=(0, 150, 300))
+    table = summary(*run_table(tmp_path)).set_index("agent")
+    # cum FLOPs are linear in env steps here (4 and 10 per step): at the shared step 200, 800 / 2000
+    assert table.loc["curl+seer", "flops_ratio_to_baseline"] == pytest.approx(0.4)

@@ -140,37 +140,39 @@ def evaluate(claims: list[Claim], runs: pd.DataFrame, curves: dict) -> list[Verd
     verdicts = []
     for claim in claims:
         involved = runs[runs["agent"].isin([claim.agent, claim.baseline])] if not runs.empty else runs
-        envs = list(claim.envs) or (sorted(involved["env"].unique()) if not involved.empty else [])
-        if claim.budget_gb is not None:
-            budgets = [claim.budget_gb]
-        else:
-            budgets = sorted(involved["budget_gb"].unique()) if not involved.empty else [None]
-        if not envs:
+        # the (env, budget) pairs either agent ran, narrowed to the claim's; a named env or budget that no run
+        # has is still checked (and undecided), never skipped
+        present = sorted(set(zip(involved["env"], involved["budget_gb"]))) if not involved.empty else []
+        envs = list(claim.envs) or sorted({e for e, _ in present})
+        pairs = []
+        for env in envs:
+            budgets = [b for e, b in present if e == env and claim.budget_gb in (None, b)]
+            pairs += [(env, b) for b in budgets or [claim.budget_gb]]
+        if not pairs:
             verdicts.append(Verdict(claim, "-", claim.budget_gb, np.nan, "undecided",
                                     f"no runs of {claim.agent} or {claim.baseline} in the records"))
             continue
-        for env in envs:
-            for budget in budgets:
-                pick = done[(done["env"] == env) & (done["budget_gb"] == budget)] if not done.empty else done
-                mine, theirs = (pick[pick["agent"] == a] if not pick.empty else pick for a in (claim.agent, claim.baseline))
-                missing = [a for a, r in ((claim.agent, mine), (claim.baseline, theirs)) if r.empty]
-                if missing:
-                    verdicts.append(Verdict(claim, env, budget, np.nan, "undecided",
-                                            f"no finished runs of {', '.join(missing)} on {env} at {budget:g} GB"
-                                            if budget is not None else f"no finished runs of {', '.join(missing)}"))
-                    continue
-                every = runs[(runs["env"] == env) & (runs["budget_gb"] == budget) &
-                             runs["agent"].isin([claim.agent, claim.baseline])]
-                unfinished = every[every["status"] != "finished"]
-                if len(unfinished):  # a gate must not pass on the seeds that happened to finish
-                    counts = ", ".join(f"{n} {status}" for status, n in unfinished["status"].value_counts().items())
-                    verdicts.append(Verdict(claim, env, budget, np.nan, "undecided",
-                                            f"incomplete records: {counts} run(s) of {claim.agent} / {claim.baseline}"))
-                    continue
-                measured, reason = _measure(claim, mine, theirs, curves, env, budget)
-                result = "undecided" if reason or np.isnan(measured) else "pass" if claim.holds(measured) else "fail"
-                verdicts.append(Verdict(claim, env, budget, measured, result,
-                                        reason or ("no env step evaluated by both" if np.isnan(measured) else "")))
+        for env, budget in pairs:
+            pick = done[(done["env"] == env) & (done["budget_gb"] == budget)] if not done.empty else done
+            mine, theirs = (pick[pick["agent"] == a] if not pick.empty else pick for a in (claim.agent, claim.baseline))
+            missing = [a for a, r in ((claim.agent, mine), (claim.baseline, theirs)) if r.empty]
+            if missing:
+                verdicts.append(Verdict(claim, env, budget, np.nan, "undecided",
+                                        f"no finished runs of {', '.join(missing)} on {env} at {budget:g} GB"
+                                        if budget is not None else f"no finished runs of {', '.join(missing)}"))
+                continue
+            every = runs[(runs["env"] == env) & (runs["budget_gb"] == budget) &
+                         runs["agent"].isin([claim.agent, claim.baseline])]
+            unfinished = every[every["status"] != "finished"]
+            if len(unfinished):  # a gate must not pass on the seeds that happened to finish
+                counts = ", ".join(f"{n} {status}" for status, n in unfinished["status"].value_counts().items())
+                verdicts.append(Verdict(claim, env, budget, np.nan, "undecided",
+                                        f"incomplete records: {counts} run(s) of {claim.agent} / {claim.baseline}"))
+                continue
+            measured, reason = _measure(claim, mine, theirs, curves, env, budget)
+            result = "undecided" if reason or np.isnan(measured) else "pass" if claim.holds(measured) else "fail"
+            verdicts.append(Verdict(claim, env, budget, measured, result,
+                                    reason or ("no FLOPs counted by both at a shared env step" if np.isnan(measured) else "")))
     return verdicts
 
 

@@ -72,21 +72,22 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
 
 def flops_ratio(curves: dict[tuple, pd.DataFrame], env: str, agent: str, budget: float, seeds: list[int],
                 baseline: str | None = None) -> float:
-    """Mean over seeds of cum_flops(agent) / cum_flops(baseline) at the largest env step both runs reached
-    (the baseline defaults to the agent without SEER)."""
+    """Mean over seeds of cum_flops(agent) / cum_flops(baseline) at one env step shared by every seed: the
+    largest that each seed of both agents reached. Cumulative FLOPs are piecewise linear between evaluations,
+    so each curve is interpolated there, and runs on different evaluation grids compare too. The baseline
+    defaults to the agent without SEER; NaN when nothing is comparable (no shared step, no FLOPs yet)."""
     base = baseline or baseline_of(agent)
+    pairs = [(curves.get((env, agent, budget, s)), curves.get((env, base, budget, s))) for s in seeds]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None and "cum_flops" in a and "cum_flops" in b
+             and len(a) and len(b)]  # records from before the FLOP ledger have no cum_flops
+    if not pairs:
+        return np.nan
+    at = min(min(a["env_steps"].max(), b["env_steps"].max()) for a, b in pairs)
     ratios = []
-    for seed in seeds:
-        mine, theirs = curves.get((env, agent, budget, seed)), curves.get((env, base, budget, seed))
-        if mine is None or theirs is None:
-            continue
-        common = sorted(set(mine["env_steps"]) & set(theirs["env_steps"]))
-        common = [e for e in common if e > 0]
-        if common and "cum_flops" in mine and "cum_flops" in theirs:  # records from before the FLOP ledger have none
-            at = common[-1]
-            denominator = float(theirs.loc[theirs["env_steps"] == at, "cum_flops"].iloc[0])
-            if denominator > 0:  # zero before the baseline's first update
-                ratios.append(float(mine.loc[mine["env_steps"] == at, "cum_flops"].iloc[0]) / denominator)
+    for a, b in pairs:
+        denominator = np.interp(at, b["env_steps"], b["cum_flops"])
+        if denominator > 0:  # zero before the baseline's first update
+            ratios.append(float(np.interp(at, a["env_steps"], a["cum_flops"]) / denominator))
     return float(np.mean(ratios)) if ratios else np.nan
 
 
