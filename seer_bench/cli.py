@@ -117,7 +117,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from seer_bench.executors import run_local
-    from seer_bench.reports import write_report
     from seer_bench.runner import check_spec
     from seer_bench.suites import load_suite
 
@@ -135,8 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = run_local(specs, out)
     reported = True
     try:  # the runs are done and recorded whatever happens here: a report error must not hide their outcome
-        print(write_report(out), end="")
-        print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}, {out / 'figures'}")
+        _report(out)
     except Exception as e:  # noqa: BLE001
         print(f"the report failed ({type(e).__name__}: {e}); rebuild it with: python bench.py report --out {out}",
               file=sys.stderr)
@@ -146,15 +144,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed or not reported else 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def _report(out: Path) -> None:
+    """Write the report of the records under `out`, print its tables and where everything went."""
     from seer_bench.reports import write_report
+
+    print(write_report(out), end="")
+    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}, {out / 'figures'}/")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
     from seer_bench.suites import load_suite
 
     out = args.out if args.out is not None else Path("reports") / load_suite(args.suite).name
     if not (out / "runs").is_dir():
         raise ConfigError(f"{out}: no runs/ directory here; pass the --out of a sweep")
-    print(write_report(out), end="")
-    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}")
+    _report(out)
     return 0
 
 

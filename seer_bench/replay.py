@@ -233,6 +233,10 @@ class PixelReplay(RingReplay):
     def next_obs(self, idx: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:
         return self._gather(idx, offsets, size, next_obs=True)
 
+    def uncropped(self, idx: np.ndarray, next_obs: bool) -> np.ndarray:
+        """Whole stacks (no crop): for agents without augmentation, and for SEER's encoder, which crops itself."""
+        return self._gather(idx, np.zeros((len(idx), 2), np.int64), self.spec.obs_shape[-1], next_obs)
+
     def _gather(self, idx: np.ndarray, offsets: np.ndarray, size: int, next_obs: bool) -> np.ndarray:
         raise NotImplementedError
 
@@ -467,13 +471,6 @@ class LatentReplay(RingReplay):
         raise NotImplementedError
 
 
-def _full_frames(pixels: PixelReplay, idx: np.ndarray, next_obs: bool) -> np.ndarray:
-    """Uncropped observations: the agent's `encode` draws its own crops."""
-    size = pixels.spec.obs_shape[-1]
-    corners = np.zeros((len(idx), 2), np.int64)
-    return pixels.next_obs(idx, corners, size) if next_obs else pixels.obs(idx, corners, size)
-
-
 class PaperLatentReplay(LatentReplay):
     """obs and next_obs latents stored per transition, as the public SEER DMC code does."""
 
@@ -503,7 +500,7 @@ class PaperLatentReplay(LatentReplay):
         return {name: self._latents[name, next_obs][slots, copy] for name, _ in self.spec.streams}
 
     def _encode_chunk(self, pixels: PixelReplay, idx: np.ndarray, last: np.ndarray) -> dict[str, np.ndarray]:
-        return self._encode(np.concatenate([_full_frames(pixels, idx, False), _full_frames(pixels, idx, True)]))
+        return self._encode(np.concatenate([pixels.uncropped(idx, False), pixels.uncropped(idx, True)]))
 
     def _write_chunk(self, slots: np.ndarray, encoded: dict[str, np.ndarray], last: np.ndarray) -> None:
         n = len(slots)
@@ -540,16 +537,18 @@ class CompactLatentReplay(LatentReplay):
     def _state_capacity(spec: LatentSpec, capacity: int) -> int:
         return capacity + -(-capacity // spec.episode_steps) + 1
 
+    @staticmethod
+    def _bytes(spec: LatentSpec, states: int, transitions: int) -> int:
+        """Bytes of `states` latents (every stream and copy) and the state index of `transitions`."""
+        return sum(_nbytes(states, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams) + \
+            _nbytes(transitions, (), np.int64)
+
     @classmethod
     def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
-        states = cls._state_capacity(spec, capacity)
-        return sum(_nbytes(states, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams) + \
-            _nbytes(capacity, (), np.int64)
+        return cls._bytes(spec, cls._state_capacity(spec, capacity), capacity)
 
     def _data_resident_bytes(self) -> int:
-        states = min(self._state_head, self.state_capacity)
-        return sum(_nbytes(states, (self.spec.copies, dim), np.dtype(self.spec.dtype)) for _, dim in self.spec.streams) \
-            + _nbytes(self._resident_rows(), (), np.int64)
+        return self._bytes(self.spec, min(self._state_head, self.state_capacity), self._resident_rows())
 
     def _write_state(self, encoded: dict[str, np.ndarray], row: int) -> None:
         s = self._state_head
@@ -581,7 +580,7 @@ class CompactLatentReplay(LatentReplay):
 
     def _encode_chunk(self, pixels: PixelReplay, idx: np.ndarray, last: np.ndarray) -> dict[str, np.ndarray]:
         starts = self._starts(last)
-        return self._encode(np.concatenate([_full_frames(pixels, idx[starts], False), _full_frames(pixels, idx, True)]))
+        return self._encode(np.concatenate([pixels.uncropped(idx[starts], False), pixels.uncropped(idx, True)]))
 
     def _write_chunk(self, slots: np.ndarray, encoded: dict[str, np.ndarray], last: np.ndarray) -> None:
         starts = self._starts(last)

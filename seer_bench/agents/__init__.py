@@ -23,6 +23,11 @@ def uses_seer(name: str) -> bool:
     return name.endswith(SEER_SUFFIX)
 
 
+def baseline_of(name: str) -> str | None:
+    """The agent a SEER agent is compared with ("curl" for "curl+seer"); None for a base agent."""
+    return name[: -len(SEER_SUFFIX)] if uses_seer(name) else None
+
+
 def agent_config(name: str, overrides: dict[str, Any]) -> Any:
     """The agent's config with suite overrides applied; unknown or mistyped keys are named in the error."""
     if name not in AGENTS:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_init
-from seer_bench.agents.passes import Pass, Stage
+from seer_bench.agents.passes import Pass, PassBook, Stage
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
 
@@ -144,7 +144,7 @@ def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
                 tp.lerp_(p, tau)
 
 
-class CurlSac:
+class CurlSac(PassBook):
     """The agent: networks, optimizers, acting and one gradient update per call."""
 
     discrete = False
@@ -404,12 +404,6 @@ class CurlSac:
     # --- what each call computes, for the FLOP ledger (seer_bench.agents.passes) -----------------------------
     # Each list mirrors the code above, pass for pass; tests/test_flops.py checks the priced lists against
     # torch's own count of a real call.
-    def _stage(self, name: str) -> Stage:
-        key = (self.split, name)  # `lower` and `upper_conv` depend on the split
-        if key not in self._stages:
-            self._stages[key] = self._build_stage(name)
-        return self._stages[key]
-
     def _build_stage(self, name: str) -> Stage:
         who, part = name.split(".")
         if who == "policy":
@@ -467,13 +461,6 @@ class CurlSac:
             return [Pass(self._stage("actor.ln"), (s["latent"],))]
         upper = [Pass(self._stage("actor.upper_conv"), (s["latent"],))] if self.split and self._convs_above_split() else []
         return [*upper, Pass(self._stage("actor.head"), (s["h"],), "params")]
-
-    def _cached(self, key: tuple, build) -> tuple[Pass, ...]:
-        """One tuple per key: the ledger prices a tuple once, and the lists only change when `freeze` does."""
-        key = (self.split, *key)
-        if key not in self._pass_lists:
-            self._pass_lists[key] = tuple(build())
-        return self._pass_lists[key]
 
     def update_passes(self, step: int) -> tuple[Pass, ...]:
         """The passes `update(replay, step)` runs, in order (on pixels until `freeze`, on latents after)."""

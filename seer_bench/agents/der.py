@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seer_bench.agents.passes import Pass, Stage
+from seer_bench.agents.passes import Pass, PassBook, Stage
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
 
@@ -166,7 +166,7 @@ class RainbowNet(nn.Module):
         return self.upper_convs(split)(z.view(-1, *self.map_shapes[split])).flatten(1)
 
 
-class Der:
+class Der(PassBook):
     """The agent: online and target networks, acting, and one update per call."""
 
     discrete = True
@@ -247,9 +247,7 @@ class Der:
         return {"loss": loss.item()}
 
     def _pixels(self, replay: PixelReplay, idx: np.ndarray, next_obs: bool) -> torch.Tensor:
-        size, corners = self.obs_shape[-1], np.zeros((len(idx), 2), np.int64)
-        pixels = replay.next_obs(idx, corners, size) if next_obs else replay.obs(idx, corners, size)
-        return self._to_input(pixels)
+        return self._to_input(replay.uncropped(idx, next_obs))  # no augmentation: whole frames
 
     def _latents(self, replay: LatentReplay, idx: np.ndarray, next_obs: bool) -> torch.Tensor:
         z = replay.latents(idx, np.zeros(len(idx), np.int64), next_obs)["conv"]
@@ -314,26 +312,17 @@ class Der:
 
     # --- what each call computes, for the FLOP ledger (seer_bench.agents.passes) -----------------------------
     # Each list mirrors the code above, pass for pass; tests/test_flops.py checks them against torch's count.
-    def _stage(self, name: str) -> Stage:
-        key = (self.split, name)
-        if key not in self._stages:
-            who, part = name.split(".")
-            net, split = {"online": self.online, "target": self.target}[who], self.split
-            build = {
-                "conv": lambda: Stage(name, net.conv, convs=net.convs),
-                "head": lambda: Stage(name, net.head, value=nn.ModuleList([net.fc_h_v, net.fc_z_v]),
-                                      advantage=nn.ModuleList([net.fc_h_a, net.fc_z_a])),
-                "lower": lambda: Stage(name, partial(net.lower, split=split), convs=nn.ModuleList(net.lower_modules(split))),
-                "upper_conv": lambda: Stage(name, partial(net.upper_conv, split=split), convs=net.upper_convs(split)),
-            }
-            self._stages[key] = build[part]()
-        return self._stages[key]
-
-    def _cached(self, key: tuple, build) -> tuple[Pass, ...]:
-        key = (self.split, *key)
-        if key not in self._pass_lists:
-            self._pass_lists[key] = tuple(build())
-        return self._pass_lists[key]
+    def _build_stage(self, name: str) -> Stage:
+        who, part = name.split(".")
+        net, split = {"online": self.online, "target": self.target}[who], self.split
+        build = {
+            "conv": lambda: Stage(name, net.conv, convs=net.convs),
+            "head": lambda: Stage(name, net.head, value=nn.ModuleList([net.fc_h_v, net.fc_z_v]),
+                                  advantage=nn.ModuleList([net.fc_h_a, net.fc_z_a])),
+            "lower": lambda: Stage(name, partial(net.lower, split=split), convs=nn.ModuleList(net.lower_modules(split))),
+            "upper_conv": lambda: Stage(name, partial(net.upper_conv, split=split), convs=net.upper_convs(split)),
+        }
+        return build[part]()
 
     def _net_passes(self, who: str, batch: int, grad: str) -> list[Pass]:
         """`who`'s network on a batch: all of it on pixels; once frozen, the layers above the split."""

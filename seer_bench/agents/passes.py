@@ -36,6 +36,36 @@ class Stage(nn.Module):
         return self.fn(*inputs)
 
 
+class PassBook:
+    """The bookkeeping both agents need to hand the ledger their passes cheaply: each `Stage` built once per
+    (freeze split, name) by the agent's `_build_stage(name)`, each pass list once per (split, key).
+
+    The ledger prices a tuple once and remembers it by identity, so handing out the same tuple for the same
+    phase makes counting a dictionary lookup per step. An agent sets `split` (None until SEER freezes it) and
+    the empty dicts `_stages` and `_pass_lists` in its constructor.
+    """
+
+    split: str | None
+    _stages: dict[tuple, Stage]
+    _pass_lists: dict[tuple, tuple[Pass, ...]]
+
+    def _build_stage(self, name: str) -> Stage:
+        raise NotImplementedError
+
+    def _stage(self, name: str) -> Stage:
+        key = (self.split, name)  # what a stage spans (lower, upper convs) depends on the split
+        if key not in self._stages:
+            self._stages[key] = self._build_stage(name)
+        return self._stages[key]
+
+    def _cached(self, key: tuple, build: Callable[[], list[Pass]]) -> tuple[Pass, ...]:
+        """One tuple per key: the lists only change when `freeze` does."""
+        key = (self.split, *key)
+        if key not in self._pass_lists:
+            self._pass_lists[key] = tuple(build())
+        return self._pass_lists[key]
+
+
 @dataclass(frozen=True)
 class Pass:
     """One run of `stage` on inputs of `shapes`, `count` times.

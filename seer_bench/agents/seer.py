@@ -103,9 +103,8 @@ class Seer:
         return self.replay_class(agent).capacity_for(self.latent_spec(agent), self.budget_bytes)
 
     def bytes_per_transition(self, agent: Freezable) -> float:
-        spec, cls = self.latent_spec(agent), self.replay_class(agent)
-        capacity = cls.capacity_for(spec, self.budget_bytes)
-        return cls.total_bytes(spec, capacity) / max(capacity, 1)
+        capacity = self.capacity(agent)
+        return self.replay_class(agent).total_bytes(self.latent_spec(agent), capacity) / max(capacity, 1)
 
     def freeze(self, agent: Freezable, pixels: PixelReplay, step: int,
                on_chunk: Callable[[int], None] | None = None) -> tuple[LatentReplay, dict[str, Any]]:

@@ -65,5 +65,5 @@ def write_report(out: Path, reps: int = 2000) -> str:
     agg.to_csv(out / "aggregates.csv", index=False)
     text = format_markdown(table, agg)
     (out / "summary.md").write_text(text)
-    write_figures(out, table, agg)
+    write_figures(out, runs, curves, table, agg)
     return text

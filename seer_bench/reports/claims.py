@@ -3,8 +3,8 @@
 A claims file (e.g. suites/dmc6.claims.toml) holds `[[claims]]` tables. Each compares an agent with a
 baseline on every env and budget the records hold (or the ones it names), with one kind of measurement:
 
-- `flops_ratio`: the agent's cumulative training FLOPs over the baseline's at the largest env step both
-  reached, mean over the seeds finished for both; holds when <= `max`.
+- `flops_ratio`: the agent's cumulative training FLOPs over the baseline's at one env step every seed of
+  both reached (interpolated; `tables.flops_ratio`), mean over the seeds finished for both; holds when <= `max`.
 - `return_gap`: final return of the agent minus the baseline's, means over their finished seeds; holds when
   >= `min` (a tolerance in return units, e.g. -50). With `rule = "ci_overlap"` it is instead the agent's
   upper 95% bound minus the baseline's lower one, and holds when >= 0 (the CIs overlap, or better).

@@ -17,7 +17,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from seer_bench.records import load_runs  # noqa: E402
 
 COLORS = {"curl": "#1f77b4", "curl+seer": "#ff7f0e", "der": "#2ca02c", "der+seer": "#d62728"}
 FALLBACK = plt.get_cmap("tab10").colors
@@ -51,18 +50,14 @@ def _band(ax: plt.Axes, x: np.ndarray, ys: np.ndarray, c: str, label: str, steps
         ax.fill_between(x, mean - half, mean + half, color=c, alpha=0.2, lw=0, step="pre" if steps else None)
 
 
-def _curves(out: Path) -> pd.DataFrame:
-    """Every evaluation row of every run, with its run's keys and T_f (env steps) where SEER froze."""
-    frames = []
-    for cfg, metrics, events in load_runs(out):
-        if metrics.empty or any(e["event"] == "failed" for e in events):  # failed runs: counted in the tables
-            continue
-        spec = cfg["spec"]
-        frozen = next((e for e in events if e["event"] == "frozen"), None)
-        frames.append(metrics.assign(env=spec["env"], agent=spec["agent"], budget_gb=spec["budget_gb"],
-                                     seed=spec["seed"], freeze_env_steps=frozen["step"] * spec["action_repeat"]
-                                     if frozen else np.nan,
-                                     freeze_tflop=frozen.get("cum_flops", np.nan) / 1e12 if frozen else np.nan))
+def _curves(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
+    """Every evaluation row of every run that did not fail (failed ones are counted in the tables), with its
+    run's keys and T_f in env steps and TFLOP where SEER froze."""
+    frames = [curves[(r.env, r.agent, r.budget_gb, r.seed)].assign(
+        env=r.env, agent=r.agent, budget_gb=r.budget_gb, seed=r.seed, freeze_env_steps=r.freeze_env_steps,
+        freeze_tflop=r.freeze_flops / 1e12)
+        for r in runs.itertuples() if r.status != "failed"]
+    frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -162,9 +157,10 @@ def _aggregate(agg: pd.DataFrame, path: Path) -> list[Path]:
     return _save(fig, path)
 
 
-def write_figures(out: Path, table: pd.DataFrame, agg: pd.DataFrame) -> list[Path]:
-    """All figures the records support, under out/figures; returns the files written."""
-    data = _curves(out)
+def write_figures(out: Path, runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame], table: pd.DataFrame,
+                  agg: pd.DataFrame) -> list[Path]:
+    """All figures the records (`run_table`'s runs and curves) support, under out/figures; returns the files."""
+    data = _curves(runs, curves) if not runs.empty else pd.DataFrame()
     if data.empty:
         return []
     folder = Path(out) / "figures"

@@ -15,17 +15,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seer_bench.agents import baseline_of
 from seer_bench.envs.atari import ATARI_GAMES
 from seer_bench.records import load_runs
 
 GROUP = ["env", "agent", "budget_gb"]
-SEER_SUFFIX = "+seer"  # "<base>+seer" is compared with "<base>" (seer_bench.agents names them so)
-
-
-def baseline_of(agent: str) -> str | None:
-    return agent[: -len(SEER_SUFFIX)] if agent.endswith(SEER_SUFFIX) else None
-
-
 def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
     """One row per run under `out` (status, last evaluation, costs), and each run's metrics by run key."""
     rows, curves = [], {}
@@ -38,6 +32,7 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
         scored = last is not None and (not atari or ("hns" in metrics and pd.notna(last["hns"])))
         key = (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"])
         curves[key] = metrics
+        frozen = kinds.get("frozen")  # SEER's T_f, where it froze: on the env-step and the FLOPs axes
         rows.append({
             **dict(zip([*GROUP, "seed"], key)), "status": status,
             "reason": kinds["failed"].get("reason", "") if status == "failed" else "",
@@ -56,6 +51,8 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             # rss_peak_bytes since the memory sampler; runs recorded before it have rss_bytes only
             "peak_rss_bytes": metrics.get("rss_peak_bytes", metrics["rss_bytes"]).max() if last is not None else np.nan,
             "peak_gpu_bytes": metrics["gpu_bytes"].max() if "gpu_bytes" in metrics and last is not None else np.nan,
+            "freeze_env_steps": frozen["step"] * spec["action_repeat"] if frozen else np.nan,
+            "freeze_flops": frozen.get("cum_flops", np.nan) if frozen else np.nan,  # older records lack it
         })
     return pd.DataFrame(rows), curves
 
