@@ -1,7 +1,8 @@
 """Command line: `bench.py [run] --suite S ...` (default), `bench.py profile --suite S ...`,
 `bench.py report --out DIR`, `bench.py check --suite S`, `bench.py list`.
 
-Every input is validated before the first run starts; bad input prints one line and exits 2.
+Every input is validated before the first run starts; bad input prints one line and exits 2 (3 for
+`check`, whose 2 means "the records cannot decide").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from seer_bench.errors import ConfigError
 
 SUBCOMMANDS = ("run", "list", "profile", "report", "check")
+BAD_CHECK_INPUT = 3  # `check` already gives 2 its own meaning: the records cannot decide
 
 
 def _csv(kind: type):
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", type=Path, help="directory holding runs/ (what `--out` was for the sweep)")
     where.add_argument("--suite", help="read reports/<suite>, the sweep's default output directory")
     check = sub.add_parser("check", help="evaluate efficiency claims on the records: exit 0 all hold, 1 one fails, "
-                                         "2 the records cannot decide")
+                                         "2 the records cannot decide, 3 bad input (e.g. a malformed claims file)")
     check.add_argument("--suite", help="reads reports/<suite> and suites/<suite>.claims.toml unless given below")
     check.add_argument("--out", type=Path, help="directory holding runs/ (default reports/<suite>)")
     check.add_argument("--claims", type=Path, help="claims file (default suites/<suite>.claims.toml)")
@@ -117,6 +119,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from seer_bench.executors import run_local
+    from seer_bench.records import add_to_plan
     from seer_bench.runner import check_spec
     from seer_bench.suites import load_suite
 
@@ -130,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             check_spec(spec)
             checked.add(key)
     out = args.out or Path("reports") / suite.name
+    add_to_plan(out, {spec.run_id: spec.to_dict() for spec in specs})  # reports show runs that never start
     print(f"{len(specs)} run(s) of suite {suite.name}, scale {specs[0].scale}, into {out}", flush=True)
     failed = run_local(specs, out)
     reported = True
@@ -189,4 +193,4 @@ def main(argv: list[str] | None = None) -> int:
         return commands.get(args.command, cmd_run)(args)
     except ConfigError as e:
         print(f"bench.py: error: {e}", file=sys.stderr)
-        return 2
+        return BAD_CHECK_INPUT if argv[0] == "check" else 2

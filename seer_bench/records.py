@@ -1,5 +1,8 @@
 """Records on disk: the only contract between a run and everything after it.
 
+`<out>/plan.json`: every run a sweep into `out` was asked for (run id -> RunSpec), so that reports show
+runs that never started instead of silently averaging the ones that did.
+
 Per run directory `<out>/runs/<agent>/<env>/budget_<gb>/seed_<n>/`:
 - `config.json`: the fully resolved RunSpec, agent config, replay sizing, versions and device;
 - `metrics.csv`: one row per evaluation (columns: METRICS_COLUMNS);
@@ -48,11 +51,26 @@ def run_dir(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / run_id
 
 
+def write_json(file: Path, data: Any) -> None:
+    """Atomically: a reader (or a crash) sees the old file or the new one, never half of one."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(file)
+
+
 def write_config(path: Path, config: dict[str, Any]) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / "config.json.tmp"
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-    tmp.replace(path / "config.json")
+    write_json(path / "config.json", config)
+
+
+def read_plan(out: Path) -> dict[str, dict[str, Any]]:
+    file = Path(out) / "plan.json"
+    return json.loads(file.read_text()) if file.exists() else {}
+
+
+def add_to_plan(out: Path, specs: dict[str, dict[str, Any]]) -> None:
+    """Add a sweep's runs (run id -> spec dict) to the plan of `out`; earlier sweeps' entries stay."""
+    write_json(Path(out) / "plan.json", {**read_plan(out), **specs})
 
 
 def append_event(path: Path, kind: str, **fields: Any) -> None:

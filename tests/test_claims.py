@@ -5,6 +5,7 @@ import pytest
 from scipy import stats
 
 from seer_bench.cli import main
+from seer_bench.records import add_to_plan
 from seer_bench.reports import run_table
 from seer_bench.reports.claims import evaluate, load_claims
 
@@ -95,15 +96,15 @@ def test_every_env_of_the_records_is_checked_when_the_claim_names_none(records):
 ])
 def test_malformed_claims_name_the_file_and_key(capsys, records, extra, message):
     code, out = check(capsys, records, CLAIM.format(kind="flops_ratio", extra=extra))
-    assert code == 2 and "test.claims.toml: " + message in out.err, out.err
+    assert code == 3 and "test.claims.toml: " + message in out.err, out.err
 
 
 def test_unknown_kind_and_missing_file_are_clear_errors(capsys, records):
     code, out = check(capsys, records, CLAIM.format(kind="speed", extra="max = 1.0"))
-    assert code == 2 and "claims[0].kind: unknown kind 'speed'; known: flops_ratio, return_gap, capacity_ratio" in out.err
+    assert code == 3 and "claims[0].kind: unknown kind 'speed'; known: flops_ratio, return_gap, capacity_ratio" in out.err
     code, out = check(capsys, records, CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"\nmin_seeds = 1'))
-    assert code == 2 and "claims[0].min_seeds: ci_overlap needs confidence intervals, so at least 2 seeds" in out.err
-    assert main(["check", "--out", str(records / "out"), "--claims", str(records / "none.toml")]) == 2
+    assert code == 3 and "claims[0].min_seeds: ci_overlap needs confidence intervals, so at least 2 seeds" in out.err
+    assert main(["check", "--out", str(records / "out"), "--claims", str(records / "none.toml")]) == 3
     assert "claims file not found" in capsys.readouterr().err
 
 
@@ -128,3 +129,10 @@ def test_claims_check_only_the_env_and_budget_pairs_the_records_hold(records):
     verdicts = evaluate(claims, *run_table(records / "out"))
     assert [(v.env, v.budget_gb, v.result) for v in verdicts] == [
         ("cartpole-swingup", 0.6, "pass"), ("walker-walk", 0.3, "pass"), ("walker-walk", 0.6, "undecided")]
+
+
+def test_a_planned_run_that_never_started_makes_the_gate_undecided(capsys, records):
+    spec = {"env": "cartpole-swingup", "agent": "curl", "budget_gb": 0.6, "steps": 200, "action_repeat": 1, "seed": 9}
+    add_to_plan(records / "out", {"curl/cartpole-swingup/budget_0.6/seed_9": spec})
+    code, out = check(capsys, records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0"))
+    assert code == 2 and "incomplete records: 1 not started run(s) of curl+seer / curl" in out.out, out.out

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from seer_bench.cli import main
+from seer_bench.records import add_to_plan, append_event, run_dir
 from seer_bench.reports import aggregates, run_table, summary, write_report
 
 from conftest import write_run
@@ -22,7 +23,7 @@ def sweep(tmp_path):
     for (env, agent), finals in RETURNS.items():
         for seed, final in enumerate(finals):
             write_run(tmp_path, env, agent, seed, final)
-    write_run(tmp_path, "walker-walk", "curl+seer", 3, 0.0, steps=(0, 100), status="running")
+    write_run(tmp_path, "walker-walk", "curl+seer", 3, 50.0, steps=(0, 100), status="running")
     write_run(tmp_path, "walker-walk", "curl", 3, 0.0, steps=(0,), status="failed")
     return tmp_path
 
@@ -32,7 +33,7 @@ def test_summary_matches_direct_computation(sweep):
     table = summary(runs, curves).set_index(["env", "agent"])
     for (env, agent), finals in RETURNS.items():
         row = table.loc[(env, agent)]
-        values = np.array(finals + ([0.0] if (env, agent) == ("walker-walk", "curl+seer") else []))
+        values = np.array(finals)  # finished seeds only: the running one is reported apart
         lo, hi = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
         assert row["return_mean"] == pytest.approx(values.mean())
         assert (row["return_ci_low"], row["return_ci_high"]) == pytest.approx((lo, hi))
@@ -41,7 +42,8 @@ def test_summary_matches_direct_computation(sweep):
     assert np.isnan(table.loc[("cartpole-swingup", "curl"), "flops_ratio_to_baseline"])
     seer_walker = table.loc[("walker-walk", "curl+seer")]
     assert seer_walker["status"] == "3/4 finished, 1 running (partial: 100 of 200 env steps)"
-    assert seer_walker["env_steps"] == 100 and seer_walker["seeds"] == 4
+    assert (seer_walker["env_steps"], seer_walker["seeds"], seer_walker["finished"]) == (200, 4, 3)
+    assert (seer_walker["running"], seer_walker["running_return_mean"], seer_walker["running_env_steps"]) == (1, 50.0, 100)
     base_walker = table.loc[("walker-walk", "curl")]
     assert base_walker["failed"] == 1 and base_walker["status"] == "3/4 finished, 1 failed"
     assert base_walker["peak_rss_bytes"] == 6e8 + 3 and base_walker["peak_replay_bytes"] == 3e6 + 2
@@ -62,6 +64,71 @@ def test_aggregates_equal_numpy_iqm_and_mean_with_bootstrap_cis(sweep):
             assert row["runs_left_out"] == 1  # walker-walk seed 3: failed (curl), still running (curl+seer)
 
 
+def stratified_bootstrap(table, reps, seed):
+    """Percentile 95% CIs of (IQM, mean), resampling seeds (rows) with replacement within each env (column),
+    from numpy's global generator seeded as the report seeds it."""
+    np.random.seed(seed)
+    n, m = table.shape
+    draws = []
+    for _ in range(reps):
+        x = table[np.random.choice(n, (n, m)), np.arange(m)]
+        draws.append([stats.trim_mean(x.ravel(), 0.25), x.mean()])
+    return np.percentile(np.array(draws), [2.5, 97.5], axis=0)
+
+
+def test_aggregate_cis_equal_a_hand_written_stratified_bootstrap(tmp_path):
+    finals = np.random.default_rng(7).uniform(0, 1000, size=(5, 3))  # seeds x envs
+    envs = ["cartpole-swingup", "walker-walk", "cheetah-run"]
+    for seed in range(5):
+        for j, env in enumerate(envs):
+            write_run(tmp_path, env, "curl", seed, float(finals[seed, j]))
+    table = np.array([[finals[s, envs.index(e)] for e in sorted(envs)] for s in range(5)]) / 1000
+    np.random.seed(123)
+    before = np.random.random()
+    np.random.seed(123)
+    agg = aggregates(run_table(tmp_path)[0], reps=300, seed=0).set_index("metric")
+    assert np.random.random() == before  # the caller's global generator is left as it was
+    (iqm_lo, mean_lo), (iqm_hi, mean_hi) = stratified_bootstrap(table, 300, seed=0)
+    assert (agg.loc["IQM", "ci_low"], agg.loc["IQM", "ci_high"]) == pytest.approx((iqm_lo, iqm_hi))
+    assert (agg.loc["mean", "ci_low"], agg.loc["mean", "ci_high"]) == pytest.approx((mean_lo, mean_hi))
+
+
+def test_agents_aggregate_over_the_same_envs_and_one_seed_has_no_ci(tmp_path):
+    for env in ("cartpole-swingup", "walker-walk"):
+        write_run(tmp_path, env, "curl", 0, 500.0)
+    write_run(tmp_path, "cartpole-swingup", "curl+seer", 0, 900.0)  # never ran walker-walk: no easier subset
+    agg = aggregates(run_table(tmp_path)[0], reps=50).set_index(["agent", "metric"])
+    assert agg.loc[("curl", "mean"), "value"] == pytest.approx(0.5) and agg.loc[("curl", "mean"), "envs"] == 2
+    assert np.isnan(agg.loc[("curl", "mean"), "ci_low"]) and np.isnan(agg.loc[("curl", "mean"), "ci_high"])
+    seer = agg.loc[("curl+seer", "mean")]
+    assert np.isnan(seer["value"]) and (seer["envs"], seer["seeds"], seer["runs_left_out"]) == (2, 0, 1)
+    md = write_report(tmp_path, reps=50)
+    assert "0.500 (1 seed, no CI)" in md and "500.0 (1 seed, no CI)" in md and "n/a (no seed finished on every env)" in md
+
+
+def test_planned_runs_without_records_are_reported_not_started(tmp_path):
+    write_run(tmp_path, "cartpole-swingup", "curl", 0, 500.0)
+    spec = {"env": "cartpole-swingup", "agent": "curl", "budget_gb": 0.6, "steps": 201, "action_repeat": 2}
+    add_to_plan(tmp_path, {f"curl/cartpole-swingup/budget_0.6/seed_{s}": {**spec, "seed": s} for s in range(3)})
+    runs, curves = run_table(tmp_path)
+    assert sorted(runs["status"]) == ["finished", "not started", "not started"]
+    row = summary(runs, curves).iloc[0]
+    assert (row["seeds"], row["finished"], row["return_mean"]) == (3, 1, 500.0)
+    assert row["status"] == "1/3 finished, 2 not started"
+    assert set(runs.loc[runs["status"] == "not started", "target_env_steps"]) == {200}  # 100 agent steps x 2
+    agg = aggregates(runs, reps=50).set_index("metric")
+    assert agg.loc["mean", "runs_left_out"] == 2
+
+
+def test_a_run_started_again_after_failing_is_running(tmp_path):
+    write_run(tmp_path, "cartpole-swingup", "curl", 0, 500.0, status="failed")
+    path = run_dir(tmp_path, "curl/cartpole-swingup/budget_0.6/seed_0")
+    append_event(path, "started")
+    assert list(run_table(tmp_path)[0]["status"]) == ["running"]
+    append_event(path, "finished", wall_s=3.0)
+    assert list(run_table(tmp_path)[0]["status"]) == ["finished"]
+
+
 def test_atari_runs_aggregate_human_normalized_scores(tmp_path):
     for seed, final in enumerate([500.0, 900.0]):
         for env in ("alien", "pong"):
@@ -79,6 +146,7 @@ def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):
     printed = capsys.readouterr().out
     md = (sweep / "summary.md").read_text()
     assert md in printed and "| n/a |" in md and "final return, mean [95% CI]" in md and "0.400x curl" in md
+    assert "3/4 finished, 1 running (partial: 100 of 200 env steps); running: latest return 50.0 at >= 100 env steps" in md
     assert len(pd.read_csv(sweep / "summary.csv")) == 4 and len(pd.read_csv(sweep / "aggregates.csv")) == 4
     assert write_report(sweep, reps=100) == write_report(sweep, reps=100)  # seeded bootstrap: reproducible
 

@@ -30,28 +30,33 @@ def format_markdown(table: pd.DataFrame, agg: pd.DataFrame) -> str:
              "FLOPs vs baseline | peak replay (MB) | replay capacity | peak RSS (MB) | peak GPU (MB) | wall (min) | "
              "status |", "|" + "---|" * 14]
     for r in table.itertuples():
-        ci = f" [{_num(r.return_ci_low, '.1f')}, {_num(r.return_ci_high, '.1f')}]" if not np.isnan(r.return_ci_low) else ""
+        ci = f" [{r.return_ci_low:.1f}, {r.return_ci_high:.1f}]" if not np.isnan(r.return_ci_low) else \
+            " (1 seed, no CI)" if r.finished == 1 else ""
         ratio = "" if not r.baseline else "n/a" if np.isnan(r.flops_ratio_to_baseline) else \
             f"{r.flops_ratio_to_baseline:.3f}x {r.baseline}"
+        status = r.status if not r.running else \
+            f"{r.status}; running: latest return {r.running_return_mean:.1f} at >= {r.running_env_steps:,} env steps"
         lines.append(
             f"| {r.env} | {r.agent} | {r.budget_gb:g} | {r.seeds} | {_num(r.return_mean, '.1f', 'n/a')}{ci} | "
             f"{r.env_steps:,} | {_num(r.cum_flops / 1e12, '.3f', 'n/a')} | {ratio} | "
-            f"{_num(r.peak_replay_bytes / 1e6, '.1f', 'n/a')} | {r.replay_capacity:,} | "
+            f"{_num(r.peak_replay_bytes / 1e6, '.1f', 'n/a')} | {_num(r.replay_capacity, ',.0f', 'n/a')} | "
             f"{_num(r.peak_rss_bytes / 1e6, '.0f', 'n/a')} | {_num(r.peak_gpu_bytes / 1e6, '.0f', 'n/a')} | "
-            f"{_num(r.wall_s / 60, '.1f', 'n/a')} | {r.status} |")
-    lines += ["", "Final return: the last evaluation of each seed (mean of its evaluation episodes); CI: Student t over "
-              "seeds. FLOPs vs baseline: cumulative training FLOPs over the baseline agent's at the same env step "
+            f"{_num(r.wall_s / 60, '.1f', 'n/a')} | {status} |")
+    lines += ["", "Final return, env steps, TFLOP and wall time: finished seeds only (a seed's final return is the "
+              "mean of its last evaluation's episodes); CI: Student t over those seeds. Seeds still running are in "
+              "the status column at their latest evaluation. FLOPs vs baseline: cumulative training FLOPs over the baseline agent's at the same env step "
               "(fvcore convention, 1 multiply-add = 1 FLOP)."]
     if not agg.empty:
         lines += ["", "| agent | budget (GB) | score | metric | value [95% CI] | envs | seeds | runs left out |",
                   "|" + "---|" * 8]
         for r in agg.itertuples():
             value = "n/a (no seed finished on every env)" if np.isnan(r.value) else \
-                f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+                f"{r.value:.3f} (1 seed, no CI)" if np.isnan(r.ci_low) else f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
             lines.append(f"| {r.agent} | {r.budget_gb:g} | {r.score} | {r.metric} | {value} | {r.envs} | {r.seeds} | "
                          f"{r.runs_left_out} |")
         lines += ["", "Aggregates across envs of finished runs' final scores (rliable: interquartile mean and mean, "
-                  "stratified bootstrap 95% CIs; only seeds finished on every env of a row)."]
+                  "stratified bootstrap 95% CIs; agents of a budget are scored on the same envs, with only seeds finished on "
+                  "every one of them)."]
     return "\n".join(lines) + "\n"
 
 

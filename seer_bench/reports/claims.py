@@ -12,9 +12,10 @@ baseline on every env and budget the records hold (or the ones it names), with o
   same budget; holds when >= `min`.
 
 A check that the records cannot decide (an agent, env or budget without finished runs, a run of either
-agent there that failed or is still running, fewer seeds than `min_seeds`) is reported as such, with the
-reason: the gate's exit code is 1 when a claim fails, else 2
-when one cannot be decided, else 0.
+agent there that failed, is still running or never started, fewer seeds than `min_seeds`) is reported as
+such, with the reason: the gate's exit code is 1 when a claim fails, else 2 when one cannot be decided,
+else 0. A malformed claims file (or any other bad input to `check`) exits 3, so that CI can tell a broken
+gate from records that are not complete yet.
 """
 
 from __future__ import annotations

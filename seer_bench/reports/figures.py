@@ -69,52 +69,69 @@ def _save(fig: plt.Figure, path: Path) -> list[Path]:
     return files
 
 
+def _compact(v: float, _pos: object = None) -> str:
+    """Tick labels: 150k, 1.2M, and small values as they are (EngFormatter would write 0.5 as 500m)."""
+    return f"{v / 1e6:g}M" if abs(v) >= 1e6 else f"{v / 1e3:g}k" if abs(v) >= 1e4 else f"{v:g}"
+
+
+def _legend(fig: plt.Figure, agents: list[str], seeds: dict[str, set[int]]) -> None:
+    """One legend for the figure, above the panels: an agent's colour is the same in every panel; n is
+    its number of seeds (a range when panels differ)."""
+    handles = []
+    for agent in agents:
+        counts = sorted(seeds[agent])
+        n = "" if counts == [1] else f" (n={counts[0]})" if len(counts) == 1 else f" (n={counts[0]}-{counts[-1]})"
+        handles.append(plt.Line2D([], [], color=color(agent, agents), lw=1.2, label=agent + n))
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 4), frameon=False)
+
+
 def _per_env(data: pd.DataFrame, x: str, xlabel: str, ylabel: str, y: str, path: Path, log_x: bool = False,
              steps: bool = False) -> list[Path]:
-    """One panel per env: y against x for each agent (the largest budget when several), mean and band."""
-    envs, agents = sorted(data["env"].unique()), sorted(data["agent"].unique())
-    fig, axes = _panels(len(envs))
-    for ax, env in zip(axes.flat, envs):
+    """One panel per env x budget: y against x for each agent, mean and band over its seeds."""
+    panels, agents = sorted(set(zip(data["env"], data["budget_gb"]))), sorted(data["agent"].unique())
+    seeds: dict[str, set[int]] = {a: set() for a in agents}
+    fig, axes = _panels(len(panels))
+    for ax, (env, budget) in zip(axes.flat, panels):
         for agent in agents:
-            runs = data[(data["env"] == env) & (data["agent"] == agent)]
+            runs = data[(data["env"] == env) & (data["budget_gb"] == budget) & (data["agent"] == agent)]
             if runs.empty:
                 continue
-            runs = runs[runs["budget_gb"] == runs["budget_gb"].max()]
             # every evaluation of every seed that did not fail; a seed still running is NaN where it has not
-            # evaluated yet, so the mean at each point is over the seeds present there (n in the legend)
+            # evaluated yet, so the mean at each point is over the seeds present there
             ys = runs.pivot_table(index="seed", columns="env_steps", values=y)
+            seeds[agent].add(len(ys))
             evals = ys.columns.to_numpy(float)
             xs = runs.pivot_table(index="seed", columns="env_steps", values=x).mean().to_numpy(float) \
                 if x != "env_steps" else evals
             keep = xs > 0 if log_x else np.ones_like(xs, bool)  # a log axis cannot show the untrained start
             c = color(agent, agents)
-            label = f"{agent} (n={len(ys)})" if len(ys) > 1 else agent
-            _band(ax, xs[keep], ys.to_numpy(float)[:, keep], c, label, steps)
+            _band(ax, xs[keep], ys.to_numpy(float)[:, keep], c, agent, steps)
             tf = runs["freeze_env_steps"].dropna()
             if len(tf):  # T_f on this axis: the FLOPs counted when it froze (older records: interpolated)
                 recorded = runs["freeze_tflop"].dropna() if x == "cum_tflop" else pd.Series(dtype=float)
                 at = float(tf.iloc[0]) if x == "env_steps" else float(recorded.mean()) if len(recorded) else \
                     float(np.interp(tf.iloc[0], evals, xs))
                 ax.axvline(at, color=c, ls=":", lw=1)
-        ax.set_title(env)
+        ax.set_title(f"{env}\n{budget:g} GB replay")
         ax.set_xlabel(xlabel)
         if log_x:
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        elif x == "env_steps":
-            ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))  # 100k, 1M
-        ax.yaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+        else:  # no offset text ("1e-9" under the axis label) on small FLOP counts
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(_compact))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(_compact))
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
-    for ax in axes.flat[len(envs):]:
+    for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    axes.flat[0].legend(frameon=False)
+    _legend(fig, [a for a in agents if seeds[a]], seeds)
     return _save(fig, path)
 
 
 def _by_budget(table: pd.DataFrame, path: Path) -> list[Path]:
-    """Final return against the replay budget, one panel per env, mean and 95% CI over seeds per agent."""
+    """Final return against the replay budget, one panel per env, mean and 95% CI over finished seeds per
+    agent."""
     envs, agents = sorted(table["env"].unique()), sorted(table["agent"].unique())
     fig, axes = _panels(len(envs))
     for ax, env in zip(axes.flat, envs):
@@ -135,7 +152,7 @@ def _by_budget(table: pd.DataFrame, path: Path) -> list[Path]:
         ax.set_ylabel("final return")
     for ax in axes.flat[len(envs):]:
         ax.set_visible(False)
-    axes.flat[0].legend(frameon=False)
+    _legend(fig, agents, {a: {int(n)} for a, n in table.groupby("agent")["finished"].max().items()})
     return _save(fig, path)
 
 
@@ -149,7 +166,7 @@ def _aggregate(agg: pd.DataFrame, path: Path) -> list[Path]:
     for ax, (score, metric) in zip(axes.flat, keys):
         rows = agg[(agg["score"] == score) & (agg["metric"] == metric)].reset_index(drop=True)
         for i, r in rows.iterrows():
-            ax.errorbar(r["value"], i, xerr=[[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]], fmt="o", ms=3,
+            ax.errorbar(r["value"], i, xerr=np.nan_to_num([[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]), fmt="o", ms=3,
                         capsize=2, color=color(r["agent"], agents))
         ax.set_yticks(range(len(rows)), [f"{r.agent} ({r.budget_gb:g} GB)" for r in rows.itertuples()])
         ax.set_xlabel(f"{metric} ({score} score)" if score == "human-normalized" else f"{metric} ({score})")

@@ -3,8 +3,9 @@
 `run_table` has one row per run directory; `summary` one row per env x agent x budget; `aggregates` one row
 per agent x budget x score domain x metric, with rliable's stratified-bootstrap confidence intervals.
 
-Partial sweeps are reported, not dropped: a run still going contributes its latest evaluation and its group
-says how many seeds are finished, running and failed, and the least env steps any of them reached.
+Partial sweeps are reported, not dropped: final returns are over finished runs only, runs still going are
+reported beside them at their latest evaluation, and each group says how many seeds are finished, running,
+failed and not started (from the sweep plan), and the least env steps any live one reached.
 """
 
 from __future__ import annotations
@@ -17,27 +18,53 @@ from scipy import stats
 
 from seer_bench.agents import baseline_of
 from seer_bench.envs.atari import ATARI_GAMES
-from seer_bench.records import load_runs
+from seer_bench.records import load_runs, read_plan
 
 GROUP = ["env", "agent", "budget_gb"]
+LIFECYCLE = {"started": "running", "resumed": "running", "finished": "finished", "failed": "failed"}
+
+
+def _lifecycle(events: list[dict]) -> str:
+    """The status the run's latest lifecycle event says: a run re-run after a failure is running again."""
+    states = [LIFECYCLE[e["event"]] for e in events if e["event"] in LIFECYCLE]
+    return states[-1] if states else "running"
+
+
+def _domain(env: str) -> str:
+    return "atari" if env in ATARI_GAMES else "dmc"  # by name: most ALE games have no human reference
+
+
+def _planned_row(spec: dict) -> dict:
+    """A run of the sweep's plan with no records yet: counted in its group, with nothing measured."""
+    return {**{k: spec[k] for k in GROUP}, "seed": spec["seed"], "status": "not started", "reason": "",
+            "domain": _domain(spec["env"]), "target_env_steps": spec["steps"] // spec["action_repeat"] * spec["action_repeat"],
+            "env_steps": 0, "final_return": np.nan, "score": np.nan, "cum_flops": np.nan, "wall_s": np.nan,
+            "replay_capacity": np.nan, "peak_replay_bytes": np.nan, "peak_rss_bytes": np.nan,
+            "peak_gpu_bytes": np.nan, "freeze_env_steps": np.nan, "freeze_flops": np.nan}
+
+
 def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
-    """One row per run under `out` (status, last evaluation, costs), and each run's metrics by run key."""
+    """One row per run under `out` (status, last evaluation, costs), and each run's metrics by run key.
+
+    Runs of the sweep plan (records.add_to_plan) without a directory yet are rows with status "not started".
+    """
     rows, curves = [], {}
     for cfg, metrics, events in load_runs(out):
         spec = cfg["spec"]
-        kinds = {e["event"]: e for e in events}
-        status = "failed" if "failed" in kinds else "finished" if "finished" in kinds else "running"
+        kinds = {e["event"]: e for e in events}  # the latest event of each kind
+        status = _lifecycle(events)
         last = metrics.iloc[-1] if len(metrics) else None
-        atari = spec["env"] in ATARI_GAMES  # by name: most ALE games have no human reference, so no hns
+        atari = _domain(spec["env"]) == "atari"
         scored = last is not None and (not atari or ("hns" in metrics and pd.notna(last["hns"])))
         key = (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"])
         curves[key] = metrics
         frozen = kinds.get("frozen")  # SEER's T_f, where it froze: on the env-step and the FLOPs axes
+        repeat = spec.get("action_repeat", 1)
         rows.append({
             **dict(zip([*GROUP, "seed"], key)), "status": status,
             "reason": kinds["failed"].get("reason", "") if status == "failed" else "",
-            "domain": "atari" if atari else "dmc",
-            "target_env_steps": spec["steps"],
+            "domain": _domain(spec["env"]),
+            "target_env_steps": spec["steps"] // repeat * repeat,  # what the run's last agent step reaches
             "env_steps": int(last["env_steps"]) if last is not None else 0,
             "final_return": float(last["eval_return"]) if last is not None else np.nan,
             # the score rliable aggregates: human-normalized on Atari (NaN for games without a human reference,
@@ -51,9 +78,12 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             # rss_peak_bytes since the memory sampler; runs recorded before it have rss_bytes only
             "peak_rss_bytes": metrics.get("rss_peak_bytes", metrics["rss_bytes"]).max() if last is not None else np.nan,
             "peak_gpu_bytes": metrics["gpu_bytes"].max() if "gpu_bytes" in metrics and last is not None else np.nan,
-            "freeze_env_steps": frozen["step"] * spec["action_repeat"] if frozen else np.nan,
+            "freeze_env_steps": frozen["step"] * repeat if frozen else np.nan,
             "freeze_flops": frozen.get("cum_flops", np.nan) if frozen else np.nan,  # older records lack it
         })
+    seen = {(r["env"], r["agent"], r["budget_gb"], r["seed"]) for r in rows}
+    rows += [_planned_row(spec) for spec in read_plan(out).values()
+             if (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"]) not in seen]
     return pd.DataFrame(rows), curves
 
 
@@ -90,78 +120,96 @@ def flops_ratio(curves: dict[tuple, pd.DataFrame], env: str, agent: str, budget:
 
 def _status(group: pd.DataFrame) -> str:
     counts = group["status"].value_counts()
-    done, running, failed = (int(counts.get(k, 0)) for k in ("finished", "running", "failed"))
+    done, running, failed, waiting = (int(counts.get(k, 0)) for k in ("finished", "running", "failed", "not started"))
     text = f"{done}/{len(group)} finished"
-    if running:
-        text += f", {running} running"
-    if failed:
-        text += f", {failed} failed"
+    for n, what in ((running, "running"), (failed, "failed"), (waiting, "not started")):
+        if n:
+            text += f", {n} {what}"
     target = int(group["target_env_steps"].max())
-    reached = int(group.loc[group["status"] != "failed", "env_steps"].min()) if done + running else 0
+    live = group[group["status"].isin(["finished", "running"])]
+    reached = int(live["env_steps"].min()) if len(live) else 0
     if reached < target:
         text += f" (partial: {reached:,} of {target:,} env steps)"
     return text
 
 
 def summary(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
-    """Per env x agent x budget: final return (mean, 95% CI over seeds), compute, memory, time and status.
+    """Per env x agent x budget: final return (mean, 95% CI over finished seeds), compute, memory, time, status.
 
-    Returns use every run that has evaluated and did not fail (a running one at its latest evaluation);
-    `status` says when that is partial.
+    Final returns, FLOPs and wall time are over finished runs; runs still going are reported apart
+    (`running_*`: how many, their mean latest return and the least env steps they reached), so a partial
+    sweep never mixes a seed at 10% of its steps into a final number.
     """
     if runs.empty:
         return pd.DataFrame()
     out = []
     for (env, agent, budget), group in runs.groupby(GROUP, sort=True):
-        live = group[group["status"] != "failed"]
-        live = live[live["env_steps"] > 0]
-        mean, lo, hi = mean_ci(live["final_return"].to_numpy())
+        done = group[group["status"] == "finished"]
+        running = group[(group["status"] == "running") & (group["env_steps"] > 0)]
+        mean, lo, hi = mean_ci(done["final_return"].to_numpy())
         base = baseline_of(agent)
+        measured = group[group["status"] != "not started"]
         out.append({
-            "env": env, "agent": agent, "budget_gb": budget, "seeds": len(group),
+            "env": env, "agent": agent, "budget_gb": budget, "seeds": len(group), "finished": len(done),
             "failed": int((group["status"] == "failed").sum()), "status": _status(group),
-            "env_steps": int(live["env_steps"].min()) if len(live) else 0,
+            "env_steps": int(done["env_steps"].min()) if len(done) else 0,
             "return_mean": mean, "return_ci_low": lo, "return_ci_high": hi,
-            "cum_flops": float(live["cum_flops"].mean()) if len(live) else np.nan,
+            "running": len(running), "running_return_mean": float(running["final_return"].mean()) if len(running) else np.nan,
+            "running_env_steps": int(running["env_steps"].min()) if len(running) else 0,
+            "cum_flops": float(done["cum_flops"].mean()) if len(done) else np.nan,
             "baseline": base or "",
-            "flops_ratio_to_baseline": flops_ratio(curves, env, agent, budget, sorted(live["seed"])) if base else np.nan,
-            "peak_replay_bytes": group["peak_replay_bytes"].max(), "replay_capacity": int(group["replay_capacity"].max()),
-            "peak_rss_bytes": group["peak_rss_bytes"].max(), "peak_gpu_bytes": group["peak_gpu_bytes"].max(),
-            "wall_s": float(live["wall_s"].mean()) if len(live) else np.nan,
+            "flops_ratio_to_baseline": flops_ratio(curves, env, agent, budget, sorted(done["seed"])) if base else np.nan,
+            "peak_replay_bytes": measured["peak_replay_bytes"].max(),
+            "replay_capacity": measured["replay_capacity"].max(),
+            "peak_rss_bytes": measured["peak_rss_bytes"].max(), "peak_gpu_bytes": measured["peak_gpu_bytes"].max(),
+            "wall_s": float(done["wall_s"].mean()) if len(done) else np.nan,
         })
     return pd.DataFrame(out)
 
 
 def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
     """IQM and mean of normalized final scores across envs per agent x budget x domain, with rliable's
-    stratified bootstrap 95% CIs. Only finished runs count, and only seeds finished on every env of the
-    group (rliable needs a seeds x envs matrix); `seeds` and `envs` say what went in, `runs_left_out` how
-    many runs of the group did not (running, failed, or missing on some env), and a group with no complete
-    seed gets NaN values rather than no row."""
+    stratified bootstrap 95% CIs (seeds resampled within each env).
+
+    Agents of one budget and domain are compared on the same envs: every env any of them ran. Only finished
+    runs count, and only seeds finished on every one of those envs (rliable needs a seeds x envs matrix), so
+    an agent missing an env gets NaN values rather than a score over an easier set. `seeds` and `envs` say
+    what went in and `runs_left_out` how many of the agent's runs did not (running, failed, not started, or
+    finished on only some envs). With one seed the bootstrap has nothing to resample: no CI (NaN).
+    """
     from rliable import library as rly
     from rliable import metrics
 
     rows = []
     if runs.empty:
         return pd.DataFrame()
-    for (agent, budget, domain), every in runs[runs["score"].notna() | (runs["status"] != "finished")].groupby(
-            ["agent", "budget_gb", "domain"], sort=True):
-        group = every[every["status"] == "finished"]
-        envs = sorted(every["env"].unique())
-        seeds = sorted(set.intersection(*(set(group.loc[group["env"] == e, "seed"]) for e in envs)))
-        left_out = len(every) - len(envs) * len(seeds)  # running, failed, or finished on only some envs
-        if not seeds:
-            rows += [{"agent": agent, "budget_gb": budget, "domain": domain, "metric": m, "value": np.nan,
-                      "ci_low": np.nan, "ci_high": np.nan, "envs": len(envs), "seeds": 0, "runs_left_out": left_out,
-                      "score": "human-normalized" if domain == "atari" else "return / 1000"} for m in ("IQM", "mean")]
-            continue
-        table = group.pivot_table(index="seed", columns="env", values="score").loc[seeds, envs].to_numpy()
-        np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
-        point, ci = rly.get_interval_estimates(
-            {agent: table}, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]), reps=reps)
-        for i, name in enumerate(("IQM", "mean")):
-            rows.append({"agent": agent, "budget_gb": budget, "domain": domain,
-                         "score": "human-normalized" if domain == "atari" else "return / 1000", "metric": name,
-                         "value": point[agent][i], "ci_low": ci[agent][0, i], "ci_high": ci[agent][1, i],
-                         "envs": len(envs), "seeds": len(seeds), "runs_left_out": left_out})
-    return pd.DataFrame(rows)
+    # an Atari game without a human reference has no score: left out of every Atari aggregate
+    scorable = runs[runs["score"].notna() | (runs["status"] != "finished")]
+    for (budget, domain), cell in scorable.groupby(["budget_gb", "domain"], sort=True):
+        envs = sorted(cell["env"].unique())
+        for agent, every in cell.groupby("agent", sort=True):
+            group = every[every["status"] == "finished"]
+            seeds = sorted(set.intersection(*(set(group.loc[group["env"] == e, "seed"]) for e in envs)))
+            base = {"agent": agent, "budget_gb": budget, "domain": domain, "envs": len(envs), "seeds": len(seeds),
+                    "runs_left_out": len(every) - len(envs) * len(seeds),
+                    "score": "human-normalized" if domain == "atari" else "return / 1000"}
+            if not seeds:
+                rows += [{**base, "metric": m, "value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+                         for m in ("IQM", "mean")]
+                continue
+            table = group.pivot_table(index="seed", columns="env", values="score").loc[seeds, envs].to_numpy()
+            # rliable 1.2's StratifiedBootstrap draws from numpy's global generator whatever random_state it is
+            # given: seed that, and give the caller's state back
+            state = np.random.get_state()
+            np.random.seed(seed)
+            try:
+                point, ci = rly.get_interval_estimates(
+                    {agent: table}, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
+                    reps=reps)
+            finally:
+                np.random.set_state(state)
+            for i, name in enumerate(("IQM", "mean")):
+                lo, hi = (ci[agent][0, i], ci[agent][1, i]) if len(seeds) > 1 else (np.nan, np.nan)
+                rows.append({**base, "metric": name, "value": point[agent][i], "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)[["agent", "budget_gb", "domain", "score", "metric", "value", "ci_low", "ci_high",
+                               "envs", "seeds", "runs_left_out"]]
