@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from seer_bench.errors import ConfigError
 
 SUBCOMMANDS = ("run", "list", "profile", "report", "check")
-BAD_CHECK_INPUT = 3  # `check` already gives 2 its own meaning: the records cannot decide
+BAD_CHECK_INPUT = 3  # `check` already gives 2 its own meaning (the records cannot decide): bad input or a crash
 
 
 def _csv(kind: type):
@@ -119,7 +120,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from seer_bench.executors import run_local
-    from seer_bench.records import add_to_plan
+    from seer_bench.records import write_plan
     from seer_bench.runner import check_spec
     from seer_bench.suites import load_suite
 
@@ -133,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             check_spec(spec)
             checked.add(key)
     out = args.out or Path("reports") / suite.name
-    add_to_plan(out, {spec.run_id: spec.to_dict() for spec in specs})  # reports show runs that never start
+    write_plan(out, {spec.run_id: spec.to_dict() for spec in specs})  # reports show runs that never start
     print(f"{len(specs)} run(s) of suite {suite.name}, scale {specs[0].scale}, into {out}", flush=True)
     failed = run_local(specs, out)
     reported = True
@@ -194,3 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"bench.py: error: {e}", file=sys.stderr)
         return BAD_CHECK_INPUT if argv[0] == "check" else 2
+    except Exception:  # a crash of the gate must not read as "a claim fails" (1) or "undecided" (2)
+        if argv[0] != "check":
+            raise
+        traceback.print_exc()
+        return BAD_CHECK_INPUT

@@ -1,7 +1,7 @@
 """Records on disk: the only contract between a run and everything after it.
 
-`<out>/plan.json`: every run a sweep into `out` was asked for (run id -> RunSpec), so that reports show
-runs that never started instead of silently averaging the ones that did.
+`<out>/plan.json`: every run the latest sweep into `out` asked for (run id -> RunSpec), so that reports
+show runs that never started instead of silently averaging the ones that did.
 
 Per run directory `<out>/runs/<agent>/<env>/budget_<gb>/seed_<n>/`:
 - `config.json`: the fully resolved RunSpec, agent config, replay sizing, versions and device;
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def run_dir(out: Path, run_id: str) -> Path:
 def write_json(file: Path, data: Any) -> None:
     """Atomically: a reader (or a crash) sees the old file or the new one, never half of one."""
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(file.name + ".tmp")
+    tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")  # two processes writing never share a temp file
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     tmp.replace(file)
 
@@ -68,9 +69,11 @@ def read_plan(out: Path) -> dict[str, dict[str, Any]]:
     return json.loads(file.read_text()) if file.exists() else {}
 
 
-def add_to_plan(out: Path, specs: dict[str, dict[str, Any]]) -> None:
-    """Add a sweep's runs (run id -> spec dict) to the plan of `out`; earlier sweeps' entries stay."""
-    write_json(Path(out) / "plan.json", {**read_plan(out), **specs})
+def write_plan(out: Path, specs: dict[str, dict[str, Any]]) -> None:
+    """Record the runs (run id -> spec dict) the latest sweep into `out` asked for. It replaces the
+    previous plan: runs of earlier sweeps keep their records, and a narrower re-run does not leave the
+    runs it dropped "not started" for ever."""
+    write_json(Path(out) / "plan.json", specs)
 
 
 def append_event(path: Path, kind: str, **fields: Any) -> None:
@@ -106,6 +109,8 @@ def load_runs(out: Path) -> list[tuple[dict[str, Any], pd.DataFrame, list[dict[s
     runs = []
     for cfg_file in sorted(Path(out).glob("runs/*/*/*/*/config.json")):
         d = cfg_file.parent
-        metrics = pd.read_csv(d / "metrics.csv") if (d / "metrics.csv").exists() else pd.DataFrame(columns=METRICS_COLUMNS)
+        file = d / "metrics.csv"
+        # a run killed before its header reached the disk leaves an empty file: no evaluations, like no file
+        metrics = pd.read_csv(file) if file.exists() and file.stat().st_size else pd.DataFrame(columns=METRICS_COLUMNS)
         runs.append((json.loads(cfg_file.read_text()), metrics, read_events(d)))
     return runs

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from seer_bench.cli import main
-from seer_bench.records import add_to_plan
+from seer_bench.records import write_plan
 from seer_bench.reports import run_table
 from seer_bench.reports.claims import evaluate, load_claims
 
@@ -133,6 +133,6 @@ def test_claims_check_only_the_env_and_budget_pairs_the_records_hold(records):
 
 def test_a_planned_run_that_never_started_makes_the_gate_undecided(capsys, records):
     spec = {"env": "cartpole-swingup", "agent": "curl", "budget_gb": 0.6, "steps": 200, "action_repeat": 1, "seed": 9}
-    add_to_plan(records / "out", {"curl/cartpole-swingup/budget_0.6/seed_9": spec})
+    write_plan(records / "out", {"curl/cartpole-swingup/budget_0.6/seed_9": spec})
     code, out = check(capsys, records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0"))
     assert code == 2 and "incomplete records: 1 not started run(s) of curl+seer / curl" in out.out, out.out

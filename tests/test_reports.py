@@ -7,8 +7,9 @@ import pytest
 from scipy import stats
 
 from seer_bench.cli import main
-from seer_bench.records import add_to_plan, append_event, run_dir
+from seer_bench.records import write_plan, append_event, run_dir
 from seer_bench.reports import aggregates, run_table, summary, write_report
+from seer_bench.reports.tables import flops_ratio
 
 from conftest import write_run
 
@@ -109,7 +110,7 @@ def test_agents_aggregate_over_the_same_envs_and_one_seed_has_no_ci(tmp_path):
 def test_planned_runs_without_records_are_reported_not_started(tmp_path):
     write_run(tmp_path, "cartpole-swingup", "curl", 0, 500.0)
     spec = {"env": "cartpole-swingup", "agent": "curl", "budget_gb": 0.6, "steps": 201, "action_repeat": 2}
-    add_to_plan(tmp_path, {f"curl/cartpole-swingup/budget_0.6/seed_{s}": {**spec, "seed": s} for s in range(3)})
+    write_plan(tmp_path, {f"curl/cartpole-swingup/budget_0.6/seed_{s}": {**spec, "seed": s} for s in range(3)})
     runs, curves = run_table(tmp_path)
     assert sorted(runs["status"]) == ["finished", "not started", "not started"]
     row = summary(runs, curves).iloc[0]
@@ -118,6 +119,34 @@ def test_planned_runs_without_records_are_reported_not_started(tmp_path):
     assert set(runs.loc[runs["status"] == "not started", "target_env_steps"]) == {200}  # 100 agent steps x 2
     agg = aggregates(runs, reps=50).set_index("metric")
     assert agg.loc["mean", "runs_left_out"] == 2
+    # a planned run that failed before writing its config (building the env, say) is failed, with its reason
+    append_event(run_dir(tmp_path, "curl/cartpole-swingup/budget_0.6/seed_2"), "failed", reason="OSError: no ROM")
+    runs, curves = run_table(tmp_path)
+    assert runs.loc[runs["seed"] == 2, "reason"].item() == "OSError: no ROM"
+    assert summary(runs, curves).iloc[0]["status"] == "1/3 finished, 1 failed, 1 not started"
+    md = write_report(tmp_path, reps=50)  # figures skip runs without records
+    assert "1/3 finished, 1 failed, 1 not started" in md
+    assert_figure(tmp_path / "figures" / "return_vs_env_steps")
+
+
+def test_flops_ratio_uses_seeds_finished_for_both_agents(tmp_path):
+    for seed in range(3):
+        write_run(tmp_path, "cartpole-swingup", "curl+seer", seed, 100.0)
+        write_run(tmp_path, "cartpole-swingup", "curl", seed, 100.0, steps=(0, 100) if seed == 0 else (0, 100, 200),
+                  status="failed" if seed == 0 else "finished")
+    table = summary(*run_table(tmp_path)).set_index("agent")
+    # seeds 1 and 2 only, at step 200 (the failed seed 0 stopped at 100): 4 x (1 + s) / 10 x (1 + s)
+    assert table.loc["curl+seer", "flops_ratio_to_baseline"] == pytest.approx(0.4)
+    assert flops_ratio(run_table(tmp_path)[1], "cartpole-swingup", "curl+seer", 0.6, [1, 2]) == pytest.approx(0.4)
+
+
+def test_a_run_killed_before_its_first_row_reads_as_no_evaluations(tmp_path):
+    write_run(tmp_path, "cartpole-swingup", "curl", 0, 500.0)
+    write_run(tmp_path, "cartpole-swingup", "curl", 1, 0.0, steps=(), status="running")
+    (run_dir(tmp_path, "curl/cartpole-swingup/budget_0.6/seed_1") / "metrics.csv").write_text("")
+    row = summary(*run_table(tmp_path)).iloc[0]
+    assert (row["return_mean"], row["finished"], row["running"]) == (500.0, 1, 0)
+    assert row["status"] == "1/2 finished, 1 running (partial: 0 of 200 env steps)"
 
 
 def test_a_run_started_again_after_failing_is_running(tmp_path):
@@ -139,6 +168,8 @@ def test_atari_runs_aggregate_human_normalized_scores(tmp_path):
     agg = aggregates(runs, reps=200).set_index("metric")
     assert agg.loc["mean", "score"] == "human-normalized" and agg.loc["mean", "value"] == pytest.approx(0.7)
     assert agg.loc["mean", "envs"] == 2  # asteroids is left out, not scored as a DMC return
+    write_run(tmp_path, "asteroids", "der", 2, 0.0, steps=(0, 100), status="running")  # still out while running
+    assert aggregates(run_table(tmp_path)[0], reps=200).set_index("metric").loc["mean", "value"] == pytest.approx(0.7)
 
 
 def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):

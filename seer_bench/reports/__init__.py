@@ -19,7 +19,7 @@ __all__ = ["aggregates", "format_markdown", "run_table", "summary", "write_figur
 
 
 def _num(value: float, fmt: str, missing: str = "") -> str:
-    return missing if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, fmt)
+    return missing if pd.isna(value) else format(value, fmt)
 
 
 def format_markdown(table: pd.DataFrame, agg: pd.DataFrame) -> str:

@@ -51,12 +51,12 @@ def _band(ax: plt.Axes, x: np.ndarray, ys: np.ndarray, c: str, label: str, steps
 
 
 def _curves(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
-    """Every evaluation row of every run that did not fail (failed ones are counted in the tables), with its
-    run's keys and T_f in env steps and TFLOP where SEER froze."""
+    """Every evaluation row of every run that did not fail (failed ones are counted in the tables) and has
+    records (not a planned run yet to start), with its run's keys and T_f in env steps and TFLOP where SEER froze."""
     frames = [curves[(r.env, r.agent, r.budget_gb, r.seed)].assign(
         env=r.env, agent=r.agent, budget_gb=r.budget_gb, seed=r.seed, freeze_env_steps=r.freeze_env_steps,
         freeze_tflop=r.freeze_flops / 1e12)
-        for r in runs.itertuples() if r.status != "failed"]
+        for r in runs.itertuples() if r.status != "failed" and (r.env, r.agent, r.budget_gb, r.seed) in curves]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import stats
 
 from seer_bench.agents import baseline_of
-from seer_bench.envs.atari import ATARI_GAMES
-from seer_bench.records import load_runs, read_plan
+from seer_bench.envs.atari import ATARI_GAMES, ATARI_SCORES
+from seer_bench.records import load_runs, read_events, read_plan, run_dir
 
 GROUP = ["env", "agent", "budget_gb"]
 LIFECYCLE = {"started": "running", "resumed": "running", "finished": "finished", "failed": "failed"}
@@ -34,10 +34,14 @@ def _domain(env: str) -> str:
     return "atari" if env in ATARI_GAMES else "dmc"  # by name: most ALE games have no human reference
 
 
-def _planned_row(spec: dict) -> dict:
-    """A run of the sweep's plan with no records yet: counted in its group, with nothing measured."""
-    return {**{k: spec[k] for k in GROUP}, "seed": spec["seed"], "status": "not started", "reason": "",
-            "domain": _domain(spec["env"]), "target_env_steps": spec["steps"] // spec["action_repeat"] * spec["action_repeat"],
+def _planned_row(spec: dict, events: list[dict]) -> dict:
+    """A run of the sweep plan without a config: not started, or failed before it wrote one (building its
+    env, agent or replay), with the reason its events give. Nothing is measured."""
+    status = _lifecycle(events) if events else "not started"
+    repeat = spec.get("action_repeat", 1)
+    return {**{k: spec[k] for k in GROUP}, "seed": spec["seed"], "status": status,
+            "reason": [e for e in events if e["event"] == "failed"][-1].get("reason", "") if status == "failed" else "",
+            "domain": _domain(spec["env"]), "target_env_steps": spec["steps"] // repeat * repeat,
             "env_steps": 0, "final_return": np.nan, "score": np.nan, "cum_flops": np.nan, "wall_s": np.nan,
             "replay_capacity": np.nan, "peak_replay_bytes": np.nan, "peak_rss_bytes": np.nan,
             "peak_gpu_bytes": np.nan, "freeze_env_steps": np.nan, "freeze_flops": np.nan}
@@ -46,7 +50,8 @@ def _planned_row(spec: dict) -> dict:
 def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
     """One row per run under `out` (status, last evaluation, costs), and each run's metrics by run key.
 
-    Runs of the sweep plan (records.add_to_plan) without a directory yet are rows with status "not started".
+    Runs of the sweep plan (records.write_plan) without a config yet are rows too: "not started", or
+    "failed" when they failed before writing one.
     """
     rows, curves = [], {}
     for cfg, metrics, events in load_runs(out):
@@ -73,7 +78,7 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             "cum_flops": float(last["cum_flops"]) if last is not None and "cum_flops" in metrics else np.nan,
             "wall_s": kinds["finished"]["wall_s"] if status == "finished" else
                       float(last["wall_s"]) if last is not None else np.nan,
-            "replay_capacity": int(last["replay_capacity"]) if last is not None else cfg["replay"]["capacity"],
+            "replay_capacity": last["replay_capacity"] if last is not None else cfg["replay"]["capacity"],
             "peak_replay_bytes": metrics["replay_bytes"].max() if last is not None else np.nan,
             # rss_peak_bytes since the memory sampler; runs recorded before it have rss_bytes only
             "peak_rss_bytes": metrics.get("rss_peak_bytes", metrics["rss_bytes"]).max() if last is not None else np.nan,
@@ -82,7 +87,7 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             "freeze_flops": frozen.get("cum_flops", np.nan) if frozen else np.nan,  # older records lack it
         })
     seen = {(r["env"], r["agent"], r["budget_gb"], r["seed"]) for r in rows}
-    rows += [_planned_row(spec) for spec in read_plan(out).values()
+    rows += [_planned_row(spec, read_events(run_dir(out, run_id))) for run_id, spec in read_plan(out).items()
              if (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"]) not in seen]
     return pd.DataFrame(rows), curves
 
@@ -144,7 +149,7 @@ def summary(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFra
         return pd.DataFrame()
     out = []
     for (env, agent, budget), group in runs.groupby(GROUP, sort=True):
-        done = group[group["status"] == "finished"]
+        done = group[(group["status"] == "finished") & group["final_return"].notna()]
         running = group[(group["status"] == "running") & (group["env_steps"] > 0)]
         mean, lo, hi = mean_ci(done["final_return"].to_numpy())
         base = baseline_of(agent)
@@ -158,13 +163,20 @@ def summary(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFra
             "running_env_steps": int(running["env_steps"].min()) if len(running) else 0,
             "cum_flops": float(done["cum_flops"].mean()) if len(done) else np.nan,
             "baseline": base or "",
-            "flops_ratio_to_baseline": flops_ratio(curves, env, agent, budget, sorted(done["seed"])) if base else np.nan,
+            # over the seeds finished for both agents (as `check` measures it): a baseline seed that failed
+            # early would otherwise set the shared env step for every seed
+            "flops_ratio_to_baseline": flops_ratio(curves, env, agent, budget, sorted(
+                set(done["seed"]) & set(runs.loc[(runs["env"] == env) & (runs["agent"] == base) &
+                                                 (runs["budget_gb"] == budget) & (runs["status"] == "finished"),
+                                                 "seed"]))) if base else np.nan,
             "peak_replay_bytes": measured["peak_replay_bytes"].max(),
             "replay_capacity": measured["replay_capacity"].max(),
             "peak_rss_bytes": measured["peak_rss_bytes"].max(), "peak_gpu_bytes": measured["peak_gpu_bytes"].max(),
             "wall_s": float(done["wall_s"].mean()) if len(done) else np.nan,
         })
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    table["replay_capacity"] = table["replay_capacity"].astype("Int64")  # a count; <NA> before any record
+    return table
 
 
 def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -183,8 +195,9 @@ def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFr
     rows = []
     if runs.empty:
         return pd.DataFrame()
-    # an Atari game without a human reference has no score: left out of every Atari aggregate
-    scorable = runs[runs["score"].notna() | (runs["status"] != "finished")]
+    # an Atari game without a human reference has no score: left out of every Atari aggregate, whatever
+    # the state of its runs
+    scorable = runs[(runs["domain"] == "dmc") | runs["env"].isin(list(ATARI_SCORES))]
     for (budget, domain), cell in scorable.groupby(["budget_gb", "domain"], sort=True):
         envs = sorted(cell["env"].unique())
         for agent, every in cell.groupby("agent", sort=True):
