@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--replay-layout", choices=("paper", "compact"), help="pixel replay layout")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
     run.add_argument("--out", type=Path, help="output directory (default reports/<suite>)")
+    ex = run.add_argument_group("execution (re-running a command skips finished runs and resumes interrupted ones)")
+    ex.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="local: in this machine's processes (default); ray: tasks on a Ray cluster")
+    ex.add_argument("--jobs", type=int, default=1, help="local: runs at a time, each in its own process when > 1")
+    ex.add_argument("--address", help="ray: cluster address, e.g. ray://head:10001 or auto (default: a local cluster)")
+    ex.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs (torch threads) per run")
+    ex.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs per run; 0.25 puts 4 runs on a GPU")
+    ex.add_argument("--checkpoint-every", type=int,
+                    help="environment steps between checkpoints (default: the evaluation interval; 0: none)")
     prof = sub.add_parser("profile", help="FLOPs per update and action, bytes per transition, capacities; no training")
     _add_selection(prof)
     prof.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
@@ -119,7 +128,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from seer_bench.executors import run_local
+    from seer_bench.executors import ExecutorOptions, plan, run_sweep
     from seer_bench.records import write_plan
     from seer_bench.runner import check_spec
     from seer_bench.suites import load_suite
@@ -133,10 +142,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         if key not in checked:
             check_spec(spec)
             checked.add(key)
+    every = args.checkpoint_every if args.checkpoint_every is not None else min(s.eval_every for s in specs)
+    opts = ExecutorOptions(executor=args.executor, jobs=args.jobs, address=args.address,
+                           cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, checkpoint_every=every)
+    opts.validate()
     out = args.out or Path("reports") / suite.name
+    todo, done = plan(specs, out)  # refuses a run directory recorded with another config, before any work
     write_plan(out, {spec.run_id: spec.to_dict() for spec in specs})  # reports show runs that never start
-    print(f"{len(specs)} run(s) of suite {suite.name}, scale {specs[0].scale}, into {out}", flush=True)
-    failed = run_local(specs, out)
+    saving = f"checkpoints every {every:,} env steps" if every else "no checkpoints"
+    print(f"{len(specs)} run(s) of suite {suite.name}, scale {specs[0].scale}, into {out}: {len(todo)} to run "
+          f"({opts.executor}{f', {opts.jobs} at a time' if opts.jobs > 1 else ''}), {len(done)} already finished; "
+          f"{saving}", flush=True)
+    outcomes = run_sweep(todo, len(done), out, opts)
+    failed = [o for o in outcomes if o.status == "failed"]
     reported = True
     try:  # the runs are done and recorded whatever happens here: a report error must not hide their outcome
         _report(out)
@@ -145,7 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         reported = False
     if failed:
-        print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"{len(failed)} run(s) failed (all failures: {out / 'failures.csv'}):\n" +
+              "\n".join(f"  {o.run_id}: {o.text}" for o in failed), file=sys.stderr)
     return 1 if failed or not reported else 0
 
 
@@ -154,7 +173,8 @@ def _report(out: Path) -> None:
     from seer_bench.reports import write_report
 
     print(write_report(out), end="")
-    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}, {out / 'figures'}/")
+    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}, {out / 'failures.csv'}, "
+          f"{out / 'figures'}/")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -1,27 +1,236 @@
-"""Run a list of RunSpecs. A run that raises is recorded as failed and the sweep goes on."""
+"""Executors: who runs a sweep's runs. Every one writes the same records into the same `--out` tree.
+
+- `local` (default): one after another in this process.
+- `--jobs N`: N local worker processes at a time (`python -m seer_bench.worker`), each with
+  `--cpus-per-run` torch threads; a worker that dies (killed, out of memory) is recorded as failed.
+- `ray`: one Ray task per run on a cluster (`--address`, or a local one), with `--cpus-per-run` and
+  `--gpus-per-run` as its resources, so fractional GPUs let several runs share one device.
+
+How records come back from Ray workers: a worker writes its run directory under `--out` as it goes (config,
+metrics, events, progress, checkpoints), which on a cluster should be a filesystem every node mounts
+(NFS and the like): then progress is live and a resumed run finds its checkpoint from any node. When the
+worker's `--out` is not the driver's, the task also returns the run's records (config.json, metrics.csv,
+events.jsonl) and the driver writes them into its own `--out` when they differ, so summaries and figures
+are complete either way; checkpoints and live progress then stay on the worker's node.
+
+Resume: `plan` skips runs whose records say finished and refuses (before anything runs) a run directory
+whose recorded spec differs from the one asked for; an interrupted run continues from its checkpoint
+(runner.run). A run that raises is recorded as failed (an event with the reason and traceback) and the
+sweep goes on.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
-from seer_bench.records import append_event, run_dir
+import torch
+
+from seer_bench.errors import ConfigError
+from seer_bench.progress import SweepProgress
+from seer_bench.records import append_event, read_events, run_dir
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
 
+RECORD_FILES = ("config.json", "metrics.csv", "events.jsonl")
 
-def run_local(specs: list[RunSpec], out: Path) -> list[str]:
-    """Run every spec in this process, one after another; returns the ids of failed runs."""
-    failed = []
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: str
+    status: str  # finished | failed
+    text: str  # final return and wall time, or the reason it failed
+    records: dict[str, str] | None = None  # Ray: the run's record files, for a driver that does not share --out
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    executor: str = "local"  # local | ray
+    jobs: int = 1  # local: runs at a time, each in its own process when > 1
+    address: str | None = None  # ray: cluster address (None: start a local one, or use ray.init already done)
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+    checkpoint_every: int = 0  # env steps between checkpoints; 0: never
+
+    def validate(self) -> None:
+        if self.executor not in ("local", "ray"):
+            raise ConfigError(f"--executor must be local or ray, got {self.executor!r}")
+        if self.jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {self.jobs}")
+        if self.executor == "ray" and self.jobs != 1:
+            raise ConfigError("--jobs is for the local executor; Ray runs as many at once as --cpus-per-run and "
+                              "--gpus-per-run fit on the cluster")
+        if self.executor != "ray" and self.address:
+            raise ConfigError("--address is for --executor ray")
+        if self.cpus_per_run <= 0 or self.gpus_per_run < 0:
+            raise ConfigError(f"--cpus-per-run must be > 0 and --gpus-per-run >= 0, got {self.cpus_per_run} and "
+                              f"{self.gpus_per_run}")
+        if self.executor == "local" and self.gpus_per_run not in (0, 1):
+            raise ConfigError("fractional --gpus-per-run needs --executor ray (local runs each see every GPU)")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"--checkpoint-every must be >= 0 env steps, got {self.checkpoint_every}")
+        if self.executor == "ray":
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                raise ConfigError("--executor ray needs Ray: pip install -e '.[ray]'") from None
+
+
+def _is_finished(path: Path) -> bool:
+    states = [e["event"] for e in read_events(path) if e["event"] in ("started", "resumed", "finished", "failed")]
+    return bool(states) and states[-1] == "finished"
+
+
+def plan(specs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec]]:
+    """(runs to do, runs already finished). Refuses a run directory recorded with a different spec: its
+    results would mix two configurations (a changed --steps, budget, T_f...)."""
+    todo, done = [], []
     for spec in specs:
-        try:
-            result = run(spec, out)
-            print(f"run {result.run_id} finished: final eval return {result.final_return:.1f}, "
-                  f"{result.wall_s / 60:.1f} min", flush=True)
-        except Exception as e:  # noqa: BLE001 - any failure of one run must not stop the sweep
-            reason = f"{type(e).__name__}: {e}"
-            append_event(run_dir(out, spec.run_id), "failed", run_id=spec.run_id, reason=reason,
-                         traceback=traceback.format_exc())
-            print(f"run {spec.run_id} failed: {reason}", flush=True)
-            failed.append(spec.run_id)
-    return failed
+        path = run_dir(out, spec.run_id)
+        config = path / "config.json"
+        if config.exists():
+            recorded = json.loads(config.read_text()).get("spec", {})
+            wanted = spec.to_dict()
+            changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+            if changed:
+                diffs = "; ".join(f"{k}: recorded {recorded.get(k)!r}, asked {wanted.get(k)!r}" for k in changed)
+                raise ConfigError(f"{path}: this run was recorded with a different config ({diffs}); use another "
+                                  f"--out, or delete that run directory to start it again")
+        (done if _is_finished(path) else todo).append(spec)
+    return todo, done
+
+
+def execute(spec: RunSpec, out: Path, checkpoint_every: int, threads: int | None = None) -> Outcome:
+    """Run one spec here and record its outcome; never raises for a failure of the run itself."""
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        result = run(spec, out, checkpoint_every)
+        return Outcome(spec.run_id, "finished", f"final eval return {result.final_return:.1f}, "
+                                                f"{result.wall_s / 60:.1f} min")
+    except Exception as e:  # noqa: BLE001 - any failure of one run must not stop the sweep
+        reason = f"{type(e).__name__}: {e}"
+        record_failure(out, spec, reason, traceback=traceback.format_exc())
+        return Outcome(spec.run_id, "failed", reason)
+
+
+def record_failure(out: Path, spec: RunSpec, reason: str, **fields: str) -> None:
+    """A `failed` event with the reason and where the run was (its last progress.json: the step it
+    raised at, or up to a couple of seconds before a kill)."""
+    path = run_dir(out, spec.run_id)
+    try:
+        env_steps = json.loads((path / "progress.json").read_text())["env_steps"]
+    except (OSError, ValueError, KeyError):
+        env_steps = 0
+    append_event(path, "failed", run_id=spec.run_id, reason=reason, env_steps=env_steps, **fields)
+
+
+def _run_local(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: SweepProgress) -> list[Outcome]:
+    outcomes = []
+    for spec in specs:
+        view.run_started(spec)
+        outcome = execute(spec, out, opts.checkpoint_every)
+        view.run_ended(spec, outcome.status, outcome.text)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _worker_outcome(spec: RunSpec, out: Path, code: int) -> Outcome:
+    """What a finished worker process did, from its exit code and the run's records."""
+    path = run_dir(out, spec.run_id)
+    if code == 0 and _is_finished(path):
+        return Outcome(spec.run_id, "finished", "finished in a worker process")
+    events = [e for e in read_events(path) if e["event"] in ("started", "resumed", "finished", "failed")]
+    if events and events[-1]["event"] == "failed":
+        return Outcome(spec.run_id, "failed", events[-1].get("reason", ""))
+    reason = (f"worker process killed by signal {-code}" + (" (SIGKILL: out of memory?)" if code == -9 else "")
+              if code < 0 else f"worker process exited with code {code}")
+    record_failure(out, spec, reason)
+    return Outcome(spec.run_id, "failed", reason)
+
+
+def _run_processes(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: SweepProgress) -> list[Outcome]:
+    threads = max(1, int(opts.cpus_per_run))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    pending, running, outcomes = list(specs), {}, []
+    while pending or running:
+        while pending and len(running) < opts.jobs:
+            spec = pending.pop(0)
+            cmd = [sys.executable, "-m", "seer_bench.worker", str(out), str(opts.checkpoint_every), str(threads),
+                   json.dumps(spec.to_dict())]
+            running[spec.run_id] = (spec, subprocess.Popen(cmd, env=env))
+            view.run_started(spec)
+        for run_id, (spec, proc) in list(running.items()):
+            code = proc.poll()
+            if code is not None:
+                del running[run_id]
+                outcome = _worker_outcome(spec, out, code)
+                view.run_ended(spec, outcome.status, outcome.text)
+                outcomes.append(outcome)
+        time.sleep(0.2)
+    return outcomes
+
+
+def _ray_task(spec: RunSpec, out: str, checkpoint_every: int, threads: int) -> Outcome:
+    outcome = execute(spec, Path(out), checkpoint_every, threads)
+    path = run_dir(Path(out), spec.run_id)
+    records = {name: (path / name).read_text() for name in RECORD_FILES if (path / name).exists()}
+    return Outcome(outcome.run_id, outcome.status, outcome.text, records)
+
+
+def _write_back(out: Path, outcome: Outcome) -> None:
+    """Make the driver's --out hold what the worker wrote (no-op on a shared filesystem)."""
+    path = run_dir(out, outcome.run_id)
+    for name, text in (outcome.records or {}).items():
+        file = path / name
+        if not file.exists() or file.read_text() != text:
+            path.mkdir(parents=True, exist_ok=True)
+            tmp = path / (name + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(file)
+
+
+def _run_ray(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: SweepProgress) -> list[Outcome]:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=opts.address, log_to_driver=True)
+    task = ray.remote(num_cpus=opts.cpus_per_run, num_gpus=opts.gpus_per_run, max_retries=0)(_ray_task)
+    threads = max(1, int(opts.cpus_per_run))
+    refs = {task.remote(spec, str(Path(out).resolve()), opts.checkpoint_every, threads): spec for spec in specs}
+    for spec in specs:  # Ray queues what does not fit; the view shows them as starting until they report
+        view.run_started(spec)
+    outcomes = []
+    while refs:
+        ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
+        for ref in ready:
+            spec = refs.pop(ref)
+            try:
+                outcome = ray.get(ref)
+                _write_back(out, outcome)
+            except Exception as e:  # noqa: BLE001 - the worker died (node lost, killed): record, go on
+                reason = f"ray task failed: {type(e).__name__}: {e}".splitlines()[0]
+                record_failure(out, spec, reason)
+                outcome = Outcome(spec.run_id, "failed", reason)
+            view.run_ended(spec, outcome.status, outcome.text)
+            outcomes.append(outcome)
+    return outcomes
+
+
+EXECUTORS = {"local": _run_local, "processes": _run_processes, "ray": _run_ray}
+
+
+def run_sweep(todo: list[RunSpec], skipped: int, out: Path, opts: ExecutorOptions) -> list[Outcome]:
+    """Run `todo` (from `plan`) with the chosen executor; returns their outcomes."""
+    kind = "ray" if opts.executor == "ray" else "processes" if opts.jobs > 1 else "local"
+    view = SweepProgress(out, todo, skipped=skipped).start()
+    try:
+        return EXECUTORS[kind](todo, Path(out), opts, view)
+    finally:
+        view.close()

@@ -83,13 +83,27 @@ def append_event(path: Path, kind: str, **fields: Any) -> None:
 
 
 class MetricsWriter:
-    """Appends rows to metrics.csv, flushed per row so a crash keeps every finished evaluation."""
+    """Appends rows to metrics.csv, flushed per row so a crash keeps every finished evaluation.
 
-    def __init__(self, path: Path) -> None:
+    `keep_through` (a resumed run): keep the rows up to that agent step, the ones its checkpoint had seen,
+    and drop later ones, which the resumed run evaluates again; otherwise start a new file.
+    """
+
+    def __init__(self, path: Path, keep_through: int | None = None) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self._file = open(path / "metrics.csv", "w", newline="")
+        file = path / "metrics.csv"
+        kept = []
+        if keep_through is not None and file.exists():
+            with open(file, newline="") as f:
+                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= keep_through]
+        tmp = path / "metrics.csv.tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
+        tmp.replace(file)
+        self._file = open(file, "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=METRICS_COLUMNS)
-        self._writer.writeheader()
 
     def write(self, row: dict[str, Any]) -> None:
         self._writer.writerow(row)

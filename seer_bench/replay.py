@@ -182,6 +182,38 @@ class RingReplay:
     def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
         raise NotImplementedError
 
+    def cut_episode(self) -> None:
+        """End the episode in progress here, as a time limit would (no terminal): a resumed run starts a
+        new one, and n-step windows and frame stacks must not join the two."""
+        if len(self):
+            self._scalars["last"][(self.head - 1) % self.capacity] = 1
+        if hasattr(self, "_episode_open"):
+            self._episode_open = False
+
+    # --- checkpoints ------------------------------------------------------------------------------------
+    def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
+        """Every array, with how many of its leading rows were ever written: what a checkpoint saves."""
+        rows = min(self.head, self.capacity)
+        return {f"scalars.{k}": (v, rows) for k, v in self._scalars.items()}
+
+    def state_dict(self) -> dict:
+        """Counters and the written rows of every array (never the unwritten, lazily mapped rest), as
+        arrays a `torch.save(..., weights_only)` checkpoint can hold without pickling numpy."""
+        import torch
+
+        return {"layout": self.layout, "counters": {k: v for k, v in vars(self).items() if type(v) in (int, bool)},
+                "arrays": {name: torch.from_numpy(array[:rows]) for name, (array, rows) in self._arrays().items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        counters, arrays = state["counters"], state["arrays"]
+        if state["layout"] != self.layout or counters["capacity"] != self.capacity:
+            raise ValueError(f"checkpoint holds a {state['layout']} replay of {counters['capacity']} transitions, "
+                             f"this run a {self.layout} replay of {self.capacity}")
+        vars(self).update(counters)
+        for name, (array, _) in self._arrays().items():
+            saved = arrays[name].numpy()
+            array[:len(saved)] = saved
+
     # --- reading ----------------------------------------------------------------------------------------
     def sample_indices(self, batch_size: int, rng: np.random.Generator, horizon: int = 1) -> np.ndarray:
         """Absolute indices of `batch_size` live transitions, uniformly with replacement (as CURL).
@@ -279,6 +311,10 @@ class PaperReplay(PixelReplay):
     def _data_resident_bytes(self) -> int:
         return self._data_bytes(self.spec, self._resident_rows())
 
+    def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
+        rows = min(self.head, self.capacity)
+        return {**super()._arrays(), "obs": (self._obs, rows), "next_obs": (self._next_obs, rows)}
+
     def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
         self._obs[slot] = obs
         self._next_obs[slot] = next_obs
@@ -336,6 +372,10 @@ class CompactReplay(PixelReplay):
     def _data_resident_bytes(self) -> int:
         frames = min(self._frame_head, self.frame_capacity) - self._frames_released
         return _nbytes(frames, self.spec.frame_shape, np.uint8) + _nbytes(self._resident_rows(), (), np.int64)
+
+    def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
+        return {**super()._arrays(), "frames": (self._frames, min(self._frame_head, self.frame_capacity)),
+                "newest": (self._newest, min(self.head, self.capacity))}
 
     def _write_frame(self, frame: np.ndarray) -> None:
         f = self._frame_head
@@ -482,6 +522,11 @@ class PaperLatentReplay(LatentReplay):
         self._latents = {(name, nxt): lazy_array((*shape, dim), np.dtype(spec.dtype))
                          for name, dim in spec.streams for nxt in (False, True)}
 
+    def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
+        rows = min(self.head, self.capacity)
+        return {**super()._arrays(), **{f"latents.{name}.{'next' if nxt else 'obs'}": (array, rows)
+                                        for (name, nxt), array in self._latents.items()}}
+
     @classmethod
     def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
         return sum(2 * _nbytes(capacity, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams)
@@ -549,6 +594,11 @@ class CompactLatentReplay(LatentReplay):
 
     def _data_resident_bytes(self) -> int:
         return self._bytes(self.spec, min(self._state_head, self.state_capacity), self._resident_rows())
+
+    def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
+        states = min(self._state_head, self.state_capacity)
+        return {**super()._arrays(), "newest": (self._newest, min(self.head, self.capacity)),
+                **{f"states.{name}": (array, states) for name, array in self._states.items()}}
 
     def _write_state(self, encoded: dict[str, np.ndarray], row: int) -> None:
         s = self._state_head

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from seer_bench.agents import AGENTS, agent_config, make_agent
 from seer_bench.agents.seer import Seer, public_capacity
@@ -34,7 +33,8 @@ from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
-from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
+from seer_bench import checkpoint
+from seer_bench.records import MetricsWriter, append_event, run_dir, write_config, write_json
 from seer_bench.replay import LatentReplay, TransitionSpec, make_replay, replay_class
 from seer_bench.suites import RunSpec
 
@@ -150,9 +150,48 @@ def evaluate(env: PixelEnv, agent: Any, episodes: int) -> tuple[float, float]:
     return float(np.mean(returns)), float(np.std(returns))
 
 
-def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
-    """Train and evaluate one RunSpec, writing config.json, metrics.csv and events.jsonl."""
+def _reseeded(seed: int, step: int) -> int:
+    """The env seed of a run resumed at `step`: new episodes, not a replay of the ones from step 0."""
+    return seed if step == 0 else int(np.random.SeedSequence([seed, step]).generate_state(1)[0] % 2**31)
+
+
+def check_finite(agent: Any, step: int) -> None:
+    """Raise when a parameter went NaN or infinite: the run has diverged and every later number is noise."""
+    for name, value in vars(agent).items():
+        if isinstance(value, torch.nn.Module):
+            for pname, p in value.named_parameters():
+                if not torch.isfinite(p).all():
+                    raise FloatingPointError(f"non-finite parameter {name}.{pname} at agent step {step} (diverged)")
+
+
+class ProgressFile:
+    """`progress.json` in the run directory, rewritten at most every `interval` seconds: how a sweep's
+    progress view follows a run in this process, another process or another node alike."""
+
+    def __init__(self, path: Path, spec: RunSpec, interval: float = 2.0) -> None:
+        self.path, self.spec, self.interval = path / "progress.json", spec, interval
+        self._written = 0.0
+
+    def update(self, step: int, force: bool = False, **fields: Any) -> None:
+        now = time.time()
+        if force or now - self._written >= self.interval:
+            write_json(self.path, {"run_id": self.spec.run_id, "step": step, "total": self.spec.agent_steps,
+                                   "env_steps": step * self.spec.action_repeat, "time": now, **fields})
+            self._written = now
+
+
+def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
+    """Train and evaluate one RunSpec, writing config.json, metrics.csv, events.jsonl and progress.json.
+
+    With `checkpoint_every` (env steps, 0 for never) the run saves a checkpoint at every multiple of it,
+    after that step's evaluation (and SEER's freeze), and a run whose directory holds a checkpoint
+    continues from it: metrics rows after the checkpoint are dropped and evaluated again, the episode in
+    progress is cut (a new one starts, with new env seeds), and counters, FLOP totals, wall time and every
+    random generator continue where they were.
+    """
     path = run_dir(out, spec.run_id)
+    saved = checkpoint.load(path)
+    start_step = saved["step"] if saved else 0
     cfg = agent_config(spec.agent, spec.agent_overrides)
     device = resolve_device(spec.device)
     random.seed(spec.seed)
@@ -160,36 +199,54 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])  # init-phase random actions
 
-    env = build_env(spec, spec.seed)
-    eval_env = build_env(spec, spec.seed + EVAL_SEED_OFFSET, train=False)
+    env = build_env(spec, _reseeded(spec.seed, start_step))
+    eval_env = build_env(spec, _reseeded(spec.seed + EVAL_SEED_OFFSET, start_step), train=False)
     agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, device, spec.seed)
     replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)
     seer = build_seer(spec, cfg, env, spec.seed) if spec.seer else None
     sizing = seer_sizing(seer, agent, replay.capacity, spec.agent_steps) if seer else None
-    write_config(path, {
-        "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(cfg),
-        "env": {"obs_shape": list(env.obs_shape), "action_dim": env.action_dim, "discrete": env.discrete,
-                "frame_stack": env.frame_stack, "episode_steps": env.episode_steps},
-        "replay": {"layout": replay.layout, "budget_bytes": spec.budget_bytes, "capacity": replay.capacity,
-                   "bytes_per_transition": replay.bytes_per_transition, "allocated_bytes": replay.allocated_bytes,
-                   "paper_layout_bytes_per_transition":
-                       replay_class("paper").total_bytes(replay.spec, replay.capacity) / replay.capacity},
-        "seer": sizing,
-        "device": str(device), "torch_threads": torch.get_num_threads(), "versions": versions(),
-        "host": platform.node(), "argv": sys.argv})
-    append_event(path, "started", run_id=spec.run_id)
+    ledger = FlopLedger()  # training compute only: evaluation episodes measure the agent, they are not its cost
+    train_episodes, updates, wall_before = 0, 0, 0.0
+    if saved is None:
+        write_config(path, {
+            "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(cfg),
+            "env": {"obs_shape": list(env.obs_shape), "action_dim": env.action_dim, "discrete": env.discrete,
+                    "frame_stack": env.frame_stack, "episode_steps": env.episode_steps},
+            "replay": {"layout": replay.layout, "budget_bytes": spec.budget_bytes, "capacity": replay.capacity,
+                       "bytes_per_transition": replay.bytes_per_transition, "allocated_bytes": replay.allocated_bytes,
+                       "paper_layout_bytes_per_transition":
+                           replay_class("paper").total_bytes(replay.spec, replay.capacity) / replay.capacity},
+            "seer": sizing,
+            "device": str(device), "torch_threads": torch.get_num_threads(), "versions": versions(),
+            "host": platform.node(), "argv": sys.argv})
+        append_event(path, "started", run_id=spec.run_id)
+        writer = MetricsWriter(path)
+    else:
+        if saved["frozen"]:  # rebuild SEER's state (frozen layers, latent replay), then load into it
+            agent.freeze(seer.cfg.split)
+            replay = seer.latent_replay(agent)
+            checkpoint.set_generator_state(seer.rng, saved["seer_rng"])
+        checkpoint.load_object_state(agent, saved["agent"])
+        replay.load_state_dict(saved["replay"])
+        replay.cut_episode()
+        checkpoint.set_global_rng_state(saved["rng"])
+        checkpoint.set_generator_state(rng, saved["init_actions_rng"])
+        ledger.totals.update(saved["flops"])
+        train_episodes, updates, wall_before = saved["train_episodes"], saved["updates"], saved["wall_s"]
+        append_event(path, "resumed", run_id=spec.run_id, step=start_step, env_steps=start_step * spec.action_repeat)
+        writer = MetricsWriter(path, keep_through=start_step)
 
     total = spec.agent_steps
     eval_every = max(1, spec.eval_every // spec.action_repeat)
-    writer = MetricsWriter(path)
-    start = time.perf_counter()
-    train_episodes, updates, last_eval = 0, 0, float("nan")
-
+    save_every = checkpoint_every // spec.action_repeat if checkpoint_every else 0
+    start = time.perf_counter() - wall_before
+    last_eval = float("nan")
     memory = MemorySampler(device)
-    ledger = FlopLedger()  # training compute only: evaluation episodes measure the agent, they are not its cost
+    progress = ProgressFile(path, spec)
 
     def log_eval(step: int) -> None:
         nonlocal last_eval
+        check_finite(agent, step)
         mean, std = evaluate(eval_env, agent, spec.eval_episodes)
         last_eval = mean
         writer.write({
@@ -202,28 +259,38 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
             "update_flops": ledger.mean_price(agent.update_passes, agent.update_period), "cum_flops": ledger.total,
             **{f"cum_flops_{c}": ledger.totals[c] for c in CATEGORIES}})
 
-    bar = tqdm(total=total, desc=spec.run_id, unit="step", position=position, dynamic_ncols=True,
-               mininterval=0.5 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+    def save(step: int) -> None:
+        frozen = isinstance(replay, LatentReplay)
+        checkpoint.save(path, {
+            "step": step, "frozen": frozen, "agent": checkpoint.object_state(agent), "replay": replay.state_dict(),
+            "seer_rng": checkpoint.generator_state(seer.rng) if seer else {}, "rng": checkpoint.global_rng_state(),
+            "init_actions_rng": checkpoint.generator_state(rng), "flops": dict(ledger.totals),
+            "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start})
+
+    step = start_step
     try:
         memory.start()
         obs = env.reset()
-        for step in range(total):
-            if step % eval_every == 0:
+        for step in range(start_step, total):
+            resuming = saved is not None and step == start_step  # this step's evaluation and freeze are done
+            if step % eval_every == 0 and not resuming:
                 log_eval(step)
-                bar.set_postfix(eval_return=f"{last_eval:.1f}", refresh=False)
-            if seer is not None and step == seer.cfg.freeze_at:
-                bar.set_description(f"{spec.run_id} (converting replay)", refresh=True)
+            if seer is not None and step == seer.cfg.freeze_at and not resuming:
+                progress.update(step, force=True, phase="converting replay", eval_return=last_eval)
                 flops_at_freeze = ledger.total  # where T_f falls on a return-vs-FLOPs axis
                 replay, event = seer.freeze(agent, replay, step)
                 ledger.add("convert", agent.encode_passes(event["observations_encoded"], seer.cfg.num_copies))
                 append_event(path, "frozen", **event, capacity_public_formula=sizing["capacity_public_formula"],
                              cum_flops=flops_at_freeze)
-                bar.set_description(f"{spec.run_id} (frozen)", refresh=False)
+            if save_every and step % save_every == 0 and step > start_step:
+                save(step)
             if step < agent.random_steps:
                 action = env.random_action(rng)
             else:
                 action = agent.act(obs, sample=True)
                 ledger.add("act", agent.act_passes())
+                if not np.all(np.isfinite(action)):  # before the env sees it (MuJoCo would reject it less clearly)
+                    raise FloatingPointError(f"non-finite action at agent step {step} (diverged)")
             if step >= agent.learn_start:
                 ledger.add("update", agent.update_passes(step))  # the passes of the phase the update runs in
                 agent.update(replay, step)
@@ -239,16 +306,20 @@ def run(spec: RunSpec, out: Path, position: int = 0) -> RunResult:
             if res.last:
                 train_episodes += 1
                 obs = env.reset()
-            bar.update(1)
+            progress.update(step + 1, phase="frozen" if isinstance(replay, LatentReplay) else "training",
+                            eval_return=last_eval)
         log_eval(total)
-        bar.set_postfix(eval_return=f"{last_eval:.1f}")
+    except BaseException:  # where it stopped, for the failure record (the executor reads it back)
+        progress.update(step, force=True, phase="failed", eval_return=last_eval)
+        raise
     finally:
         memory.stop()
-        bar.close()
         writer.close()
         env.close()
         eval_env.close()
     wall = time.perf_counter() - start
+    progress.update(total, force=True, phase="finished", eval_return=last_eval)
     append_event(path, "finished", run_id=spec.run_id, wall_s=wall, final_return=last_eval, flops=ledger.totals,
                  fvcore_unsupported_ops={stage: dict(ops) for stage, ops in ledger.unsupported.items()})
+    checkpoint.discard(path)
     return RunResult(spec.run_id, last_eval, wall)

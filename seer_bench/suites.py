@@ -70,6 +70,12 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
+        """Inverse of `to_dict` (how a spec travels to a worker process)."""
+        seer = data.get("seer")
+        return cls(**{**data, "seer": SeerConfig(**seer) if seer else None})
+
 
 @dataclass(frozen=True)
 class Suite:

@@ -106,24 +106,29 @@ class Seer:
         capacity = self.capacity(agent)
         return self.replay_class(agent).total_bytes(self.latent_spec(agent), capacity) / max(capacity, 1)
 
+    def latent_replay(self, agent: Freezable) -> LatentReplay:
+        """An empty latent replay for the frozen `agent`, encoding with SEER's own crop stream (a resumed
+        run rebuilds its replay with this, then loads the checkpoint's contents)."""
+        cfg = self.cfg
+
+        def encode(obs: np.ndarray) -> dict[str, np.ndarray]:
+            return agent.encode(obs, self.rng, cfg.num_copies, cfg.latent_dtype)
+
+        return self.replay_class(agent)(self.latent_spec(agent), self.capacity(agent), encode)
+
     def freeze(self, agent: Freezable, pixels: PixelReplay, step: int,
                on_chunk: Callable[[int], None] | None = None) -> tuple[LatentReplay, dict[str, Any]]:
         """Freeze `agent`, convert `pixels`, and return the latent replay and the event to record."""
         start = time.perf_counter()
         bytes_before, live_before = pixels.resident_bytes, len(pixels)
         agent.freeze(self.cfg.split)
-        spec, capacity, cfg = self.latent_spec(agent), self.capacity(agent), self.cfg
-
-        def encode(obs: np.ndarray) -> dict[str, np.ndarray]:
-            return agent.encode(obs, self.rng, cfg.num_copies, cfg.latent_dtype)
-
-        latent = self.replay_class(agent)(spec, capacity, encode)
+        cfg, latent = self.cfg, self.latent_replay(agent)
         converted = latent.fill_from(pixels, self.chunk, on_chunk)
         return latent, {
             "step": step, "split": cfg.split, "transitions_converted": converted,
             "observations_encoded": latent.encoded, "layout": latent.layout,
             "transitions_dropped": live_before - len(latent), "seconds": time.perf_counter() - start,
             "bytes_before": bytes_before, "bytes_after": latent.resident_bytes + pixels.resident_bytes,
-            "capacity_before": pixels.capacity, "capacity_after": capacity,
+            "capacity_before": pixels.capacity, "capacity_after": latent.capacity,
             "bytes_per_transition_before": pixels.bytes_per_transition,
             "bytes_per_transition_after": latent.bytes_per_transition}

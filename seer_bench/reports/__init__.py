@@ -1,7 +1,8 @@
 """`bench.py report`: tables and figures of a sweep's records, written next to them.
 
 Reads every run under DIR/runs and writes DIR/summary.csv (one row per env x agent x budget),
-DIR/aggregates.csv (IQM and mean across envs, rliable), DIR/summary.md (both, with units) and the
+DIR/aggregates.csv (IQM and mean across envs, rliable), DIR/failures.csv (failed runs and why),
+DIR/summary.md (all three, with units) and the
 figures of seer_bench.reports.figures under DIR/figures.
 """
 
@@ -15,7 +16,7 @@ import pandas as pd
 from seer_bench.reports.figures import write_figures
 from seer_bench.reports.tables import aggregates, run_table, summary
 
-__all__ = ["aggregates", "format_markdown", "run_table", "summary", "write_figures", "write_report"]
+__all__ = ["aggregates", "failures", "format_markdown", "run_table", "summary", "write_figures", "write_report"]
 
 
 def _num(value: float, fmt: str, missing: str = "") -> str:
@@ -60,15 +61,31 @@ def format_markdown(table: pd.DataFrame, agg: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+FAILURE_COLUMNS = ["env", "agent", "budget_gb", "seed", "stopped_env_steps", "reason"]
+
+
+def failures(runs: pd.DataFrame) -> pd.DataFrame:
+    """The failed runs, where they stopped and why (the reason their `failed` event gives)."""
+    if runs.empty:
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
+    return runs.loc[runs["status"] == "failed", FAILURE_COLUMNS].sort_values(["env", "agent", "budget_gb", "seed"])
+
+
 def write_report(out: Path, reps: int = 2000) -> str:
-    """Write summary.csv, aggregates.csv, summary.md and figures/ under `out`; returns the Markdown."""
+    """Write summary.csv, aggregates.csv, failures.csv, summary.md and figures/ under `out`; returns the
+    Markdown."""
     runs, curves = run_table(out)
-    table, agg = summary(runs, curves), aggregates(runs, reps=reps)
+    table, agg, failed = summary(runs, curves), aggregates(runs, reps=reps), failures(runs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "summary.csv", index=False)
     agg.to_csv(out / "aggregates.csv", index=False)
+    failed.to_csv(out / "failures.csv", index=False)
     text = format_markdown(table, agg)
+    if len(failed):
+        text += "\nFailed runs (also in failures.csv):\n\n" + "\n".join(
+            f"- {r.agent}/{r.env}/budget_{r.budget_gb:g}/seed_{r.seed} at {r.stopped_env_steps:,} env steps: {r.reason}"
+            for r in failed.itertuples()) + "\n"
     (out / "summary.md").write_text(text)
     write_figures(out, runs, curves, table, agg)
     return text

@@ -42,7 +42,8 @@ def _planned_row(spec: dict, events: list[dict]) -> dict:
     return {**{k: spec[k] for k in GROUP}, "seed": spec["seed"], "status": status,
             "reason": [e for e in events if e["event"] == "failed"][-1].get("reason", "") if status == "failed" else "",
             "domain": _domain(spec["env"]), "target_env_steps": spec["steps"] // repeat * repeat,
-            "env_steps": 0, "final_return": np.nan, "score": np.nan, "cum_flops": np.nan, "wall_s": np.nan,
+            "env_steps": 0, "stopped_env_steps": [e for e in events if e["event"] == "failed"][-1].get("env_steps", 0)
+            if status == "failed" else 0, "final_return": np.nan, "score": np.nan, "cum_flops": np.nan, "wall_s": np.nan,
             "replay_capacity": np.nan, "peak_replay_bytes": np.nan, "peak_rss_bytes": np.nan,
             "peak_gpu_bytes": np.nan, "freeze_env_steps": np.nan, "freeze_flops": np.nan}
 
@@ -70,7 +71,10 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             "reason": kinds["failed"].get("reason", "") if status == "failed" else "",
             "domain": _domain(spec["env"]),
             "target_env_steps": spec["steps"] // repeat * repeat,  # what the run's last agent step reaches
-            "env_steps": int(last["env_steps"]) if last is not None else 0,
+            "env_steps": int(last["env_steps"]) if last is not None else 0,  # of the last evaluation
+            # where a failed run stopped (its failed event), else where it evaluated last
+            "stopped_env_steps": kinds["failed"].get("env_steps", 0) if status == "failed" else
+                                 int(last["env_steps"]) if last is not None else 0,
             "final_return": float(last["eval_return"]) if last is not None else np.nan,
             # the score rliable aggregates: human-normalized on Atari (NaN for games without a human reference,
             # which aggregates leave out), return / 1000 on DMC (its maximum)

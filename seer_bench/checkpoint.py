@@ -1,0 +1,110 @@
+"""Checkpoints of a run: everything needed to continue it after the process dies.
+
+A checkpoint is one file, `<run dir>/checkpoint.pt`, written with `torch.save` to a temporary name, flushed
+to disk and renamed over the previous one, so a kill at any moment leaves the old checkpoint or the new
+one, never half of one. It is read with `torch.load(..., weights_only=True)`: only tensors, containers and
+plain numbers, no pickled code. Numpy arrays and generator states are stored as tensors and plain
+numbers for that reason.
+
+What an agent holds is found by type, so any agent checkpoints without code of its own: its modules and
+optimizers (state dicts), free tensors (e.g. SAC's log alpha) and random generators (numpy and torch).
+Everything else an agent has is either configuration or derived from those (pass caches, parameter lists
+for the losses), and SEER's frozen state is rebuilt by freezing again before loading.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT = 1
+FILE = "checkpoint.pt"
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` to path/checkpoint.pt atomically (temp file, fsync, rename)."""
+    tmp = path / (FILE + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save({"format": FORMAT, **state}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path / FILE)
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The checkpoint under `path`, or None when there is none."""
+    file = path / FILE
+    if not file.exists():
+        return None
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    if state.get("format") != FORMAT:
+        raise ValueError(f"{file}: checkpoint format {state.get('format')}, this version reads {FORMAT}")
+    return state
+
+
+def discard(path: Path) -> None:
+    """Remove the checkpoint of a finished run: it holds the whole replay, and nothing needs it now."""
+    (path / FILE).unlink(missing_ok=True)
+
+
+def generator_state(g: np.random.Generator) -> dict[str, Any]:
+    return g.bit_generator.state  # plain ints and strings for every numpy bit generator but MT19937
+
+
+def set_generator_state(g: np.random.Generator, state: dict[str, Any]) -> None:
+    g.bit_generator.state = state
+
+
+def object_state(obj: Any) -> dict[str, Any]:
+    """Modules, optimizers, free tensors and random generators among `obj`'s attributes."""
+    out: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, (nn.Module, torch.optim.Optimizer)):
+            out[name] = value.state_dict()
+        elif isinstance(value, torch.Tensor):
+            out[name] = value.detach().cpu()
+        elif isinstance(value, np.random.Generator):
+            out[name] = generator_state(value)
+        elif isinstance(value, torch.Generator):
+            out[name] = value.get_state()
+    return out
+
+
+def load_object_state(obj: Any, state: dict[str, Any]) -> None:
+    """Restore what `object_state` saved, in place (optimizers keep pointing at the same parameters)."""
+    for name, saved in state.items():
+        value = getattr(obj, name)
+        if isinstance(value, (nn.Module, torch.optim.Optimizer)):
+            value.load_state_dict(saved)
+        elif isinstance(value, torch.Tensor):
+            with torch.no_grad():
+                value.copy_(saved)
+        elif isinstance(value, np.random.Generator):
+            set_generator_state(value, saved)
+        elif isinstance(value, torch.Generator):
+            value.set_state(saved)
+
+
+def global_rng_state() -> dict[str, Any]:
+    """Python's, numpy's and torch's global generators (CPU and every CUDA device)."""
+    np_state = np.random.get_state(legacy=False)
+    return {"python": random.getstate(),
+            "numpy": {**np_state, "state": {"key": torch.from_numpy(np_state["state"]["key"].copy()),
+                                            "pos": np_state["state"]["pos"]}},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np_state = state["numpy"]
+    np.random.set_state({**np_state, "state": {"key": np_state["state"]["key"].numpy(), "pos": np_state["state"]["pos"]}})
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

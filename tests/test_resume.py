@@ -1,0 +1,99 @@
+"""Resume: a run killed with SIGKILL continues from its checkpoint, and its records end complete."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seer_bench import checkpoint
+from seer_bench.cli import main
+from seer_bench.records import read_events, run_dir
+from seer_bench.replay import TransitionSpec, replay_class
+
+from conftest import fill_random
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = "curl+seer/cartpole-swingup/budget_0.02/seed_0"
+# smoke scale: 50 agent steps (action repeat 8), evaluations at 0, 25, 50, T_f at 30; a checkpoint every 10
+COMMAND = ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--agents", "curl+seer",
+           "--checkpoint-every", "80"]
+
+
+def progress_step(path: Path) -> int:
+    try:
+        return json.loads((path / "progress.json").read_text())["step"]
+    except (OSError, ValueError):
+        return -1
+
+
+def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
+    out = tmp_path / "out"
+    path = run_dir(out, RUN)
+    proc = subprocess.Popen([sys.executable, "bench.py", *COMMAND, "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while progress_step(path) < 33 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # past T_f (30) and the checkpoint at 30, before the one at 40
+    killed_at = progress_step(path)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 33 <= killed_at < 40, f"not killed between the checkpoints at 30 and 40 (step {killed_at})"
+    assert (path / "checkpoint.pt").exists() and not list(path.glob("*.tmp"))
+
+    assert main([*COMMAND, "--out", str(out)]) == 0
+    events = read_events(path)
+    resumed = [e for e in events if e["event"] == "resumed"]
+    assert [e["step"] for e in resumed] == [30]  # at most one checkpoint interval (10 agent steps) lost
+    assert [e["event"] for e in events if e["event"] != "frozen"] == ["started", "resumed", "finished"]
+    assert len([e for e in events if e["event"] == "frozen"]) == 1  # frozen state came from the checkpoint
+    metrics = pd.read_csv(path / "metrics.csv")
+    assert list(metrics["step"]) == [0, 25, 50]  # every evaluation once: none missing, none duplicated
+    learn_start = json.loads((path / "config.json").read_text())["agent_config"]["init_steps"]
+    assert list(metrics["frozen"]) == [0, 0, 1] and metrics["updates"].iloc[-1] == 50 - learn_start  # counted across
+    assert metrics["cum_flops"].is_monotonic_increasing and metrics["wall_s"].is_monotonic_increasing
+    assert not (path / "checkpoint.pt").exists()  # a finished run drops its checkpoint
+    printed = capsys.readouterr().out
+    assert "1/1 finished" in printed
+
+    # the same command again skips it
+    assert main([*COMMAND, "--out", str(out)]) == 0
+    assert "0 to run" in capsys.readouterr().out and [e["event"] for e in read_events(path)][-1] == "finished"
+
+
+def test_a_changed_config_for_a_recorded_run_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    path = run_dir(out, RUN)
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"spec": {"steps": 800}}))
+    assert main([*COMMAND, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "steps: recorded 800, asked 400" in err and "different config" in err
+
+
+@pytest.mark.parametrize("layout", ["paper", "compact"])
+def test_replay_state_round_trips_through_a_weights_only_checkpoint(tmp_path, layout):
+    spec = TransitionSpec((9, 100, 100), action_dim=2, frame_stack=3, episode_steps=10)
+    replay = replay_class(layout)(spec, 64)
+    fill_random(replay, 100)  # wrapped around: the tail has moved
+    checkpoint.save(tmp_path, {"replay": replay.state_dict(), "rng": checkpoint.global_rng_state()})
+    state = checkpoint.load(tmp_path)  # weights_only=True: no pickled numpy or code
+    twin = replay_class(layout)(spec, 64)
+    twin.load_state_dict(state["replay"])
+    idx = np.arange(replay.tail, replay.head)
+    offsets = np.zeros((len(idx), 2), int)
+    assert (twin.head, twin.tail, len(twin)) == (replay.head, replay.tail, len(replay))
+    np.testing.assert_array_equal(twin.obs(idx, offsets, 84), replay.obs(idx, offsets, 84))
+    np.testing.assert_array_equal(twin.next_obs(idx, offsets, 84), replay.next_obs(idx, offsets, 84))
+    for key, values in replay.scalars(idx).items():
+        np.testing.assert_array_equal(twin.scalars(idx)[key], values)
+    checkpoint.set_global_rng_state(state["rng"])
+    a = (np.random.random(), torch.rand(1).item())
+    checkpoint.set_global_rng_state(state["rng"])
+    assert (np.random.random(), torch.rand(1).item()) == a
