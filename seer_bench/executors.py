@@ -21,6 +21,7 @@ sweep goes on.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -75,11 +76,8 @@ class ExecutorOptions:
             raise ConfigError("fractional --gpus-per-run needs --executor ray (local runs each see every GPU)")
         if self.checkpoint_every < 0:
             raise ConfigError(f"--checkpoint-every must be >= 0 env steps, got {self.checkpoint_every}")
-        if self.executor == "ray":
-            try:
-                import ray  # noqa: F401
-            except ImportError:
-                raise ConfigError("--executor ray needs Ray: pip install -e '.[ray]'") from None
+        if self.executor == "ray" and importlib.util.find_spec("ray") is None:
+            raise ConfigError("--executor ray needs Ray: pip install -e '.[ray]'")
 
 
 def _is_finished(path: Path) -> bool:
