@@ -42,7 +42,8 @@ def load(path: Path) -> dict[str, Any] | None:
     file = path / FILE
     if not file.exists():
         return None
-    state = torch.load(file, map_location="cpu", weights_only=True)
+    # mmap: the replay's arrays are read from the file as they are copied in, not held twice in memory
+    state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
     if state.get("format") != FORMAT:
         raise ValueError(f"{file}: checkpoint format {state.get('format')}, this version reads {FORMAT}")
     return state
@@ -51,6 +52,7 @@ def load(path: Path) -> dict[str, Any] | None:
 def discard(path: Path) -> None:
     """Remove the checkpoint of a finished run: it holds the whole replay, and nothing needs it now."""
     (path / FILE).unlink(missing_ok=True)
+    (path / (FILE + ".tmp")).unlink(missing_ok=True)  # a save killed half way
 
 
 def generator_state(g: np.random.Generator) -> dict[str, Any]:

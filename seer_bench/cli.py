@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="local: in this machine's processes (default); ray: tasks on a Ray cluster")
     ex.add_argument("--jobs", type=int, default=1, help="local: runs at a time, each in its own process when > 1")
     ex.add_argument("--address", help="ray: cluster address, e.g. ray://head:10001 or auto (default: a local cluster)")
-    ex.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs (torch threads) per run")
+    ex.add_argument("--cpus-per-run", type=float, help="CPUs (torch threads) per run (default: local all cores, "
+                                                       "--jobs the cores shared out, ray 1)")
     ex.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs per run; 0.25 puts 4 runs on a GPU")
     ex.add_argument("--checkpoint-every", type=int,
                     help="environment steps between checkpoints (default: the evaluation interval; 0: none)")

@@ -21,6 +21,7 @@ sweep goes on.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -40,6 +41,9 @@ from seer_bench.runner import run
 from seer_bench.suites import RunSpec
 
 RECORD_FILES = ("config.json", "metrics.csv", "events.jsonl")
+RUNSPEC_DEFAULTS = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                    for f in dataclasses.fields(RunSpec)
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,14 @@ class ExecutorOptions:
     executor: str = "local"  # local | ray
     jobs: int = 1  # local: runs at a time, each in its own process when > 1
     address: str | None = None  # ray: cluster address (None: start a local one, or use ray.init already done)
-    cpus_per_run: float = 1.0
+    cpus_per_run: float | None = None  # None: local all cores, --jobs the cores shared out, ray 1
     gpus_per_run: float = 0.0
     checkpoint_every: int = 0  # env steps between checkpoints; 0: never
+
+    @property
+    def threads(self) -> int | None:
+        """Torch threads per run, when --cpus-per-run says."""
+        return max(1, int(self.cpus_per_run)) if self.cpus_per_run else None
 
     def validate(self) -> None:
         if self.executor not in ("local", "ray"):
@@ -69,7 +78,7 @@ class ExecutorOptions:
                               "--gpus-per-run fit on the cluster")
         if self.executor != "ray" and self.address:
             raise ConfigError("--address is for --executor ray")
-        if self.cpus_per_run <= 0 or self.gpus_per_run < 0:
+        if (self.cpus_per_run is not None and self.cpus_per_run <= 0) or self.gpus_per_run < 0:
             raise ConfigError(f"--cpus-per-run must be > 0 and --gpus-per-run >= 0, got {self.cpus_per_run} and "
                               f"{self.gpus_per_run}")
         if self.executor == "local" and self.gpus_per_run not in (0, 1):
@@ -93,8 +102,9 @@ def plan(specs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec]]
         path = run_dir(out, spec.run_id)
         config = path / "config.json"
         if config.exists():
-            recorded = json.loads(config.read_text()).get("spec", {})
             wanted = spec.to_dict()
+            # a field added to RunSpec after the run was recorded reads as its default
+            recorded = {**RUNSPEC_DEFAULTS, **json.loads(config.read_text()).get("spec", {})}
             changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
             if changed:
                 diffs = "; ".join(f"{k}: recorded {recorded.get(k)!r}, asked {wanted.get(k)!r}" for k in changed)
@@ -133,18 +143,20 @@ def _run_local(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: Swe
     outcomes = []
     for spec in specs:
         view.run_started(spec)
-        outcome = execute(spec, out, opts.checkpoint_every)
+        outcome = execute(spec, out, opts.checkpoint_every, opts.threads)
         view.run_ended(spec, outcome.status, outcome.text)
         outcomes.append(outcome)
     return outcomes
 
 
-def _worker_outcome(spec: RunSpec, out: Path, code: int) -> Outcome:
-    """What a finished worker process did, from its exit code and the run's records."""
+def _worker_outcome(spec: RunSpec, out: Path, code: int, launched: float) -> Outcome:
+    """What a finished worker process did, from its exit code and the events it wrote (only those since
+    it was `launched`: an earlier attempt's failure is not this one's)."""
     path = run_dir(out, spec.run_id)
     if code == 0 and _is_finished(path):
         return Outcome(spec.run_id, "finished", "finished in a worker process")
-    events = [e for e in read_events(path) if e["event"] in ("started", "resumed", "finished", "failed")]
+    events = [e for e in read_events(path) if e["event"] in ("started", "resumed", "finished", "failed")
+              and e["time"] >= launched]
     if events and events[-1]["event"] == "failed":
         return Outcome(spec.run_id, "failed", events[-1].get("reason", ""))
     reason = (f"worker process killed by signal {-code}" + (" (SIGKILL: out of memory?)" if code == -9 else "")
@@ -154,7 +166,7 @@ def _worker_outcome(spec: RunSpec, out: Path, code: int) -> Outcome:
 
 
 def _run_processes(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: SweepProgress) -> list[Outcome]:
-    threads = max(1, int(opts.cpus_per_run))
+    threads = opts.threads or max(1, (os.cpu_count() or 1) // opts.jobs)  # by default the cores, shared out
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending, running, outcomes = list(specs), {}, []
     while pending or running:
@@ -162,13 +174,13 @@ def _run_processes(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view:
             spec = pending.pop(0)
             cmd = [sys.executable, "-m", "seer_bench.worker", str(out), str(opts.checkpoint_every), str(threads),
                    json.dumps(spec.to_dict())]
-            running[spec.run_id] = (spec, subprocess.Popen(cmd, env=env))
+            running[spec.run_id] = (spec, subprocess.Popen(cmd, env=env), time.time())
             view.run_started(spec)
-        for run_id, (spec, proc) in list(running.items()):
+        for run_id, (spec, proc, launched) in list(running.items()):
             code = proc.poll()
             if code is not None:
                 del running[run_id]
-                outcome = _worker_outcome(spec, out, code)
+                outcome = _worker_outcome(spec, out, code, launched)
                 view.run_ended(spec, outcome.status, outcome.text)
                 outcomes.append(outcome)
         time.sleep(0.2)
@@ -194,13 +206,27 @@ def _write_back(out: Path, outcome: Outcome) -> None:
             tmp.replace(file)
 
 
+def _check_fits(nodes: list[dict], cpus: float, gpus: float) -> None:
+    """Refuse per-run resources no node of the cluster has: Ray would queue such tasks for ever."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive")]
+    if not any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in alive):
+        have = "; ".join(f"{r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU" for r in alive) or "no live node"
+        raise ConfigError(f"no node of the Ray cluster fits a run of {cpus:g} CPU and {gpus:g} GPU "
+                          f"(--cpus-per-run, --gpus-per-run); nodes: {have}")
+
+
 def _run_ray(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: SweepProgress) -> list[Outcome]:
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=opts.address, log_to_driver=True)
-    task = ray.remote(num_cpus=opts.cpus_per_run, num_gpus=opts.gpus_per_run, max_retries=0)(_ray_task)
-    threads = max(1, int(opts.cpus_per_run))
+        try:
+            ray.init(address=opts.address, log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ConfigError(f"--address {opts.address}: cannot connect to a Ray cluster ({e})") from None
+    cpus = opts.cpus_per_run or 1.0
+    _check_fits(ray.nodes(), cpus, opts.gpus_per_run)
+    task = ray.remote(num_cpus=cpus, num_gpus=opts.gpus_per_run, max_retries=0)(_ray_task)
+    threads = max(1, int(cpus))
     refs = {task.remote(spec, str(Path(out).resolve()), opts.checkpoint_every, threads): spec for spec in specs}
     for spec in specs:  # Ray queues what does not fit; the view shows them as starting until they report
         view.run_started(spec)

@@ -25,6 +25,9 @@ from seer_bench.records import run_dir
 from seer_bench.suites import RunSpec
 
 
+BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} env steps [{elapsed}, {postfix}]"
+
+
 def _clock(seconds: float) -> str:
     if seconds != seconds or seconds == float("inf"):  # NaN or no rate yet
         return "?"
@@ -61,8 +64,8 @@ class SweepProgress:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._bar = tqdm(total=self.total_steps, unit="env step", unit_scale=True, desc="sweep", position=0,
-                         file=self.stream, dynamic_ncols=True, mininterval=0.5) if self.tty else None
+        self._bar = tqdm(total=self.total_steps, desc="sweep", position=0, file=self.stream, dynamic_ncols=True,
+                         bar_format=BAR, mininterval=0.5) if self.tty else None
         self._logged = 0.0
 
     # --- events from the executor ---------------------------------------------------------------------
@@ -76,9 +79,9 @@ class SweepProgress:
         with self._lock:
             run = self.running[spec.run_id] = _Run(spec)
             if self.tty:
-                run.bar = tqdm(total=spec.agent_steps * spec.action_repeat, desc=spec.run_id, unit="env step",
-                               unit_scale=True, position=len(self.running), leave=False, file=self.stream,
-                               dynamic_ncols=True, mininterval=0.5)
+                run.bar = tqdm(total=spec.agent_steps * spec.action_repeat, desc=spec.run_id, bar_format=BAR,
+                               position=len(self.running), leave=False, file=self.stream, dynamic_ncols=True,
+                               mininterval=0.5)
 
     def run_ended(self, spec: RunSpec, status: str, text: str) -> None:
         with self._lock:
@@ -142,22 +145,24 @@ class SweepProgress:
         elapsed = time.time() - self.began
         rate = fresh / elapsed if elapsed > 0 else 0.0
         remaining = self.total_steps - stepped
-        if self._bar is not None:
+        eta = remaining / rate if rate > 0 else float("inf")
+        now = time.time()
+        if self._bar is not None:  # tqdm's own rate would count a resumed run's earlier steps as done now
             self._bar.total = self.total_steps
             self._bar.n = min(stepped, self.total_steps)
-            self._bar.set_postfix_str(self._counts(), refresh=False)
+            self._bar.set_postfix_str(f"{rate:.1f} env steps/s, ETA {_clock(eta)}; {self._counts()}", refresh=False)
             self._bar.refresh()
             for run in self.running.values():
                 if run.bar is not None:
+                    run_rate = (run.steps - (run.first_steps or 0)) / max(now - run.started, 1e-9)
                     run.bar.n = run.steps
-                    run.bar.set_postfix_str(f"{run.phase}, eval return {run.eval_return:.1f}", refresh=False)
+                    run.bar.set_postfix_str(f"{run_rate:.1f}/s, {run.phase}, eval return {run.eval_return:.1f}",
+                                            refresh=False)
                     run.bar.refresh()
             return
-        now = time.time()
         if not final and now - self._logged < self.log_every:
             return
         self._logged = now
-        eta = remaining / rate if rate > 0 else float("inf")
         lines = [f"[{time.strftime('%H:%M:%S')}] sweep: {self._counts()}; {stepped:,}/{self.total_steps:,} env steps "
                  f"({rate:.1f}/s), elapsed {_clock(elapsed)}, ETA {_clock(eta) if not final else '0:00:00'}"]
         for run in self.running.values():

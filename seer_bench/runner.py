@@ -19,6 +19,7 @@ import platform
 import random
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -170,13 +171,15 @@ class ProgressFile:
 
     def __init__(self, path: Path, spec: RunSpec, interval: float = 2.0) -> None:
         self.path, self.spec, self.interval = path / "progress.json", spec, interval
+        self.checkpoint: int | None = None  # agent step of the latest checkpoint saved
         self._written = 0.0
 
     def update(self, step: int, force: bool = False, **fields: Any) -> None:
         now = time.time()
         if force or now - self._written >= self.interval:
             write_json(self.path, {"run_id": self.spec.run_id, "step": step, "total": self.spec.agent_steps,
-                                   "env_steps": step * self.spec.action_repeat, "time": now, **fields})
+                                   "env_steps": step * self.spec.action_repeat, "checkpoint_step": self.checkpoint,
+                                   "time": now, **fields})
             self._written = now
 
 
@@ -232,13 +235,16 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
         checkpoint.set_global_rng_state(saved["rng"])
         checkpoint.set_generator_state(rng, saved["init_actions_rng"])
         ledger.totals.update(saved["flops"])
+        ledger.unsupported.update({stage: Counter(ops) for stage, ops in saved["fvcore_unsupported"].items()})
         train_episodes, updates, wall_before = saved["train_episodes"], saved["updates"], saved["wall_s"]
         append_event(path, "resumed", run_id=spec.run_id, step=start_step, env_steps=start_step * spec.action_repeat)
         writer = MetricsWriter(path, keep_through=start_step)
+    resumed = saved is not None
+    del saved  # its replay copy would otherwise stay in memory (and in the RSS records) for the whole run
 
     total = spec.agent_steps
     eval_every = max(1, spec.eval_every // spec.action_repeat)
-    save_every = checkpoint_every // spec.action_repeat if checkpoint_every else 0
+    save_every = -(-checkpoint_every // spec.action_repeat)  # agent steps, rounded up (0: never)
     start = time.perf_counter() - wall_before
     last_eval = float("nan")
     memory = MemorySampler(device)
@@ -265,6 +271,7 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
             "step": step, "frozen": frozen, "agent": checkpoint.object_state(agent), "replay": replay.state_dict(),
             "seer_rng": checkpoint.generator_state(seer.rng) if seer else {}, "rng": checkpoint.global_rng_state(),
             "init_actions_rng": checkpoint.generator_state(rng), "flops": dict(ledger.totals),
+            "fvcore_unsupported": {stage: dict(ops) for stage, ops in ledger.unsupported.items()},
             "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start})
 
     step = start_step
@@ -272,7 +279,7 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
         memory.start()
         obs = env.reset()
         for step in range(start_step, total):
-            resuming = saved is not None and step == start_step  # this step's evaluation and freeze are done
+            resuming = resumed and step == start_step  # this step's evaluation and freeze are done
             if step % eval_every == 0 and not resuming:
                 log_eval(step)
             if seer is not None and step == seer.cfg.freeze_at and not resuming:
@@ -284,6 +291,8 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
                              cum_flops=flops_at_freeze)
             if save_every and step % save_every == 0 and step > start_step:
                 save(step)
+                progress.checkpoint = step
+                progress.update(step, force=True, phase="checkpoint saved", eval_return=last_eval)
             if step < agent.random_steps:
                 action = env.random_action(rng)
             else:

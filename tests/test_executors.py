@@ -11,7 +11,11 @@ import psutil
 import pytest
 
 from seer_bench.cli import main
-from seer_bench.records import read_events, run_dir
+from seer_bench.agents import AGENTS
+from seer_bench.envs import KNOWN_ENVS
+from seer_bench.executors import _worker_outcome
+from seer_bench.records import append_event, read_events, run_dir
+from seer_bench.suites import Overrides, load_suite, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup"]
@@ -31,14 +35,18 @@ def test_ray_cluster_runs_two_smoke_runs_with_complete_records(tmp_path, capsys)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         assert main([*SMOKE, "--executor", "ray", "--cpus-per-run", "1", "--out", str(tmp_path)]) == 0
+        err = capsys.readouterr().err
         nodes = ray.nodes()
+        # resources no node has would queue for ever: refused, naming the flags
+        assert main([*SMOKE, "--executor", "ray", "--gpus-per-run", "0.5", "--out", str(tmp_path / "gpu")]) == 2
+        assert "no node of the Ray cluster fits a run of 1 CPU and 0.5 GPU" in capsys.readouterr().err
     finally:
         ray.shutdown()
     for run_id in RUNS:
         assert_complete(tmp_path, run_id)
     hosts = {json.loads((run_dir(tmp_path, r) / "config.json").read_text())["torch_threads"] for r in RUNS}
     assert hosts == {1} and len(nodes) == 1  # one CPU (one torch thread) per run, on the local cluster
-    assert "sweep: 2/2 finished, 0 running, 0 failed" in capsys.readouterr().err
+    assert "sweep: 2/2 finished, 0 running, 0 failed" in err
 
 
 def test_a_killed_worker_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
@@ -93,3 +101,13 @@ def test_a_diverging_run_fails_with_its_reason_and_the_next_one_still_runs(tmp_p
     assert (failed["stopped_env_steps"] > 10 * 8).all()  # after the 10 random agent steps, where updates begin
     err = capsys.readouterr().err
     assert "2 run(s) failed" in err and "FloatingPointError: non-finite" in err
+
+
+def test_a_worker_that_dies_is_not_given_an_earlier_attempts_reason(tmp_path):
+    spec_run = RUNS[0]
+    append_event(run_dir(tmp_path, spec_run), "failed", reason="FloatingPointError: an earlier attempt")
+    spec = next(s for s in resolve(load_suite("dmc6"), Overrides(scale="smoke", envs=["cartpole-swingup"]), AGENTS,
+                                   KNOWN_ENVS) if s.run_id == spec_run)
+    outcome = _worker_outcome(spec, tmp_path, -9, launched=time.time())  # died before writing any event
+    assert outcome.status == "failed" and "killed by signal 9" in outcome.text
+    assert read_events(run_dir(tmp_path, spec_run))[-1]["reason"] == outcome.text  # recorded this time

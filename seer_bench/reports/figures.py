@@ -187,7 +187,7 @@ def write_figures(out: Path, runs: pd.DataFrame, curves: dict[tuple, pd.DataFram
     trained = data.loc[data["cum_tflop"] > 0, "cum_tflop"]
     wide = len(trained) > 0 and trained.max() / trained.min() > 30  # log x once the range spans decades
     with plt.rc_context(STYLE):
-        files += _per_env(data, "cum_tflop", "cumulative training TFLOP", "return", "eval_return",
+        files += _per_env(data, "cum_tflop", "cumulative TFLOP", "return", "eval_return",
                           folder / "return_vs_flops", log_x=wide)
         files += _per_env(data, "env_steps", "environment steps", "return", "eval_return",
                           folder / "return_vs_env_steps")
