@@ -154,7 +154,9 @@ def _worker_outcome(spec: RunSpec, out: Path, code: int, launched: float) -> Out
     it was `launched`: an earlier attempt's failure is not this one's)."""
     path = run_dir(out, spec.run_id)
     if code == 0 and _is_finished(path):
-        return Outcome(spec.run_id, "finished", "finished in a worker process")
+        done = [e for e in read_events(path) if e["event"] == "finished"][-1]
+        return Outcome(spec.run_id, "finished", f"final eval return {done['final_return']:.1f}, "
+                                                f"{done['wall_s'] / 60:.1f} min")
     events = [e for e in read_events(path) if e["event"] in ("started", "resumed", "finished", "failed")
               and e["time"] >= launched]
     if events and events[-1]["event"] == "failed":
@@ -228,8 +230,8 @@ def _run_ray(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: Sweep
     task = ray.remote(num_cpus=cpus, num_gpus=opts.gpus_per_run, max_retries=0)(_ray_task)
     threads = max(1, int(cpus))
     refs = {task.remote(spec, str(Path(out).resolve()), opts.checkpoint_every, threads): spec for spec in specs}
-    for spec in specs:  # Ray queues what does not fit; the view shows them as starting until they report
-        view.run_started(spec)
+    for spec in specs:  # Ray queues what does not fit now: the view counts them running once they report
+        view.run_queued(spec)
     outcomes = []
     while refs:
         ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)

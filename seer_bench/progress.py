@@ -12,6 +12,7 @@ returns: a block of plain lines every `log_every` seconds, and one line as each 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -25,7 +26,16 @@ from seer_bench.records import run_dir
 from seer_bench.suites import RunSpec
 
 
-BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} env steps [{elapsed}, {postfix}]"
+BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} env steps [{elapsed}{postfix}]"  # postfix: ", ..."
+
+
+def _terminal_columns(stream: TextIO) -> int:
+    """Width of the terminal `stream` writes to; 0 when it is a file or a terminal without a size (a
+    headless pty), where bars would not render and plain lines are written instead."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def _clock(seconds: float) -> str:
@@ -39,7 +49,7 @@ def _clock(seconds: float) -> str:
 class _Run:
     spec: RunSpec
     started: float = field(default_factory=time.time)
-    first_steps: int | None = None  # env steps at its first reading (a resumed run starts part way)
+    first_steps: int | None = None  # env steps this attempt began at (a resumed run starts part way)
     steps: int = 0
     eval_return: float = float("nan")
     phase: str = "starting"
@@ -52,7 +62,7 @@ class SweepProgress:
     def __init__(self, out: Path, specs: list[RunSpec], skipped: int = 0, stream: TextIO | None = None,
                  interval: float = 1.0, log_every: float = 30.0) -> None:
         self.out, self.stream = Path(out), stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.tty = _terminal_columns(self.stream) > 0
         self.interval, self.log_every = interval, log_every
         self.total_runs = len(specs) + skipped
         self.total_steps = sum(s.agent_steps * s.action_repeat for s in specs)
@@ -60,6 +70,7 @@ class SweepProgress:
         self.steps_ended = 0  # env steps reached by the runs that ended in this sweep
         self.fresh_ended = 0  # of those, the ones run in this sweep (a resumed run started part way)
         self.running: dict[str, _Run] = {}
+        self.queued: dict[str, _Run] = {}
         self.began = time.time()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -77,15 +88,17 @@ class SweepProgress:
 
     def run_started(self, spec: RunSpec) -> None:
         with self._lock:
-            run = self.running[spec.run_id] = _Run(spec)
-            if self.tty:
-                run.bar = tqdm(total=spec.agent_steps * spec.action_repeat, desc=spec.run_id, bar_format=BAR,
-                               position=len(self.running), leave=False, file=self.stream, dynamic_ncols=True,
-                               mininterval=0.5)
+            self._begin(_Run(spec))
+
+    def run_queued(self, spec: RunSpec) -> None:
+        """A run handed to a scheduler (Ray) that may wait for resources: it counts as running once it
+        writes progress."""
+        with self._lock:
+            self.queued[spec.run_id] = _Run(spec)
 
     def run_ended(self, spec: RunSpec, status: str, text: str) -> None:
         with self._lock:
-            run = self.running.pop(spec.run_id, None)
+            run = self.running.pop(spec.run_id, None) or self.queued.pop(spec.run_id, None)
             if run is not None:
                 self._read(run)
                 self.steps_ended += run.steps
@@ -108,8 +121,16 @@ class SweepProgress:
                 self._bar.close()
 
     # --- drawing --------------------------------------------------------------------------------------
+    def _begin(self, run: _Run) -> None:
+        self.running[run.spec.run_id] = run
+        if self.tty:
+            run.bar = tqdm(total=run.spec.agent_steps * run.spec.action_repeat, desc=run.spec.run_id, bar_format=BAR,
+                           position=len(self.running), leave=False, file=self.stream, dynamic_ncols=True,
+                           mininterval=0.5)
+
     def _counts(self) -> str:
-        return (f"{self.done + self.skipped}/{self.total_runs} finished, {len(self.running)} running, "
+        queued = f", {len(self.queued)} queued" if self.queued else ""
+        return (f"{self.done + self.skipped}/{self.total_runs} finished, {len(self.running)} running{queued}, "
                 f"{self.failed} failed")
 
     def _print(self, line: str) -> None:
@@ -118,21 +139,27 @@ class SweepProgress:
         else:
             print(line, file=self.stream, flush=True)
 
-    def _read(self, run: _Run) -> None:
+    def _read(self, run: _Run) -> bool:
+        """Update `run` from its progress.json; False when there is none from this attempt yet."""
         try:
             state = json.loads((run_dir(self.out, run.spec.run_id) / "progress.json").read_text())
         except (OSError, ValueError):  # not written yet, or another node's disk
-            return
+            return False
         if state.get("time", 0) < run.started - 1:  # left over from an earlier attempt
-            return
+            return False
         run.steps, run.phase = int(state["env_steps"]), state.get("phase", "")
         run.eval_return = float(state.get("eval_return", float("nan")))
-        if run.first_steps is None:
-            run.first_steps = run.steps
+        run.first_steps = int(state.get("start_env_steps", 0))
+        return True
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             with self._lock:
+                for run_id, run in list(self.queued.items()):
+                    if self._read(run):  # the scheduler started it
+                        del self.queued[run_id]
+                        run.started = time.time()
+                        self._begin(run)
                 for run in self.running.values():
                     self._read(run)
                 self._draw()

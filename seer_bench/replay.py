@@ -182,13 +182,16 @@ class RingReplay:
     def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
         raise NotImplementedError
 
-    def cut_episode(self) -> None:
+    def cut_episode(self) -> bool:
         """End the episode in progress here, as a time limit would (no terminal): a resumed run starts a
-        new one, and n-step windows and frame stacks must not join the two."""
-        if len(self):
-            self._scalars["last"][(self.head - 1) % self.capacity] = 1
+        new one, and n-step windows and frame stacks must not join the two. Returns whether one was open."""
+        newest = (self.head - 1) % self.capacity
+        was_open = bool(len(self)) and not self._scalars["last"][newest]
+        if was_open:
+            self._scalars["last"][newest] = 1
         if hasattr(self, "_episode_open"):
             self._episode_open = False
+        return was_open
 
     # --- checkpoints ------------------------------------------------------------------------------------
     def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:

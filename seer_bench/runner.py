@@ -169,8 +169,9 @@ class ProgressFile:
     """`progress.json` in the run directory, rewritten at most every `interval` seconds: how a sweep's
     progress view follows a run in this process, another process or another node alike."""
 
-    def __init__(self, path: Path, spec: RunSpec, interval: float = 2.0) -> None:
+    def __init__(self, path: Path, spec: RunSpec, start_step: int, interval: float = 2.0) -> None:
         self.path, self.spec, self.interval = path / "progress.json", spec, interval
+        self.start_step = start_step  # where this attempt began: 0, or the checkpoint it resumed from
         self.checkpoint: int | None = None  # agent step of the latest checkpoint saved
         self._written = 0.0
 
@@ -179,6 +180,7 @@ class ProgressFile:
         if force or now - self._written >= self.interval:
             write_json(self.path, {"run_id": self.spec.run_id, "step": step, "total": self.spec.agent_steps,
                                    "env_steps": step * self.spec.action_repeat, "checkpoint_step": self.checkpoint,
+                                   "start_env_steps": self.start_step * self.spec.action_repeat,
                                    "time": now, **fields})
             self._written = now
 
@@ -231,12 +233,12 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
             checkpoint.set_generator_state(seer.rng, saved["seer_rng"])
         checkpoint.load_object_state(agent, saved["agent"])
         replay.load_state_dict(saved["replay"])
-        replay.cut_episode()
+        cut = replay.cut_episode()
         checkpoint.set_global_rng_state(saved["rng"])
         checkpoint.set_generator_state(rng, saved["init_actions_rng"])
         ledger.totals.update(saved["flops"])
         ledger.unsupported.update({stage: Counter(ops) for stage, ops in saved["fvcore_unsupported"].items()})
-        train_episodes, updates, wall_before = saved["train_episodes"], saved["updates"], saved["wall_s"]
+        train_episodes, updates, wall_before = saved["train_episodes"] + cut, saved["updates"], saved["wall_s"]
         append_event(path, "resumed", run_id=spec.run_id, step=start_step, env_steps=start_step * spec.action_repeat)
         writer = MetricsWriter(path, keep_through=start_step)
     resumed = saved is not None
@@ -248,7 +250,7 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
     start = time.perf_counter() - wall_before
     last_eval = float("nan")
     memory = MemorySampler(device)
-    progress = ProgressFile(path, spec)
+    progress = ProgressFile(path, spec, start_step)
 
     def log_eval(step: int) -> None:
         nonlocal last_eval

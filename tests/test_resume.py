@@ -58,6 +58,7 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     learn_start = json.loads((path / "config.json").read_text())["agent_config"]["init_steps"]
     assert list(metrics["frozen"]) == [0, 0, 1] and metrics["updates"].iloc[-1] == 50 - learn_start  # counted across
     assert metrics["replay_size"].iloc[-1] == 50  # every transition kept across the resume
+    assert metrics["train_episodes"].iloc[-1] == 1  # the 125-agent-step episode cut at the resume counts
     assert metrics["cum_flops"].is_monotonic_increasing and metrics["wall_s"].is_monotonic_increasing
     assert not (path / "checkpoint.pt").exists()  # a finished run drops its checkpoint
     printed = capsys.readouterr().out
