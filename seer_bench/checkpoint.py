@@ -14,7 +14,6 @@ for the losses), and SEER's frozen state is rebuilt by freezing again before loa
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from seer_bench.records import atomic_file
+
 FORMAT = 1
 FILE = "checkpoint.pt"
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write `state` to path/checkpoint.pt atomically (temp file, fsync, rename)."""
-    tmp = path / (FILE + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_file(path / FILE, "wb", durable=True) as f:
         torch.save({"format": FORMAT, **state}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path / FILE)
 
 
 def load(path: Path) -> dict[str, Any] | None:
@@ -52,7 +49,8 @@ def load(path: Path) -> dict[str, Any] | None:
 def discard(path: Path) -> None:
     """Remove the checkpoint of a finished run: it holds the whole replay, and nothing needs it now."""
     (path / FILE).unlink(missing_ok=True)
-    (path / (FILE + ".tmp")).unlink(missing_ok=True)  # a save killed half way
+    for tmp in path.glob(FILE + ".*.tmp"):  # a save killed half way
+        tmp.unlink(missing_ok=True)
 
 
 def generator_state(g: np.random.Generator) -> dict[str, Any]:

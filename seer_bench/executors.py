@@ -36,7 +36,7 @@ import torch
 
 from seer_bench.errors import ConfigError
 from seer_bench.progress import SweepProgress
-from seer_bench.records import append_event, read_events, run_dir
+from seer_bench.records import append_event, atomic_file, last_event, read_events, read_progress, run_dir, status
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
 
@@ -89,11 +89,6 @@ class ExecutorOptions:
             raise ConfigError("--executor ray needs Ray: pip install -e '.[ray]'")
 
 
-def _is_finished(path: Path) -> bool:
-    states = [e["event"] for e in read_events(path) if e["event"] in ("started", "resumed", "finished", "failed")]
-    return bool(states) and states[-1] == "finished"
-
-
 def plan(specs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec]]:
     """(runs to do, runs already finished). Refuses a run directory recorded with a different spec: its
     results would mix two configurations (a changed --steps, budget, T_f...)."""
@@ -110,7 +105,7 @@ def plan(specs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec]]
                 diffs = "; ".join(f"{k}: recorded {recorded.get(k)!r}, asked {wanted.get(k)!r}" for k in changed)
                 raise ConfigError(f"{path}: this run was recorded with a different config ({diffs}); use another "
                                   f"--out, or delete that run directory to start it again")
-        (done if _is_finished(path) else todo).append(spec)
+        (done if status(read_events(path)) == "finished" else todo).append(spec)
     return todo, done
 
 
@@ -120,22 +115,22 @@ def execute(spec: RunSpec, out: Path, checkpoint_every: int, threads: int | None
         torch.set_num_threads(threads)
     try:
         result = run(spec, out, checkpoint_every)
-        return Outcome(spec.run_id, "finished", f"final eval return {result.final_return:.1f}, "
-                                                f"{result.wall_s / 60:.1f} min")
+        return _finished(spec, result.final_return, result.wall_s)
     except Exception as e:  # noqa: BLE001 - any failure of one run must not stop the sweep
         reason = f"{type(e).__name__}: {e}"
         record_failure(out, spec, reason, traceback=traceback.format_exc())
         return Outcome(spec.run_id, "failed", reason)
 
 
+def _finished(spec: RunSpec, final_return: float, wall_s: float) -> Outcome:
+    return Outcome(spec.run_id, "finished", f"final eval return {final_return:.1f}, {wall_s / 60:.1f} min")
+
+
 def record_failure(out: Path, spec: RunSpec, reason: str, **fields: str) -> None:
     """A `failed` event with the reason and where the run was (its last progress.json: the step it
     raised at, or up to a couple of seconds before a kill)."""
     path = run_dir(out, spec.run_id)
-    try:
-        env_steps = json.loads((path / "progress.json").read_text())["env_steps"]
-    except (OSError, ValueError, KeyError):
-        env_steps = 0
+    env_steps = (read_progress(path) or {}).get("env_steps", 0)
     append_event(path, "failed", run_id=spec.run_id, reason=reason, env_steps=env_steps, **fields)
 
 
@@ -152,15 +147,12 @@ def _run_local(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: Swe
 def _worker_outcome(spec: RunSpec, out: Path, code: int, launched: float) -> Outcome:
     """What a finished worker process did, from its exit code and the events it wrote (only those since
     it was `launched`: an earlier attempt's failure is not this one's)."""
-    path = run_dir(out, spec.run_id)
-    if code == 0 and _is_finished(path):
-        done = [e for e in read_events(path) if e["event"] == "finished"][-1]
-        return Outcome(spec.run_id, "finished", f"final eval return {done['final_return']:.1f}, "
-                                                f"{done['wall_s'] / 60:.1f} min")
-    events = [e for e in read_events(path) if e["event"] in ("started", "resumed", "finished", "failed")
-              and e["time"] >= launched]
-    if events and events[-1]["event"] == "failed":
-        return Outcome(spec.run_id, "failed", events[-1].get("reason", ""))
+    events = [e for e in read_events(run_dir(out, spec.run_id)) if e["time"] >= launched]
+    if code == 0 and status(events) == "finished":
+        done = last_event(events, "finished")
+        return _finished(spec, done["final_return"], done["wall_s"])
+    if status(events) == "failed":
+        return Outcome(spec.run_id, "failed", last_event(events, "failed").get("reason", ""))
     reason = (f"worker process killed by signal {-code}" + (" (SIGKILL: out of memory?)" if code == -9 else "")
               if code < 0 else f"worker process exited with code {code}")
     record_failure(out, spec, reason)
@@ -202,10 +194,8 @@ def _write_back(out: Path, outcome: Outcome) -> None:
     for name, text in (outcome.records or {}).items():
         file = path / name
         if not file.exists() or file.read_text() != text:
-            path.mkdir(parents=True, exist_ok=True)
-            tmp = path / (name + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(file)
+            with atomic_file(file) as f:
+                f.write(text)
 
 
 def _check_fits(nodes: list[dict], cpus: float, gpus: float) -> None:

@@ -1,6 +1,6 @@
 """One progress view for a sweep, whatever executes its runs.
 
-Runs write `progress.json` in their directory (runner.ProgressFile); this view reads those files on a
+Runs write `progress.json` in their directory (records.ProgressFile); this view reads those files on a
 background thread, so it follows runs in this process, in local worker processes and on Ray workers that
 share the output directory alike. It shows one overall line (runs finished, running, failed; env steps
 done; ETA from the step rate measured since the sweep started) and one line per running run.
@@ -11,7 +11,6 @@ returns: a block of plain lines every `log_every` seconds, and one line as each 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -22,7 +21,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from seer_bench.records import run_dir
+from seer_bench.records import read_progress, run_dir
 from seer_bench.suites import RunSpec
 
 
@@ -49,11 +48,15 @@ def _clock(seconds: float) -> str:
 class _Run:
     spec: RunSpec
     started: float = field(default_factory=time.time)
-    first_steps: int | None = None  # env steps this attempt began at (a resumed run starts part way)
+    first_steps: int = 0  # env steps this attempt began at (a resumed run starts part way)
     steps: int = 0
     eval_return: float = float("nan")
     phase: str = "starting"
     bar: tqdm | None = None
+
+    def rate(self, now: float) -> float:
+        """Env steps per second of this attempt."""
+        return (self.steps - self.first_steps) / max(now - self.started, 1e-9)
 
 
 class SweepProgress:
@@ -102,7 +105,7 @@ class SweepProgress:
             if run is not None:
                 self._read(run)
                 self.steps_ended += run.steps
-                self.fresh_ended += run.steps - (run.first_steps or 0)
+                self.fresh_ended += run.steps - run.first_steps
                 if status != "finished":  # what it will never run leaves the total
                     self.total_steps -= spec.agent_steps * spec.action_repeat - run.steps
                 if run.bar is not None:
@@ -141,11 +144,8 @@ class SweepProgress:
 
     def _read(self, run: _Run) -> bool:
         """Update `run` from its progress.json; False when there is none from this attempt yet."""
-        try:
-            state = json.loads((run_dir(self.out, run.spec.run_id) / "progress.json").read_text())
-        except (OSError, ValueError):  # not written yet, or another node's disk
-            return False
-        if state.get("time", 0) < run.started - 1:  # left over from an earlier attempt
+        state = read_progress(run_dir(self.out, run.spec.run_id))
+        if state is None or state.get("time", 0) < run.started - 1:  # none yet, or an earlier attempt's
             return False
         run.steps, run.phase = int(state["env_steps"]), state.get("phase", "")
         run.eval_return = float(state.get("eval_return", float("nan")))
@@ -168,7 +168,7 @@ class SweepProgress:
         # steps reached count towards the total (a resumed run's earlier steps included); the rate, and so
         # the ETA, counts only the steps run since this sweep began
         stepped = self.steps_ended + sum(r.steps for r in self.running.values())
-        fresh = self.fresh_ended + sum(r.steps - (r.first_steps or 0) for r in self.running.values())
+        fresh = self.fresh_ended + sum(r.steps - r.first_steps for r in self.running.values())
         elapsed = time.time() - self.began
         rate = fresh / elapsed if elapsed > 0 else 0.0
         remaining = self.total_steps - stepped
@@ -181,9 +181,8 @@ class SweepProgress:
             self._bar.refresh()
             for run in self.running.values():
                 if run.bar is not None:
-                    run_rate = (run.steps - (run.first_steps or 0)) / max(now - run.started, 1e-9)
                     run.bar.n = run.steps
-                    run.bar.set_postfix_str(f"{run_rate:.1f}/s, {run.phase}, eval return {run.eval_return:.1f}",
+                    run.bar.set_postfix_str(f"{run.rate(now):.1f}/s, {run.phase}, eval return {run.eval_return:.1f}",
                                             refresh=False)
                     run.bar.refresh()
             return
@@ -194,7 +193,6 @@ class SweepProgress:
                  f"({rate:.1f}/s), elapsed {_clock(elapsed)}, ETA {_clock(eta) if not final else '0:00:00'}"]
         for run in self.running.values():
             total = run.spec.agent_steps * run.spec.action_repeat
-            run_rate = (run.steps - (run.first_steps or 0)) / max(now - run.started, 1e-9)
             lines.append(f"  {run.spec.run_id}: {run.steps:,}/{total:,} env steps ({100 * run.steps / total:.0f}%), "
-                         f"{run_rate:.1f}/s, {run.phase}, eval return {run.eval_return:.1f}")
+                         f"{run.rate(now):.1f}/s, {run.phase}, eval return {run.eval_return:.1f}")
         print("\n".join(lines), file=self.stream, flush=True)

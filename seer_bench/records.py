@@ -6,7 +6,8 @@ show runs that never started instead of silently averaging the ones that did.
 Per run directory `<out>/runs/<agent>/<env>/budget_<gb>/seed_<n>/`:
 - `config.json`: the fully resolved RunSpec, agent config, replay sizing, versions and device;
 - `metrics.csv`: one row per evaluation (columns: METRICS_COLUMNS);
-- `events.jsonl`: one JSON object per event (run started, finished, failed, ...).
+- `events.jsonl`: one JSON object per event (run started, resumed, frozen, finished, failed, ...);
+- `progress.json`: where the run is now (`ProgressFile`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import csv
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
 import pandas as pd
 
@@ -52,12 +54,24 @@ def run_dir(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / run_id
 
 
-def write_json(file: Path, data: Any) -> None:
-    """Atomically: a reader (or a crash) sees the old file or the new one, never half of one."""
+@contextmanager
+def atomic_file(file: Path, mode: str = "w", durable: bool = False) -> Iterator[IO]:
+    """Write `file` through a temporary file renamed over it once complete: a reader, or a crash, sees
+    the old file or the new one, never half of one. `durable` also fsyncs it before the rename (a
+    checkpoint that must survive the machine, not just the process)."""
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")  # two processes writing never share a temp file
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    with open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as f:
+        yield f
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     tmp.replace(file)
+
+
+def write_json(file: Path, data: Any) -> None:
+    with atomic_file(file) as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True))
 
 
 def write_config(path: Path, config: dict[str, Any]) -> None:
@@ -96,12 +110,10 @@ class MetricsWriter:
         if keep_through is not None and file.exists():
             with open(file, newline="") as f:
                 kept = [row for row in csv.DictReader(f) if int(row["step"]) <= keep_through]
-        tmp = path / "metrics.csv.tmp"
-        with open(tmp, "w", newline="") as f:
+        with atomic_file(file) as f:
             writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
             writer.writeheader()
             writer.writerows(kept)
-        tmp.replace(file)
         self._file = open(file, "a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=METRICS_COLUMNS)
 
@@ -116,6 +128,51 @@ class MetricsWriter:
 def read_events(path: Path) -> list[dict[str, Any]]:
     file = path / "events.jsonl"
     return [json.loads(line) for line in file.read_text().splitlines() if line] if file.exists() else []
+
+
+LIFECYCLE = {"started": "running", "resumed": "running", "finished": "finished", "failed": "failed"}
+
+
+def status(events: list[dict[str, Any]]) -> str:
+    """What a run's latest lifecycle event says it is: running, finished or failed (a run started again
+    after failing is running); "not started" without one."""
+    states = [LIFECYCLE[e["event"]] for e in events if e["event"] in LIFECYCLE]
+    return states[-1] if states else "not started"
+
+
+def last_event(events: list[dict[str, Any]], kind: str) -> dict[str, Any] | None:
+    """The latest event of `kind` (e.g. the failure a failed run's status comes from), or None."""
+    return next((e for e in reversed(events) if e["event"] == kind), None)
+
+
+class ProgressFile:
+    """`progress.json` in a run directory, rewritten at most every `interval` seconds: how a sweep's
+    progress view (and a failure record) follows a run in this process, another process or another node
+    alike."""
+
+    def __init__(self, path: Path, run_id: str, agent_steps: int, action_repeat: int, start_step: int,
+                 interval: float = 2.0) -> None:
+        self.file, self.run_id, self.interval = path / "progress.json", run_id, interval
+        self.agent_steps, self.action_repeat = agent_steps, action_repeat
+        self.start_step = start_step  # where this attempt began: 0, or the checkpoint it resumed from
+        self.checkpoint: int | None = None  # agent step of the latest checkpoint saved
+        self._written = 0.0
+
+    def update(self, step: int, force: bool = False, **fields: Any) -> None:
+        now = time.time()
+        if force or now - self._written >= self.interval:
+            write_json(self.file, {"run_id": self.run_id, "step": step, "total": self.agent_steps,
+                                   "env_steps": step * self.action_repeat, "checkpoint_step": self.checkpoint,
+                                   "start_env_steps": self.start_step * self.action_repeat, "time": now, **fields})
+            self._written = now
+
+
+def read_progress(path: Path) -> dict[str, Any] | None:
+    """The run's progress.json, or None when there is none (not written yet, or on another node's disk)."""
+    try:
+        return json.loads((path / "progress.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def load_runs(out: Path) -> list[tuple[dict[str, Any], pd.DataFrame, list[dict[str, Any]]]]:

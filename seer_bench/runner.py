@@ -19,7 +19,6 @@ import platform
 import random
 import sys
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -35,7 +34,7 @@ from seer_bench.errors import ConfigError
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
 from seer_bench import checkpoint
-from seer_bench.records import MetricsWriter, append_event, run_dir, write_config, write_json
+from seer_bench.records import MetricsWriter, ProgressFile, append_event, run_dir, write_config
 from seer_bench.replay import LatentReplay, TransitionSpec, make_replay, replay_class
 from seer_bench.suites import RunSpec
 
@@ -165,26 +164,6 @@ def check_finite(agent: Any, step: int) -> None:
                     raise FloatingPointError(f"non-finite parameter {name}.{pname} at agent step {step} (diverged)")
 
 
-class ProgressFile:
-    """`progress.json` in the run directory, rewritten at most every `interval` seconds: how a sweep's
-    progress view follows a run in this process, another process or another node alike."""
-
-    def __init__(self, path: Path, spec: RunSpec, start_step: int, interval: float = 2.0) -> None:
-        self.path, self.spec, self.interval = path / "progress.json", spec, interval
-        self.start_step = start_step  # where this attempt began: 0, or the checkpoint it resumed from
-        self.checkpoint: int | None = None  # agent step of the latest checkpoint saved
-        self._written = 0.0
-
-    def update(self, step: int, force: bool = False, **fields: Any) -> None:
-        now = time.time()
-        if force or now - self._written >= self.interval:
-            write_json(self.path, {"run_id": self.spec.run_id, "step": step, "total": self.spec.agent_steps,
-                                   "env_steps": step * self.spec.action_repeat, "checkpoint_step": self.checkpoint,
-                                   "start_env_steps": self.start_step * self.spec.action_repeat,
-                                   "time": now, **fields})
-            self._written = now
-
-
 def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
     """Train and evaluate one RunSpec, writing config.json, metrics.csv, events.jsonl and progress.json.
 
@@ -236,8 +215,7 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
         cut = replay.cut_episode()
         checkpoint.set_global_rng_state(saved["rng"])
         checkpoint.set_generator_state(rng, saved["init_actions_rng"])
-        ledger.totals.update(saved["flops"])
-        ledger.unsupported.update({stage: Counter(ops) for stage, ops in saved["fvcore_unsupported"].items()})
+        ledger.load_state_dict(saved["ledger"])
         train_episodes, updates, wall_before = saved["train_episodes"] + cut, saved["updates"], saved["wall_s"]
         append_event(path, "resumed", run_id=spec.run_id, step=start_step, env_steps=start_step * spec.action_repeat)
         writer = MetricsWriter(path, keep_through=start_step)
@@ -250,7 +228,7 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
     start = time.perf_counter() - wall_before
     last_eval = float("nan")
     memory = MemorySampler(device)
-    progress = ProgressFile(path, spec, start_step)
+    progress = ProgressFile(path, spec.run_id, spec.agent_steps, spec.action_repeat, start_step)
 
     def log_eval(step: int) -> None:
         nonlocal last_eval
@@ -272,8 +250,7 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
         checkpoint.save(path, {
             "step": step, "frozen": frozen, "agent": checkpoint.object_state(agent), "replay": replay.state_dict(),
             "seer_rng": checkpoint.generator_state(seer.rng) if seer else {}, "rng": checkpoint.global_rng_state(),
-            "init_actions_rng": checkpoint.generator_state(rng), "flops": dict(ledger.totals),
-            "fvcore_unsupported": {stage: dict(ops) for stage, ops in ledger.unsupported.items()},
+            "init_actions_rng": checkpoint.generator_state(rng), "ledger": ledger.state_dict(),
             "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start})
 
     step = start_step
@@ -331,6 +308,6 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
     wall = time.perf_counter() - start
     progress.update(total, force=True, phase="finished", eval_return=last_eval)
     append_event(path, "finished", run_id=spec.run_id, wall_s=wall, final_return=last_eval, flops=ledger.totals,
-                 fvcore_unsupported_ops={stage: dict(ops) for stage, ops in ledger.unsupported.items()})
+                 fvcore_unsupported_ops=ledger.state_dict()["unsupported"])
     checkpoint.discard(path)
     return RunResult(spec.run_id, last_eval, wall)

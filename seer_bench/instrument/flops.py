@@ -57,6 +57,15 @@ class FlopLedger:
     def total(self) -> int:
         return sum(self.totals.values())
 
+    def state_dict(self) -> dict[str, dict]:
+        """What a checkpoint keeps: the totals and the ops fvcore could not count (the price caches are
+        rebuilt on use)."""
+        return {"totals": dict(self.totals), "unsupported": {stage: dict(ops) for stage, ops in self.unsupported.items()}}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        self.totals.update(state["totals"])
+        self.unsupported.update({stage: Counter(ops) for stage, ops in state["unsupported"].items()})
+
     def add(self, category: str, passes: Iterable[Pass]) -> int:
         """Record that `passes` ran; returns their FLOPs."""
         flops = self.price(passes)

@@ -18,32 +18,33 @@ from scipy import stats
 
 from seer_bench.agents import baseline_of
 from seer_bench.envs.atari import ATARI_GAMES, ATARI_SCORES
-from seer_bench.records import load_runs, read_events, read_plan, run_dir
+from seer_bench.records import last_event, load_runs, read_events, read_plan, run_dir, status
 
 GROUP = ["env", "agent", "budget_gb"]
-LIFECYCLE = {"started": "running", "resumed": "running", "finished": "finished", "failed": "failed"}
-
-
-def _lifecycle(events: list[dict]) -> str:
-    """The status the run's latest lifecycle event says: a run re-run after a failure is running again."""
-    states = [LIFECYCLE[e["event"]] for e in events if e["event"] in LIFECYCLE]
-    return states[-1] if states else "running"
-
-
 def _domain(env: str) -> str:
     return "atari" if env in ATARI_GAMES else "dmc"  # by name: most ALE games have no human reference
+
+
+def _target_env_steps(spec: dict) -> int:
+    repeat = spec.get("action_repeat", 1)
+    return spec["steps"] // repeat * repeat  # what the run's last agent step reaches
+
+
+def _failure(state: str, events: list[dict]) -> dict:
+    """Why and where a failed run stopped (its latest failed event); empty for any other status."""
+    failed = last_event(events, "failed") if state == "failed" else None
+    return {"reason": failed.get("reason", "") if failed else "",
+            "stopped_env_steps": failed.get("env_steps", 0) if failed else None}
 
 
 def _planned_row(spec: dict, events: list[dict]) -> dict:
     """A run of the sweep plan without a config: not started, or failed before it wrote one (building its
     env, agent or replay), with the reason its events give. Nothing is measured."""
-    status = _lifecycle(events) if events else "not started"
-    repeat = spec.get("action_repeat", 1)
-    return {**{k: spec[k] for k in GROUP}, "seed": spec["seed"], "status": status,
-            "reason": [e for e in events if e["event"] == "failed"][-1].get("reason", "") if status == "failed" else "",
-            "domain": _domain(spec["env"]), "target_env_steps": spec["steps"] // repeat * repeat,
-            "env_steps": 0, "stopped_env_steps": [e for e in events if e["event"] == "failed"][-1].get("env_steps", 0)
-            if status == "failed" else 0, "final_return": np.nan, "score": np.nan, "cum_flops": np.nan, "wall_s": np.nan,
+    state = status(events)
+    failure = _failure(state, events)
+    return {**{k: spec[k] for k in GROUP}, "seed": spec["seed"], "status": state, "reason": failure["reason"],
+            "domain": _domain(spec["env"]), "target_env_steps": _target_env_steps(spec),
+            "env_steps": 0, "stopped_env_steps": failure["stopped_env_steps"] or 0, "final_return": np.nan, "score": np.nan, "cum_flops": np.nan, "wall_s": np.nan,
             "replay_capacity": np.nan, "peak_replay_bytes": np.nan, "peak_rss_bytes": np.nan,
             "peak_gpu_bytes": np.nan, "freeze_env_steps": np.nan, "freeze_flops": np.nan}
 
@@ -57,30 +58,31 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
     rows, curves = [], {}
     for cfg, metrics, events in load_runs(out):
         spec = cfg["spec"]
-        kinds = {e["event"]: e for e in events}  # the latest event of each kind
-        status = _lifecycle(events)
+        state = status(events)
+        if state == "not started":  # its config is written just before the started event: it has started
+            state = "running"
+        failure = _failure(state, events)
         last = metrics.iloc[-1] if len(metrics) else None
         atari = _domain(spec["env"]) == "atari"
         scored = last is not None and (not atari or ("hns" in metrics and pd.notna(last["hns"])))
         key = (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"])
         curves[key] = metrics
-        frozen = kinds.get("frozen")  # SEER's T_f, where it froze: on the env-step and the FLOPs axes
+        frozen = last_event(events, "frozen")  # SEER's T_f, where it froze: on the env-step and the FLOPs axes
         repeat = spec.get("action_repeat", 1)
         rows.append({
-            **dict(zip([*GROUP, "seed"], key)), "status": status,
-            "reason": kinds["failed"].get("reason", "") if status == "failed" else "",
+            **dict(zip([*GROUP, "seed"], key)), "status": state, "reason": failure["reason"],
             "domain": _domain(spec["env"]),
-            "target_env_steps": spec["steps"] // repeat * repeat,  # what the run's last agent step reaches
+            "target_env_steps": _target_env_steps(spec),
             "env_steps": int(last["env_steps"]) if last is not None else 0,  # of the last evaluation
             # where a failed run stopped (its failed event), else where it evaluated last
-            "stopped_env_steps": kinds["failed"].get("env_steps", 0) if status == "failed" else
+            "stopped_env_steps": failure["stopped_env_steps"] if state == "failed" else
                                  int(last["env_steps"]) if last is not None else 0,
             "final_return": float(last["eval_return"]) if last is not None else np.nan,
             # the score rliable aggregates: human-normalized on Atari (NaN for games without a human reference,
             # which aggregates leave out), return / 1000 on DMC (its maximum)
             "score": (float(last["hns"]) if atari else float(last["eval_return"]) / 1000) if scored else np.nan,
             "cum_flops": float(last["cum_flops"]) if last is not None and "cum_flops" in metrics else np.nan,
-            "wall_s": kinds["finished"]["wall_s"] if status == "finished" else
+            "wall_s": last_event(events, "finished")["wall_s"] if state == "finished" else
                       float(last["wall_s"]) if last is not None else np.nan,
             "replay_capacity": last["replay_capacity"] if last is not None else cfg["replay"]["capacity"],
             "peak_replay_bytes": metrics["replay_bytes"].max() if last is not None else np.nan,
