@@ -91,7 +91,7 @@ def main() -> None:
     obs = frames[0]
     rows = [("pixels", timed_blocks(agent, replay, obs, args.blocks, args.block), bookkeeping_seconds(agent))]
     latents, _ = Seer(SeerConfig(freeze_at=1), replay.allocated_bytes, seed=0, chunk=args.batch_size, layout=replay.layout,
-                       transitions=replay.spec).freeze(agent, replay, 0)
+                       transitions=replay.spec, total_steps=len(replay)).freeze(agent, replay, 0)
     rows.append(("latents", timed_blocks(agent, latents, obs, args.blocks * 4, args.block * 4), bookkeeping_seconds(agent)))
     print(f"\n{'phase':>8} {'off ms/step':>12} {'on ms/step':>11} {'overhead':>9} {'ledger us/step':>15} {'ledger share':>13}")
     for phase, t, book in rows:

@@ -6,11 +6,17 @@ and what seer_bench's agent removes:
 - every encoder call divides the uint8->float batch by 255 and runs its convs: on actor steps 7 conv
   passes (actor and target on next_obs, critic on obs, actor and critic again on obs in the actor loss,
   the CURL anchor, the target on the positive), against seer_bench's 5;
-- NCHW convs with a separate ReLU after each, per-tensor (for-loop) Adam, the actor loss also filling the
-  critic heads' gradients;
+- NCHW convs with a separate ReLU after each, per-tensor (for-loop) Adam with gradients zeroed in place (the
+  torch of 2021), the actor loss also filling the critic heads' gradients;
 - crops cut by a numpy loop from full 100x100 copies of the sampled observations.
 After T_f it runs SEER's update on stored latents (LayerNorm then heads, no contrastive loss), sampling
 one crop copy per transition, as the public SEER code does.
+
+Optimizers follow the public SEER DMC agent (seer_dmc/curl_sac.py, RadSacAgent): the critic's Adam holds the
+Q heads, the critic encoder's Adam is stepped by the critic loss and again by the contrastive loss, the
+actor's Adam holds its trunk and the actor encoder's Adam its encoder (tied convs included), the contrastive
+Adam holds the CURL module's parameters (W, the critic encoder and the target encoder). After T_f only the
+critic's and the actor's Adams step (`step < steps_until_freeze` gates the encoder Adams).
 
 Parameters are random (orthogonal init is not needed to time an update); shapes and hyperparameters are
 the agent's (CurlConfig).
@@ -25,6 +31,15 @@ from torch import nn
 
 from seer_bench.agents.curl_sac import Actor, CurlConfig, Critic
 from seer_bench.agents.encoders import conv_output_size
+
+
+def _optimize(loss: torch.Tensor, *optimizers: torch.optim.Optimizer) -> None:
+    """zero_grad (in place, as the torch of 2021), backward, step: in the public code's order."""
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=False)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
 
 
 class PublicEncoder(nn.Module):
@@ -73,13 +88,14 @@ class PublicCurl:
         self.target_entropy = -float(action_dim)
         # Per-tensor Adam, as the torch of the public code (2021) ran it; on a GPU a current torch would pick
         # foreach Adam for the public code, so GPU speed-ups against this baseline are upper bounds.
-        adam = lambda params, lr, beta=0.9: torch.optim.Adam(params, lr=lr, betas=(beta, 0.999), foreach=False)  # noqa: E731
-        shared = {id(p) for p in self.critic.encoder.convs.parameters()}
-        self.actor_opt = adam([p for p in self.actor.parameters() if id(p) not in shared], cfg.actor_lr)
-        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr)
+        adam = lambda params, lr, beta=0.9: torch.optim.Adam(list(params), lr=lr, betas=(beta, 0.999), foreach=False)  # noqa: E731
+        self.actor_opt = adam(self.actor.trunk.parameters(), cfg.actor_lr, cfg.actor_beta)
+        self.critic_opt = adam([*self.critic.q1.parameters(), *self.critic.q2.parameters()], cfg.critic_lr, cfg.critic_beta)
         self.alpha_opt = adam([self.log_alpha], cfg.alpha_lr, cfg.alpha_beta)
-        self.encoder_opt = adam(self.critic.encoder.parameters(), cfg.encoder_lr)
-        self.cpc_opt = adam([self.W, *self.critic.encoder.parameters()], cfg.encoder_lr)
+        self.encoder_opt_critic = adam(self.critic.encoder.parameters(), cfg.encoder_lr)
+        self.encoder_opt_actor = adam(self.actor.encoder.parameters(), cfg.encoder_lr)
+        self.cpc_opt = adam([self.W, *self.critic.encoder.parameters(), *self.critic_target.encoder.parameters()],
+                            cfg.encoder_lr)
         self.latents: dict[str, torch.Tensor] | None = None
 
     # --- sampling -----------------------------------------------------------------------------------------
@@ -109,10 +125,10 @@ class PublicCurl:
             _, pi, log_pi, _ = self.actor.policy(self.actor.encoder(b["next_obs"]))
             tq1, tq2 = self.critic_target.q(self.critic_target.encoder(b["next_obs"]), pi)
             target_q = b["reward"] + b["not_done"] * self.cfg.discount * (torch.min(tq1, tq2) - self.alpha.detach() * log_pi)
-        self._critic_step(*critic_q(b["obs"], b["action"]), target_q)
+        self._critic_step(*critic_q(b["obs"], b["action"]), target_q, self.encoder_opt_critic)
         if step % self.cfg.actor_update_freq == 0:
             _, pi, log_pi, _ = self.actor.policy(self.actor.encoder(b["obs"], detach=True))
-            self._actor_step(*critic_q(b["obs"], pi, detach=True), log_pi)
+            self._actor_step(*critic_q(b["obs"], pi, detach=True), log_pi, self.encoder_opt_actor)
         if step % self.cfg.critic_target_update_freq == 0:
             self._soft_update(encoder=True)
         z_a = self.critic.encoder(b["obs"])
@@ -121,27 +137,15 @@ class PublicCurl:
         logits = z_a @ (self.W @ z_pos.T)
         logits = logits - logits.max(1, keepdim=True).values
         loss = F.cross_entropy(logits, torch.arange(len(logits), device=self.device))
-        self.encoder_opt.zero_grad()
-        self.cpc_opt.zero_grad()
-        loss.backward()
-        self.encoder_opt.step()
-        self.cpc_opt.step()
+        _optimize(loss, self.encoder_opt_critic, self.cpc_opt)
 
-    def _critic_step(self, q1: torch.Tensor, q2: torch.Tensor, target_q: torch.Tensor) -> None:
-        loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-        self.critic_opt.zero_grad()
-        loss.backward()
-        self.critic_opt.step()
+    def _critic_step(self, q1: torch.Tensor, q2: torch.Tensor, target_q: torch.Tensor, *encoder_opt) -> None:
+        _optimize(F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q), self.critic_opt, *encoder_opt)
 
-    def _actor_step(self, q1: torch.Tensor, q2: torch.Tensor, log_pi: torch.Tensor) -> None:
-        actor_loss = (self.alpha.detach() * log_pi - torch.min(q1, q2)).mean()
-        self.actor_opt.zero_grad()
-        actor_loss.backward()  # also fills the critic heads' .grad, as the public code does
-        self.actor_opt.step()
-        alpha_loss = (self.alpha * (-log_pi - self.target_entropy).detach()).mean()
-        self.alpha_opt.zero_grad()
-        alpha_loss.backward()
-        self.alpha_opt.step()
+    def _actor_step(self, q1: torch.Tensor, q2: torch.Tensor, log_pi: torch.Tensor, *encoder_opt) -> None:
+        # also fills the critic heads' .grad, as the public code does
+        _optimize((self.alpha.detach() * log_pi - torch.min(q1, q2)).mean(), self.actor_opt, *encoder_opt)
+        _optimize((self.alpha * (-log_pi - self.target_entropy).detach()).mean(), self.alpha_opt)
 
     def _soft_update(self, encoder: bool) -> None:
         with torch.no_grad():
@@ -160,9 +164,7 @@ class PublicCurl:
     # --- SEER -----------------------------------------------------------------------------------------------
     def freeze(self) -> None:
         """Store `copies` random-crop latents (Linear output) per observation for critic and actor, as SEER."""
-        self.critic.encoder.requires_grad_(False)
-        self.actor.encoder.requires_grad_(False)
-        self.critic_target.encoder.load_state_dict(self.critic.encoder.state_dict())
+        self.critic_target.load_state_dict(self.critic.state_dict())  # soft_update_params(critic, target, 1)
         out: dict[str, list[torch.Tensor]] = {k: [] for k in ("critic_obs", "critic_next", "actor_obs", "actor_next")}
         with torch.no_grad():
             for lo in range(0, len(self.obs), self.cfg.batch_size):
@@ -186,10 +188,11 @@ class PublicCurl:
             _, pi, log_pi, _ = self.actor.policy(self.actor.encoder.ln(pick("actor_next")))
             tq1, tq2 = self.critic_target.q(self.critic_target.encoder.ln(pick("critic_next")), pi)
             target_q = reward + not_done * cfg.discount * (torch.min(tq1, tq2) - self.alpha.detach() * log_pi)
-        critic_features = self.critic.encoder.ln(pick("critic_obs"))
-        self._critic_step(*self.critic.q(critic_features, action), target_q)
+        # The encoders still require gradients (the public code never turns them off): every loss also
+        # differentiates the LayerNorm it runs, and no optimizer steps it.
+        self._critic_step(*self.critic.q(self.critic.encoder.ln(pick("critic_obs")), action), target_q)
         if step % cfg.actor_update_freq == 0:
             _, pi, log_pi, _ = self.actor.policy(self.actor.encoder.ln(pick("actor_obs")))
-            self._actor_step(*self.critic.q(critic_features, pi), log_pi)
+            self._actor_step(*self.critic.q(self.critic.encoder.ln(pick("critic_obs")), pi), log_pi)
         if step % cfg.critic_target_update_freq == 0:
             self._soft_update(encoder=False)

@@ -94,7 +94,7 @@ def measure(batch: int, transitions: int, updates: int, device: torch.device) ->
     for phase in ("pixels", "latents"):
         if phase == "latents":
             seer = Seer(SeerConfig(freeze_at=1), budget_bytes=replay.allocated_bytes, seed=0, chunk=batch,
-                        layout=replay.layout, transitions=replay.spec)
+                        layout=replay.layout, transitions=replay.spec, total_steps=len(replay))
             start = time.perf_counter()
             replay, _ = seer.freeze(ours, replay, step=0)
             convert_s = time.perf_counter() - start

@@ -47,6 +47,10 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     seer.add_argument("--num-copies", type=int, help="latents stored per observation, each of an independent random crop (default: the suite's; 4 on dmc6, 1 for der)")
     seer.add_argument("--latent-dtype", choices=("float32", "float16"), help="storage type of latents")
     seer.add_argument("--seer-split", help="freeze point, a layer boundary (default: the suite's): curl fc (the paper) or conv1..conv4; der conv2 (the paper) or conv1")
+    seer.add_argument("--seer-capacity", choices=("budget", "pixel", "public"),
+                      help="latent replay size after T_f (default: the suite's): budget (fill the byte budget; dmc6), "
+                           "pixel (keep the pixel replay's capacity; the public Atari scripts, atari8) or public "
+                           "(the public DMC code's formula)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,12 +99,17 @@ def cmd_list() -> int:
         suite = load_suite(name)
         print(f"\nsuite {name}: {suite.description}")
         print("  envs (action repeat): " + ", ".join(f"{e} ({r})" for e, r in suite.envs.items()))
-        print(f"  agents: {', '.join(suite.agents)}; budget {suite.budget_gb:g} GB; layout {suite.replay_layout}")
+        budgets = ", ".join(f"{b:g}" for b in suite.budget_gb)
+        print(f"  agents: {', '.join(suite.agents)}; budget {budgets} GB; layout {suite.replay_layout}")
         for scale, body in suite.scales.items():
             default = " (default)" if scale == suite.default_scale else ""
             print(f"  scale {scale}{default}: {body['steps']} env steps, eval every {body['eval_every']} "
-                  f"({body['eval_episodes']} episodes), {body['seeds']} seed(s)")
+                  f"({body['eval_episodes']} episodes), seeds {_seeds_text(body['seeds'])}")
     return 0
+
+
+def _seeds_text(seeds: int | list[int]) -> str:
+    return ", ".join(map(str, seeds)) if isinstance(seeds, list) else f"0..{seeds - 1}"
 
 
 def _specs(suite, args: argparse.Namespace, **flags) -> list:
@@ -111,7 +120,7 @@ def _specs(suite, args: argparse.Namespace, **flags) -> list:
 
     overrides = Overrides(scale=args.scale, envs=args.envs, agents=args.agents, budgets_gb=args.budget_gb,
                           freeze_at=args.freeze_at, num_copies=args.num_copies, latent_dtype=args.latent_dtype,
-                          seer_split=args.seer_split, **{k: v for k, v in flags.items() if v is not None})
+                          seer_split=args.seer_split, seer_capacity=args.seer_capacity, **{k: v for k, v in flags.items() if v is not None})
     return resolve(suite, overrides, AGENTS, KNOWN_ENVS)
 
 

@@ -31,9 +31,11 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from seer_bench.agents import agent_config
 from seer_bench.errors import ConfigError
 from seer_bench.progress import SweepProgress
 from seer_bench.records import append_event, atomic_file, last_event, read_events, read_progress, run_dir, status
@@ -90,23 +92,36 @@ class ExecutorOptions:
 
 
 def plan(specs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec]]:
-    """(runs to do, runs already finished). Refuses a run directory recorded with a different spec: its
-    results would mix two configurations (a changed --steps, budget, T_f...)."""
+    """(runs to do, runs already finished). Refuses a run directory recorded with a different spec or
+    resolved agent config: its results would mix two configurations (a changed --steps, budget, T_f, or an
+    agent default changed by an upgrade, such as CURL's optimizer wiring)."""
     todo, done = [], []
     for spec in specs:
         path = run_dir(out, spec.run_id)
         config = path / "config.json"
         if config.exists():
-            wanted = spec.to_dict()
+            record = json.loads(config.read_text())
             # a field added to RunSpec after the run was recorded reads as its default
-            recorded = {**RUNSPEC_DEFAULTS, **json.loads(config.read_text()).get("spec", {})}
-            changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+            recorded = {**RUNSPEC_DEFAULTS, **record.get("spec", {})}
+            changed = _differences(recorded, spec.to_dict())
+            if "agent_config" in record:  # a setting added since reads as "absent": its default may change the agent
+                changed += _differences(record["agent_config"], _resolved_agent_config(spec), "agent_config.")
             if changed:
-                diffs = "; ".join(f"{k}: recorded {recorded.get(k)!r}, asked {wanted.get(k)!r}" for k in changed)
-                raise ConfigError(f"{path}: this run was recorded with a different config ({diffs}); use another "
-                                  f"--out, or delete that run directory to start it again")
+                raise ConfigError(f"{path}: this run was recorded with a different config ({'; '.join(changed)}); "
+                                  f"use another --out, or delete that run directory to start it again")
         (done if status(read_events(path)) == "finished" else todo).append(spec)
     return todo, done
+
+
+def _differences(recorded: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
+    absent = "absent"
+    return [f"{prefix}{k}: recorded {recorded.get(k, absent)!r}, asked {wanted.get(k, absent)!r}"
+            for k in sorted(set(recorded) | set(wanted)) if recorded.get(k, absent) != wanted.get(k, absent)]
+
+
+def _resolved_agent_config(spec: RunSpec) -> dict[str, Any]:
+    """The agent config a run of `spec` records in config.json (JSON types: tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(agent_config(spec.agent, spec.agent_overrides))))
 
 
 def execute(spec: RunSpec, out: Path, checkpoint_every: int, threads: int | None = None) -> Outcome:

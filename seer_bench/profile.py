@@ -44,11 +44,13 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
             rows.append({**base, "phase": "pixels", "layout": layout, "update_flops": update, "capacity": capacity,
                          "bytes_per_transition": cls.total_bytes(tspec, capacity) / max(capacity, 1)})
             if spec.seer is not None:
-                seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size, layout=layout, transitions=tspec)
+                seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size, layout=layout,
+                            transitions=tspec, total_steps=spec.agent_steps)
                 latent_layout = seer.replay_class(agent).layout
                 if all(row["layout"] != latent_layout for row in frozen):  # CURL: both pixel layouts -> paper latents
                     frozen.append({**base, "phase": "frozen", "layout": latent_layout, "from_layout": layout,
-                                   "capacity": seer.capacity(agent),
+                                   "capacity": seer.capacity(agent), "capacity_policy": spec.seer.capacity,
+                                   "capacity_budget": seer.budget_capacity(agent),
                                    "bytes_per_transition": seer.bytes_per_transition(agent)})
         env.close()
         if frozen:
@@ -61,11 +63,11 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
 def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, int]]) -> str:
     """A table with units, then SEER's ratios: frozen against pixels (which is the baseline agent's)."""
     lines = [f"{'agent':<12} {'env':<20} {'budget':>7} {'phase':<7} {'layout':<14} {'update GFLOP':>13} "
-             f"{'act MFLOP':>10} {'bytes/transition':>17} {'capacity':>10}"]
+             f"{'act MFLOP':>10} {'bytes/transition':>17} {'capacity':>10} {'sized by':<8}"]
     for r in rows:
-        lines.append(f"{r['agent']:<12} {r['env']:<20} {r['budget_gb']:>5g}GB {r['phase']:<7} {r['layout']:<14} "
+        lines.append(f"{r['agent']:<12} {r['env']:<20} {r['budget_gb']:>5.10g}GB {r['phase']:<7} {r['layout']:<14} "
                      f"{r['update_flops'] / 1e9:>13.3f} {r['act_flops'] / 1e6:>10.2f} {r['bytes_per_transition']:>17,.0f} "
-                     f"{r['capacity']:>10,}")
+                     f"{r['capacity']:>10,} {r.get('capacity_policy', 'budget'):<8}")
     ratios = []
     for r in rows:
         if r["phase"] != "frozen":
@@ -73,9 +75,10 @@ def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, 
         source = r["from_layout"]
         pixels = next(p for p in rows if p["phase"] == "pixels" and p["layout"] == source and
                       (p["agent"], p["env"], p["budget_gb"]) == (r["agent"], r["env"], r["budget_gb"]))
-        ratios.append(f"{r['agent']} on {r['env']} at {r['budget_gb']:g} GB, {source} layout: after T_f an update "
-                      f"costs {r['update_flops'] / pixels['update_flops']:.3f}x the FLOPs, and the budget holds "
-                      f"{r['capacity'] / pixels['capacity']:.2f}x the transitions ({r['layout']})")
+        ratios.append(f"{r['agent']} on {r['env']} at {r['budget_gb']:.10g} GB, {source} layout: after T_f an update "
+                      f"costs {r['update_flops'] / pixels['update_flops']:.3f}x the FLOPs, and the replay holds "
+                      f"{r['capacity'] / pixels['capacity']:.2f}x the transitions ({r['layout']}, capacity = "
+                      f"{r['capacity_policy']}; the whole budget: {r['capacity_budget'] / pixels['capacity']:.2f}x)")
     notes = ["FLOPs: fvcore convention, 1 multiply-add = 1 FLOP; update = forward + backward of every pass that "
              "runs, mean over the actor-update period; act = one policy forward at batch 1."]
     for stage, ops in unsupported.items():

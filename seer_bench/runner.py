@@ -14,7 +14,6 @@ pixel replay is converted to latents; nothing else in the loop changes.
 
 from __future__ import annotations
 
-import math
 import platform
 import random
 import sys
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from seer_bench.agents import AGENTS, agent_config, make_agent
-from seer_bench.agents.seer import Seer, public_capacity
+from seer_bench.agents.seer import Seer
 from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
@@ -62,7 +61,7 @@ def build_env(spec: RunSpec, seed: int, train: bool = True) -> PixelEnv:
 
 def build_seer(spec: RunSpec, cfg: Any, env: PixelEnv, seed: int) -> Seer:
     return Seer(spec.seer, spec.budget_bytes, seed, chunk=cfg.batch_size, layout=spec.replay_layout,
-                transitions=transition_spec(env))
+                transitions=transition_spec(env), total_steps=spec.agent_steps)
 
 
 def check_spec(spec: RunSpec) -> None:
@@ -120,16 +119,15 @@ def versions() -> dict[str, str]:
     return out
 
 
-def seer_sizing(seer: Seer, agent: Any, pixel_capacity: int, total_steps: int) -> dict[str, Any]:
-    """SEER's settings and its replay after T_f: our capacity from real bytes, and the public formula's."""
+def seer_sizing(seer: Seer, agent: Any) -> dict[str, Any]:
+    """SEER's settings and its replay after T_f: the capacity its `capacity` setting gives, and the
+    alternatives (the whole budget from real bytes, the public formula) for comparison."""
     spec = seer.latent_spec(agent)
-    frame_bytes = math.prod(seer.transitions.frame_shape)
     return {
         "config": asdict(seer.cfg), "latent_streams": [list(s) for s in spec.streams],
         "latent_layout": seer.replay_class(agent).layout, "latent_bytes_per_transition": seer.bytes_per_transition(agent),
-        "capacity_after": seer.capacity(agent),
-        "capacity_public_formula": public_capacity(pixel_capacity, frame_bytes, spec.streams[0][1],
-                                                   seer.cfg.num_copies, len(spec.streams), total_steps)}
+        "capacity_policy": seer.cfg.capacity, "capacity_after": seer.capacity(agent),
+        "capacity_budget": seer.budget_capacity(agent), "capacity_public_formula": seer.public_capacity(agent)}
 
 
 @dataclass
@@ -188,7 +186,7 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
     agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, device, spec.seed)
     replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)
     seer = build_seer(spec, cfg, env, spec.seed) if spec.seer else None
-    sizing = seer_sizing(seer, agent, replay.capacity, spec.agent_steps) if seer else None
+    sizing = seer_sizing(seer, agent) if seer else None
     ledger = FlopLedger()  # training compute only: evaluation episodes measure the agent, they are not its cost
     train_episodes, updates, wall_before = 0, 0, 0.0
     if saved is None:

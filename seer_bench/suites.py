@@ -4,7 +4,7 @@ A suite names envs (with their action repeats), agents, a default memory budget 
 sets the run length in environment steps, the evaluation cadence, the seed count, and optionally overrides
 the budget or agent hyperparameters (`[scales.NAME.agent]`). A `[seer]` table configures SEER for the
 agents named "<base>+seer": T_f per env (`[seer.freeze_at]`, agent steps; a scale may set its own
-`freeze_at`, one number or a table per env), `num_copies`, `split` and `latent_dtype`. Everything is
+`freeze_at`, one number or a table per env), `num_copies`, `split`, `latent_dtype` and `capacity`. Everything is
 checked here, before any training starts, and every error names the file and key at fault.
 """
 
@@ -32,7 +32,7 @@ SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 _SUITE_KEYS = {"description", "agents", "default_scale", "budget_gb", "replay_layout", "envs", "env_options", "scales",
                "seer"}
 _SCALE_KEYS = {"steps", "eval_every", "eval_episodes", "seeds", "budget_gb", "agent", "freeze_at"}
-_SEER_KEYS = {"freeze_at", "num_copies", "split", "latent_dtype"}
+_SEER_KEYS = {"freeze_at", "num_copies", "split", "latent_dtype", "capacity"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.agent}/{self.env}/budget_{self.budget_gb:g}/seed_{self.seed}"
+        # 10 significant digits: a budget chosen to hold an exact count (0.180013, 14.40104) keeps its own id
+        return f"{self.agent}/{self.env}/budget_{self.budget_gb:.10g}/seed_{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -84,7 +85,7 @@ class Suite:
     description: str
     agents: list[str]
     default_scale: str
-    budget_gb: float
+    budget_gb: list[float]  # the budgets a sweep runs by default (one or several)
     replay_layout: str
     envs: dict[str, int]
     scales: dict[str, dict[str, Any]]
@@ -147,20 +148,7 @@ def load_suite(name_or_path: str) -> Suite:
         _positive_int(f"{path}: envs.{env}", repeat)
     scales = _require(f"{path}: scales", data["scales"], dict, "a table of scales")
     for scale, body in scales.items():
-        _require(f"{path}: scales.{scale}", body, dict, "a table")
-        bad = set(body) - _SCALE_KEYS
-        if bad:
-            raise ConfigError(f"{path}: scales.{scale}: unknown key(s) {', '.join(sorted(bad))}; "
-                              f"allowed: {', '.join(sorted(_SCALE_KEYS))}")
-        for key in ("steps", "eval_every", "eval_episodes", "seeds"):
-            if key not in body:
-                raise ConfigError(f"{path}: scales.{scale}: missing key {key!r}")
-            _positive_int(f"{path}: scales.{scale}.{key}", body[key])
-        if "budget_gb" in body:
-            _positive_float(f"{path}: scales.{scale}.budget_gb", body["budget_gb"])
-        _require(f"{path}: scales.{scale}.agent", body.get("agent", {}), dict, "a table of agent settings")
-        if "freeze_at" in body:
-            _freeze_table(f"{path}: scales.{scale}.freeze_at", body["freeze_at"], envs)
+        _check_scale(f"{path}: scales.{scale}", body, envs)
     default_scale = data["default_scale"]
     if default_scale not in scales:
         raise ConfigError(f"{path}: default_scale {default_scale!r} is not one of the scales ({', '.join(scales)})")
@@ -179,9 +167,50 @@ def load_suite(name_or_path: str) -> Suite:
             env_options(env, env_opts, where=f"{path}: env_options")
     return Suite(
         name=path.stem, path=path, description=str(data.get("description", "")), agents=list(agents),
-        default_scale=default_scale, budget_gb=_positive_float(f"{path}: budget_gb", data["budget_gb"]),
+        default_scale=default_scale, budget_gb=budget_list(f"{path}: budget_gb", data["budget_gb"]),
         replay_layout=str(data.get("replay_layout", "paper")), envs=dict(envs), scales=scales, seer=seer,
         env_options=env_opts)
+
+
+def _check_scale(where: str, body: Any, envs: dict[str, int]) -> None:
+    _require(where, body, dict, "a table")
+    bad = set(body) - _SCALE_KEYS
+    if bad:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(_SCALE_KEYS))}")
+    for key in ("steps", "eval_every", "eval_episodes", "seeds"):
+        if key not in body:
+            raise ConfigError(f"{where}: missing key {key!r}")
+    for key in ("steps", "eval_every", "eval_episodes"):
+        _positive_int(f"{where}.{key}", body[key])
+    seed_list(f"{where}.seeds", body["seeds"])
+    if "budget_gb" in body:
+        budget_list(f"{where}.budget_gb", body["budget_gb"])
+    _require(f"{where}.agent", body.get("agent", {}), dict, "a table of agent settings")
+    if "freeze_at" in body:
+        _freeze_table(f"{where}.freeze_at", body["freeze_at"], envs)
+
+
+def seed_list(where: str, value: Any) -> list[int]:
+    """`seeds = N` (seeds 0..N-1) or a list of distinct seeds (the public SEER scripts use 123, 231, 312)."""
+    if not isinstance(value, list):
+        return list(range(_positive_int(where, value)))
+    if not value:
+        raise ConfigError(f"{where}: the list of seeds is empty")
+    for seed in value:
+        _require(where, seed, int, "a count of seeds or a list of non-negative integer seeds")
+        if seed < 0:
+            raise ConfigError(f"{where}: seeds must be non-negative, got {seed}")
+    if len(set(value)) < len(value):
+        raise ConfigError(f"{where}: a seed is listed twice in {value}")
+    return list(value)
+
+
+def budget_list(where: str, value: Any) -> list[float]:
+    """One budget in GB or a list of them (a sweep over budgets)."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConfigError(f"{where}: the list of budgets is empty")
+    return [_positive_float(where, v) for v in values]
 
 
 def _freeze_table(where: str, value: Any, envs: dict[str, int]) -> None:
@@ -204,10 +233,11 @@ def _seer_config(suite: Suite, scale: dict[str, Any], env: str, ov: "Overrides")
     if freeze is None:
         raise ConfigError(f"{where}.freeze_at: no T_f for {env}; set it in the suite or pass --freeze-at")
     settings = {k: v for k, v in suite.seer.items() if k != "freeze_at"}
-    for key, flag in (("num_copies", ov.num_copies), ("latent_dtype", ov.latent_dtype), ("split", ov.seer_split)):
+    for key, flag in (("num_copies", ov.num_copies), ("latent_dtype", ov.latent_dtype), ("split", ov.seer_split),
+                      ("capacity", ov.seer_capacity)):
         if flag is not None:
             settings[key] = flag
-    for key, kind in (("num_copies", int), ("split", str), ("latent_dtype", str)):
+    for key, kind in (("num_copies", int), ("split", str), ("latent_dtype", str), ("capacity", str)):
         if key in settings:
             _require(f"{where}.{key}", settings[key], kind, kind.__name__)
     try:
@@ -223,7 +253,7 @@ class Overrides:
     scale: str | None = None
     envs: list[str] | None = None
     agents: list[str] | None = None
-    seeds: int | None = None
+    seeds: int | None = None  # seeds 0..N-1 instead of the scale's
     steps: int | None = None
     eval_every: int | None = None
     budgets_gb: list[float] | None = None
@@ -233,6 +263,7 @@ class Overrides:
     num_copies: int | None = None
     latent_dtype: str | None = None
     seer_split: str | None = None
+    seer_capacity: str | None = None
 
 
 def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: frozenset[str]) -> list[RunSpec]:
@@ -258,7 +289,7 @@ def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_env
                         ("--freeze-at", ov.freeze_at), ("--num-copies", ov.num_copies)):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} must be a positive integer, got {value}")
-    budgets = ov.budgets_gb or [scale.get("budget_gb", suite.budget_gb)]
+    budgets = ov.budgets_gb or budget_list("budget_gb", scale.get("budget_gb", suite.budget_gb))
     for b in budgets:
         if not math.isfinite(b) or b <= 0:
             raise ConfigError(f"--budget-gb must be positive, got {b:g}")
@@ -276,7 +307,7 @@ def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_env
                                       f"action repeat ({repeat})")
             seer = _seer_config(suite, scale, env, ov) if uses_seer(agent) else None
             for budget in budgets:
-                for seed in range(ov.seeds or scale["seeds"]):
+                for seed in range(ov.seeds) if ov.seeds else seed_list("seeds", scale["seeds"]):
                     specs.append(RunSpec(
                         suite=suite.name, scale=scale_name, agent=agent, env=env, action_repeat=repeat, seed=seed,
                         budget_gb=budget, steps=steps, eval_every=eval_every, eval_episodes=scale["eval_episodes"],

@@ -60,12 +60,14 @@ class OpLog(TorchDispatchMode):
 FLOPS_PER_STEP = {"curl": 10.0, "curl+seer": 4.0, "der": 10.0}
 
 
-def write_run(out, env, agent, seed, final, steps=(0, 100, 200), status="finished", budget=0.6, atari=False):
+def write_run(out, env, agent, seed, final, steps=(0, 100, 200), status="finished", budget=0.6, atari=False,
+              seer_capacity=None):
     """Synthetic records with known values: return `final` at the last evaluation (half before), cumulative
     FLOPs rate x env steps x (1 + seed), capacity 3000 for SEER agents and 1000 otherwise."""
     run_id = f"{agent}/{env}/budget_{budget:g}/seed_{seed}"
     path = run_dir(out, run_id)
-    write_config(path, {"spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200},
+    seer = {"seer": {"capacity": seer_capacity}} if seer_capacity else {}
+    write_config(path, {"spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200, **seer},
                         "replay": {"capacity": 1000 * (3 if "+seer" in agent else 1)}})
     append_event(path, "started", run_id=run_id)
     writer = MetricsWriter(path)

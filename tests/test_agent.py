@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -70,30 +72,59 @@ def test_even_step_also_updates_actor_temperature_and_targets(filled_replay):
             assert torch.equal(snapshot(agent)[k], snapshot(agent)[k.replace("actor.", "critic.", 1)])
 
 
-def reference_update(agent, batch, step):
-    """The public CURL update, written naively: every encoder call recomputes its convs (3 passes on obs)."""
-    cfg = agent.cfg
+# The optimizers of each reference code, read from it (not from seer_bench): name -> (the parameters it holds,
+# lr and betas as its constructor sets them). "seer": lili-chen/SEER seer_dmc/curl_sac.py, RadSacAgent.__init__;
+# "curl": MishaLaskin/curl curl_sac.py, CurlSacAgent.__init__. Both CURL modules hold W, the critic encoder and
+# the target encoder (CURL(..., critic, critic_target)); the encoder Adams keep torch's default betas.
+def public_optimizers(agent, wiring):
+    cfg, c, a = agent.cfg, agent.critic, agent.actor
+    curl_module = [agent.curl.W, *c.encoder.parameters(), *agent.critic_target.encoder.parameters()]
+    table = {
+        "seer": {"actor": (a.trunk.parameters(), cfg.actor_lr, (cfg.actor_beta, 0.999)),
+                 "critic": ([*c.q1.parameters(), *c.q2.parameters()], cfg.critic_lr, (cfg.critic_beta, 0.999)),
+                 "encoder_critic": (c.encoder.parameters(), cfg.encoder_lr, (0.9, 0.999)),
+                 "encoder_actor": (a.encoder.parameters(), cfg.encoder_lr, (0.9, 0.999))},
+        "curl": {"actor": (a.parameters(), cfg.actor_lr, (cfg.actor_beta, 0.999)),
+                 "critic": (c.parameters(), cfg.critic_lr, (cfg.critic_beta, 0.999)),
+                 "encoder": (c.encoder.parameters(), cfg.encoder_lr, (0.9, 0.999))},
+    }[wiring]
+    table["cpc"] = (curl_module, cfg.encoder_lr, (0.9, 0.999))
+    table["log_alpha"] = ([agent.log_alpha], cfg.alpha_lr, (cfg.alpha_beta, 0.999))
+    # fused: the agent's kernel (test_fused_adam_applies_the_public_adam_rule checks it against per-tensor Adam)
+    return {k: torch.optim.Adam(list(ps), lr=lr, betas=betas, fused=True) for k, (ps, lr, betas) in table.items()}
+
+
+# Which optimizers each loss zeroes and steps, in the reference code's order (update_critic,
+# update_actor_and_alpha, update_cpc). Before T_f the SEER code's encoder Adams step with the critic and actor.
+LOSS_STEPS = {"seer": {"critic": ("critic", "encoder_critic"), "actor": ("actor", "encoder_actor"),
+                       "cpc": ("encoder_critic", "cpc")},
+              "curl": {"critic": ("critic",), "actor": ("actor",), "cpc": ("encoder", "cpc")}}
+
+
+def optimize(opts, names, loss):
+    for n in names:
+        opts[n].zero_grad(set_to_none=False)  # the torch of 2021 zeroed gradients in place
+    loss.backward()
+    for n in names:
+        opts[n].step()
+
+
+def reference_update(agent, opts, wiring, batch, step):
+    """The public update, written naively: every encoder call recomputes its convs (3 passes on obs), every
+    loss fills every gradient it reaches, and its own optimizers are stepped as the reference code steps them."""
+    cfg, steps = agent.cfg, LOSS_STEPS[wiring]
     with torch.no_grad():
         _, pi, log_pi, _ = agent.actor.policy(agent.actor.encoder(batch["next_obs"]))
         tq1, tq2 = agent.critic_target(batch["next_obs"], pi)
         target_q = batch["reward"] + batch["not_done"] * cfg.discount * (torch.min(tq1, tq2) - agent.alpha * log_pi)
     q1, q2 = agent.critic(batch["obs"], batch["action"])
-    loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-    agent.critic_opt.zero_grad()
-    loss.backward()
-    agent.critic_opt.step()
+    optimize(opts, steps["critic"], F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q))
     if step % cfg.actor_update_freq == 0:
         h = agent.actor.encoder.conv(batch["obs"]).detach()
         _, pi, log_pi, _ = agent.actor.policy(agent.actor.encoder.head(h))
         aq1, aq2 = agent.critic.q(agent.critic.encoder.head(agent.critic.encoder.conv(batch["obs"]).detach()), pi)
-        actor_loss = (agent.alpha.detach() * log_pi - torch.min(aq1, aq2)).mean()
-        agent.actor_opt.zero_grad()
-        actor_loss.backward()
-        agent.actor_opt.step()
-        alpha_loss = (agent.alpha * (-log_pi - agent.target_entropy).detach()).mean()
-        agent.alpha_opt.zero_grad()
-        alpha_loss.backward()
-        agent.alpha_opt.step()
+        optimize(opts, steps["actor"], (agent.alpha.detach() * log_pi - torch.min(aq1, aq2)).mean())
+        optimize(opts, ("log_alpha",), (agent.alpha * (-log_pi - agent.target_entropy).detach()).mean())
     if step % cfg.critic_target_update_freq == 0:
         soft_update(agent.critic.q1, agent.critic_target.q1, cfg.critic_tau)
         soft_update(agent.critic.q2, agent.critic_target.q2, cfg.critic_tau)
@@ -103,12 +134,78 @@ def reference_update(agent, batch, step):
         z_pos = agent.critic_target.encoder(batch["pos"])
     logits = z_a @ (agent.curl.W @ z_pos.T)
     logits = logits - logits.max(1, keepdim=True).values
-    cpc = F.cross_entropy(logits, torch.arange(len(logits)))
-    agent.encoder_opt.zero_grad()
-    agent.cpc_opt.zero_grad()
-    cpc.backward()
-    agent.encoder_opt.step()
-    agent.cpc_opt.step()
+    optimize(opts, steps["cpc"], F.cross_entropy(logits, torch.arange(len(logits))))
+
+
+def make_wired(wiring, seed=0):
+    torch.manual_seed(seed)
+    return CurlSac((9, 100, 100), 2, replace(CFG, encoder_optimizer=wiring), torch.device("cpu"), seed)
+
+
+def ids(params):
+    return {id(p) for p in params}
+
+
+def test_seer_wiring_holds_the_public_seer_codes_parameters():
+    agent = make_wired("seer")
+    c, a = agent.critic, agent.actor
+    assert CurlConfig().encoder_optimizer == "seer"  # the default: the paper's baseline is the public SEER code's
+    held = {name: ids(p for g in opt.param_groups for p in g["params"]) for name, opt in (
+        ("critic", agent.critic_opt), ("critic_encoder", agent.critic_encoder_opt), ("actor", agent.actor_opt),
+        ("actor_encoder", agent.actor_encoder_opt), ("cpc", agent.cpc_opt))}
+    assert held["critic"] == ids([*c.q1.parameters(), *c.q2.parameters()])  # Q heads only
+    assert held["critic_encoder"] == ids(c.encoder.parameters())  # convs, Linear, LayerNorm
+    assert held["actor"] == ids(a.trunk.parameters())
+    assert held["actor_encoder"] == ids(a.encoder.parameters())  # its Linear, LayerNorm and the tied convs
+    assert held["cpc"] == ids([agent.curl.W, *c.encoder.parameters()])
+    assert agent.critic_encoder_opt.param_groups[0]["betas"] == (0.9, 0.999)
+
+
+def test_curl_wiring_holds_the_original_curl_codes_parameters():
+    agent = make_wired("curl")
+    c = agent.critic
+    assert not hasattr(agent, "critic_encoder_opt")
+    assert ids(agent.critic_opt.param_groups[0]["params"]) == ids(c.parameters())  # encoder included
+    assert ids(agent.actor_opt.param_groups[0]["params"]) == ids(agent.actor.parameters())
+    assert ids(agent.encoder_opt.param_groups[0]["params"]) == ids(c.encoder.parameters())
+    assert ids(agent.cpc_opt.param_groups[0]["params"]) == ids([agent.curl.W, *c.encoder.parameters()])
+
+
+def adam_steps(opt, param):
+    return int(opt.state[param]["step"]) if param in opt.state else 0
+
+
+@pytest.mark.parametrize("wiring", ["seer", "curl"])
+def test_encoder_adam_step_counts_after_k_updates(filled_replay, wiring):
+    agent, k = make_wired(wiring), 5
+    for step in range(k):
+        agent.update(filled_replay, step)
+    conv, fc = agent.critic.encoder.convs[0].weight, agent.critic.encoder.fc.weight
+    actor_fc = agent.actor.encoder.fc.weight
+    actor_updates = sum(step % CFG.actor_update_freq == 0 for step in range(k))
+    if wiring == "seer":  # the critic loss, then the contrastive loss: two steps of one Adam per update
+        assert adam_steps(agent.critic_encoder_opt, conv) == adam_steps(agent.critic_encoder_opt, fc) == 2 * k
+        assert adam_steps(agent.critic_opt, agent.critic.q1[0].weight) == k
+        assert adam_steps(agent.actor_encoder_opt, actor_fc) == actor_updates
+        assert adam_steps(agent.actor_encoder_opt, agent.actor.encoder.convs[0].weight) == 0  # read detached
+    else:  # the critic Adam with the critic loss, the encoder Adam with the contrastive loss
+        assert adam_steps(agent.critic_opt, conv) == adam_steps(agent.encoder_opt, conv) == k
+        assert adam_steps(agent.actor_opt, actor_fc) == actor_updates
+    assert adam_steps(agent.cpc_opt, conv) == adam_steps(agent.cpc_opt, agent.curl.W) == k
+
+
+def test_the_two_wirings_give_different_encoders_after_one_update(filled_replay):
+    seer, curl = make_wired("seer"), make_wired("curl")
+    a, b = snapshot(seer), snapshot(curl)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # identical weights before
+    for agent in (seer, curl):
+        agent.rng = np.random.default_rng(5)  # the same batch and crops
+        torch.manual_seed(5)
+        agent.update(filled_replay, step=2)
+    a, b = snapshot(seer), snapshot(curl)
+    differ = {k for k in a if not torch.equal(a[k], b[k])}
+    assert {k for k in differ if k.startswith("critic.encoder.convs")}
+    assert {"critic.encoder.fc.weight", "critic.encoder.ln.weight"} <= differ
 
 
 def test_fused_adam_applies_the_public_adam_rule():
@@ -134,21 +231,19 @@ def test_fused_adam_applies_the_public_adam_rule():
         assert not torch.equal(f, torch.zeros_like(f))
 
 
+@pytest.mark.parametrize("wiring", ["seer", "curl"])
 @pytest.mark.parametrize("step", [1, 2])
-def test_update_equals_the_naive_public_update(filled_replay, step):
-    fast, naive = make(), make()
-    for s in (2, 3):  # warm the optimizers so Adam moments matter
+def test_update_equals_the_naive_public_update(filled_replay, step, wiring):
+    fast, naive = make_wired(wiring), make_wired(wiring)
+    opts = public_optimizers(naive, wiring)  # the reference's own optimizers, built from its code's facts
+    for s in (2, 3, step):  # two updates to warm the optimizers so Adam moments matter, then the compared one
+        naive.rng = np.random.default_rng(100 + s)
+        batch = naive.sample(filled_replay)
+        fast.rng = np.random.default_rng(100 + s)  # the same indices and crops as `batch`
         torch.manual_seed(s)
         fast.update(filled_replay, s)
         torch.manual_seed(s)
-        naive.update(filled_replay, s)
-    naive.rng = np.random.default_rng(123)
-    batch = naive.sample(filled_replay)
-    fast.rng = np.random.default_rng(123)  # the same indices and crops as `batch`
-    torch.manual_seed(7)
-    fast.update(filled_replay, step)
-    torch.manual_seed(7)
-    reference_update(naive, batch, step)
+        reference_update(naive, opts, wiring, batch, s)
     a, b = snapshot(fast), snapshot(naive)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)

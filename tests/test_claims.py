@@ -56,7 +56,7 @@ def test_claims_that_hold_exit_0_with_measured_values(capsys, records):
     a, b = np.array(FINALS["curl+seer"]), np.array(FINALS["curl"])
     overlap = (stats.t.interval(0.95, 2, loc=a.mean(), scale=stats.sem(a))[1]
                - stats.t.interval(0.95, 2, loc=b.mean(), scale=stats.sem(b))[0])
-    assert f"{overlap:.3f} >=" in lines[4] and lines[-1] == "4 passed, 0 failed, 0 undecided"
+    assert f"{overlap:.3f} >=" in lines[4] and lines[-1] == "4 passed, 0 failed, 0 undecided, 0 not applicable"
 
 
 def test_a_claim_that_fails_exits_1_even_beside_an_undecided_one(capsys, records):
@@ -136,3 +136,22 @@ def test_a_planned_run_that_never_started_makes_the_gate_undecided(capsys, recor
     write_plan(records / "out", {"curl/cartpole-swingup/budget_0.6/seed_9": spec})
     code, out = check(capsys, records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0"))
     assert code == 2 and "incomplete records: 1 not started run(s) of curl+seer / curl" in out.out, out.out
+
+
+@pytest.mark.parametrize("ran,result", [("budget", "pass"), ("pixel", "n/a")])
+def test_a_claim_about_one_seer_capacity_setting_is_not_applied_to_runs_of_another(capsys, tmp_path, ran, result):
+    for agent in ("curl", "curl+seer"):
+        write_run(tmp_path / "out", "cartpole-swingup", agent, 0, 500.0, seer_capacity=ran if "+seer" in agent else None)
+    text = (CLAIM.format(kind="capacity_ratio", extra='min = 2.5\nseer_capacity = "budget"')
+            + CLAIM.format(kind="flops_ratio", extra="max = 0.6"))
+    code, out = check(capsys, tmp_path, text)
+    lines = out.out.splitlines()
+    assert code == 0 and result in lines[1] and "pass" in lines[2], out.out
+    if result == "n/a":
+        assert "curl+seer ran with seer capacity = pixel; this claim is about capacity = budget" in lines[1]
+        assert lines[-1] == "1 passed, 0 failed, 0 undecided, 1 not applicable"
+
+
+def test_a_claim_names_a_known_seer_capacity(capsys, records):
+    code, out = check(capsys, records, CLAIM.format(kind="capacity_ratio", extra='min = 2.5\nseer_capacity = "all"'))
+    assert code == 3 and 'claims[0].seer_capacity: expected one of budget, pixel, public, got \'all\'' in out.err

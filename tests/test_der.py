@@ -138,7 +138,7 @@ def test_evaluation_never_shifts_the_training_stream():
 # --- FLOP ledger against torch's own count ---------------------------------------------------------------
 def frozen(agent, replay, split):
     seer = Seer(SeerConfig(freeze_at=1, num_copies=1, split=split), 10**9, seed=0, chunk=8, layout=replay.layout,
-                transitions=replay.spec)
+                transitions=replay.spec, total_steps=100)
     return seer.freeze(agent, replay, step=0)
 
 
@@ -215,12 +215,12 @@ def test_compact_latent_bytes_are_one_latent_per_state_and_match_numpy():
 
 
 # --- real runs --------------------------------------------------------------------------------------------
-def atari_spec(agent: str) -> RunSpec:
+def atari_spec(agent: str, capacity: str = "budget") -> RunSpec:
+    seer = SeerConfig(freeze_at=120, num_copies=1, split="conv2", capacity=capacity) if agent.endswith("+seer") else None
     return RunSpec(suite="test", scale="tiny", agent=agent, env="alien", action_repeat=4, seed=1, budget_gb=0.01,
                    steps=4 * 240, eval_every=4 * 120, eval_episodes=1, replay_layout="compact", device="cpu",
                    agent_overrides={"batch_size": 8, "learn_start": 40, "multi_step": 5, "target_update": 30,
-                                    "hidden_dim": 64},
-                   seer=SeerConfig(freeze_at=120, num_copies=1, split="conv2") if agent.endswith("+seer") else None)
+                                    "hidden_dim": 64}, seer=seer)
 
 
 def test_der_and_der_seer_match_until_freeze_then_seer_stores_latents(tmp_path):
@@ -242,7 +242,7 @@ def test_der_and_der_seer_match_until_freeze_then_seer_stores_latents(tmp_path):
     events = [json.loads(line) for line in (runs / "der+seer/alien/budget_0.01/seed_1/events.jsonl").read_text().splitlines()]
     event = next(e for e in events if e["event"] == "frozen")
     assert event["layout"] == "latent-compact" and event["transitions_converted"] == 120
-    assert event["capacity_after"] > 2.9 * event["capacity_before"]
+    assert event["capacity_policy"] == "budget" and event["capacity_after"] > 2.9 * event["capacity_before"]
     last = m_seer.iloc[-1]
     assert last["cum_flops_convert"] == event["observations_encoded"] * 1_280_000  # one conv pass per state
     adds = 240 - 120
@@ -250,3 +250,20 @@ def test_der_and_der_seer_match_until_freeze_then_seer_stores_latents(tmp_path):
     assert last["cum_flops_encode"] % 1_280_000 == 0
     assert last["update_flops"] < 0.2 * m_base["update_flops"].iloc[-1]
     assert seer.final_return == last["eval_return"] and base.final_return == m_base["eval_return"].iloc[-1]
+
+
+def test_der_seer_with_pixel_capacity_keeps_the_pixel_replays_capacity_as_the_public_atari_scripts(tmp_path):
+    """The public Atari scripts do not pass --increase-buffer: after T_f the latent replay has the pixel
+    replay's capacity. config.json and the frozen event say which setting ran, and what the budget would hold."""
+    run(atari_spec("der+seer", capacity="pixel"), tmp_path)
+    path = tmp_path / "runs/der+seer/alien/budget_0.01/seed_1"
+    metrics = pd.read_csv(path / "metrics.csv")
+    events = [json.loads(line) for line in (path / "events.jsonl").read_text().splitlines()]
+    event = next(e for e in events if e["event"] == "frozen")
+    config = json.loads((path / "config.json").read_text())
+    pixel_capacity = config["replay"]["capacity"]
+    assert event["capacity_policy"] == config["seer"]["capacity_policy"] == config["spec"]["seer"]["capacity"] == "pixel"
+    assert event["capacity_before"] == event["capacity_after"] == pixel_capacity == config["seer"]["capacity_after"]
+    assert config["seer"]["capacity_budget"] > 2.9 * pixel_capacity  # what "budget" would have held
+    assert metrics["replay_capacity"].tolist() == [pixel_capacity] * 3 and metrics["frozen"].tolist() == [0, 0, 1]
+    assert metrics["replay_alloc_bytes"].iloc[-1] < metrics["replay_alloc_bytes"].iloc[0]  # same count, fewer bytes

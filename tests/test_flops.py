@@ -38,7 +38,7 @@ def test_update_ledger_equals_torch_counter(filled_replay, split, step):
     replay = filled_replay
     if split is not None:
         replay, _ = Seer(SeerConfig(freeze_at=1, num_copies=2, split=split), 10**9, seed=0, chunk=8, layout="paper",
-                           transitions=filled_replay.spec).freeze(
+                           transitions=filled_replay.spec, total_steps=100).freeze(
             agent, filled_replay, step=0)
     ledger = FlopLedger().price(agent.update_passes(step))
     measured = torch_macs(lambda: agent.update(replay, step))
@@ -53,7 +53,7 @@ def test_act_and_encode_ledgers_equal_torch_counter(filled_replay, split):
     obs = np.random.default_rng(0).integers(0, 256, (9, 100, 100), dtype=np.uint8)
     assert FlopLedger().price(agent.act_passes()) == pytest.approx(torch_macs(lambda: agent.act(obs, True)), rel=1e-3)
     Seer(SeerConfig(freeze_at=1, split=split), 10**9, seed=0, chunk=8, layout="paper",
-         transitions=filled_replay.spec).freeze(agent, filled_replay, step=0)
+         transitions=filled_replay.spec, total_steps=100).freeze(agent, filled_replay, step=0)
     pixels = np.stack([obs] * 5)
     measured = torch_macs(lambda: agent.encode(pixels, np.random.default_rng(0), 3, "float32"))
     assert FlopLedger().price(agent.encode_passes(5, 3)) == pytest.approx(measured, rel=1e-3)

@@ -64,7 +64,36 @@ def test_profile_prices_der_and_its_compact_latents(capsys):
     assert per_transition < pixels["bytes_per_transition"] < per_transition + 2
     latent = by["der+seer", "frozen", "latent-compact"]
     assert 576 * 4 + 8 + 13 < latent["bytes_per_transition"] < 576 * 4 + 8 + 13 + 1
-    assert latent["capacity"] == pytest.approx(pixels["capacity"] * pixels["bytes_per_transition"]
-                                               / latent["bytes_per_transition"], rel=1e-3)
+    # atari8 keeps the pixel replay's capacity after T_f (the public Atari scripts); the whole budget holds ~3x.
+    assert latent["capacity_policy"] == "pixel" and latent["capacity"] == pixels["capacity"]
+    assert latent["capacity_budget"] == pytest.approx(pixels["capacity"] * pixels["bytes_per_transition"]
+                                                      / latent["bytes_per_transition"], rel=1e-3)
     # After T_f an update runs only the heads: the 3 conv passes (one with backward) are gone.
     assert latent["update_flops"] < 0.35 * pixels["update_flops"]
+
+
+def test_profile_of_the_public_protocol_holds_exactly_the_public_scripts_replays(capsys):
+    """seer_public's budgets hold exactly 1,000 and 80,000 pixel transitions, and after T_f the public
+    formula's 18,750 and 80,000 latent ones (the reference's examples)."""
+    code = main(["profile", "--suite", "seer_public", "--agents", "curl+seer", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 0
+    pixels = {r["budget_gb"]: r["capacity"] for r in rows if r["phase"] == "pixels" and r["layout"] == "paper"}
+    frozen = {r["budget_gb"]: (r["capacity"], r["capacity_policy"]) for r in rows if r["phase"] == "frozen"}
+    assert pixels == {0.180013: 1_000, 14.40104: 80_000}
+    assert frozen == {0.180013: (18_750, "public"), 14.40104: (80_000, "public")}
+
+
+def test_the_public_protocol_suite_resolves_to_the_public_scripts_runs():
+    from seer_bench.agents import AGENTS
+    from seer_bench.envs import KNOWN_ENVS
+    from seer_bench.suites import Overrides, load_suite, resolve
+
+    specs = resolve(load_suite("seer_public"), Overrides(), AGENTS, KNOWN_ENVS)
+    assert {s.seed for s in specs} == {123, 231, 312} and {s.agent for s in specs} == {"curl", "curl+seer"}
+    assert len(specs) == 2 * 2 * 3  # agents x budgets x seeds
+    seer = next(s for s in specs if s.agent == "curl+seer")
+    assert (seer.env, seer.action_repeat, seer.agent_steps, seer.eval_every // 8, seer.eval_episodes) == (
+        "cartpole-swingup", 8, 80_000, 2_500, 10)
+    assert (seer.seer.freeze_at, seer.seer.num_copies, seer.seer.capacity) == (10_000, 4, "public")
+    assert "budget_14.40104/seed_123" in seer.run_id or "budget_0.180013/seed_123" in seer.run_id

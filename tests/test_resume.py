@@ -79,6 +79,27 @@ def test_a_changed_config_for_a_recorded_run_is_refused(tmp_path, capsys):
     assert str(path) in err and "steps: recorded 800, asked 400" in err and "different config" in err
 
 
+def test_a_run_recorded_before_an_agent_setting_existed_is_refused(tmp_path, capsys):
+    """Runs recorded before CURL's optimizer wiring became a setting used CURL's wiring: resuming them under
+    the new default (the public SEER code's) would mix two agents in one run."""
+    from dataclasses import asdict
+
+    from seer_bench.agents import AGENTS, agent_config
+    from seer_bench.envs import KNOWN_ENVS
+    from seer_bench.suites import Overrides, load_suite, resolve
+
+    spec = resolve(load_suite("dmc6"), Overrides(scale="smoke", envs=["cartpole-swingup"], agents=["curl+seer"]),
+                   AGENTS, KNOWN_ENVS)[0]
+    cfg = asdict(agent_config(spec.agent, spec.agent_overrides))
+    del cfg["encoder_optimizer"]
+    path = run_dir(tmp_path / "out", spec.run_id)
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"spec": spec.to_dict(), "agent_config": cfg}))
+    assert main([*COMMAND, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "agent_config.encoder_optimizer: recorded 'absent', asked 'seer'" in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("layout", ["paper", "compact"])
 def test_replay_state_round_trips_through_a_weights_only_checkpoint(tmp_path, layout):
     spec = TransitionSpec((9, 100, 100), action_dim=2, frame_stack=3, episode_steps=10)

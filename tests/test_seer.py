@@ -1,5 +1,6 @@
 """SEER: freeze semantics, latents, conversion, capacity, and the curl / curl+seer identity before T_f."""
 
+import copy
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import pandas as pd
 import psutil
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig, public_capacity
@@ -29,7 +31,7 @@ def frozen_agent_and_replay(filled_replay, split="fc", dtype="float32"):
     for step in range(4):  # train the encoder a little, so frozen weights are not the init
         agent.update(filled_replay, step)
     seer = Seer(SeerConfig(freeze_at=4, num_copies=3, split=split, latent_dtype=dtype), 50_000_000, seed=0, chunk=8,
-                layout="paper", transitions=filled_replay.spec)
+                layout="paper", transitions=filled_replay.spec, total_steps=100)
     latent, event = seer.freeze(agent, filled_replay, step=4)
     return agent, latent, event
 
@@ -65,6 +67,47 @@ def test_after_freeze_updates_never_call_the_frozen_layers_and_leave_them_bitwis
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert any(not torch.equal(v, agent.critic.q1.state_dict()[k]) for k, v in heads.items())
     assert any(not torch.equal(v, agent.actor.trunk.state_dict()[k]) for k, v in trunk.items())
+
+
+def first_latent_critic_loss(agent, latent, step, target):
+    """The critic loss of a latent update at `step` from the stored latents, computed here with `target` as
+    the target critic; the same batch and policy noise as `agent.update` draws (rng 5, torch seed 9)."""
+    rng, b = np.random.default_rng(5), agent.cfg.batch_size
+    idx = latent.sample_indices(b, rng)
+    copy = rng.integers(0, latent.spec.copies, size=b)
+    obs, nxt = ({k: torch.from_numpy(v) for k, v in latent.latents(idx, copy, next_obs=n).items()} for n in (False, True))
+    sc = {k: torch.from_numpy(v) for k, v in latent.scalars(idx).items()}
+    torch.manual_seed(9)
+    with torch.no_grad():
+        _, pi, log_pi, _ = agent.actor.policy(agent.actor.encoder.ln(nxt["actor"]))
+        tq1, tq2 = target.q(target.encoder.ln(nxt["critic"]), pi)
+        target_q = sc["reward"][:, None] + sc["not_done"][:, None] * agent.cfg.discount * (
+            torch.min(tq1, tq2) - agent.alpha * log_pi)
+        q1, q2 = agent.critic.q(agent.critic.encoder.ln(obs["critic"]), sc["action"])
+        return (F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)).item()
+
+
+def test_at_freeze_the_whole_online_critic_is_copied_into_the_target(filled_replay):
+    """The public code runs soft_update_params(critic, critic_target, 1) at T_f: encoder and Q heads."""
+    agent = make()
+    for step in range(4):
+        agent.update(filled_replay, step)
+    stale = copy.deepcopy(agent.critic_target)
+    assert not torch.equal(stale.q1[0].weight, agent.critic.q1[0].weight)  # soft updates left them apart
+    seer = Seer(SeerConfig(freeze_at=4, num_copies=3), 50_000_000, seed=0, chunk=8, layout="paper",
+                transitions=filled_replay.spec, total_steps=100)
+    latent, _ = seer.freeze(agent, filled_replay, step=4)
+    target = dict(agent.critic_target.named_parameters())
+    for name, p in agent.critic.named_parameters():
+        assert torch.equal(p, target[name]), name
+    online = copy.deepcopy(agent.critic)
+    expected = first_latent_critic_loss(agent, latent, 4, online)
+    with_stale_heads = first_latent_critic_loss(agent, latent, 4, stale)
+    agent.rng = np.random.default_rng(5)
+    torch.manual_seed(9)
+    loss = agent.update(latent, 4)["critic_loss"]
+    assert loss == pytest.approx(expected, rel=1e-6)
+    assert abs(loss - with_stale_heads) > 1e-3 * abs(loss)  # the check can tell a stale target apart
 
 
 def test_conv_split_freezes_only_lower_convs_and_upper_layers_keep_training(filled_replay):
@@ -162,6 +205,24 @@ def test_public_formula_matches_the_reference_examples():
     assert public_capacity(80_000, 3 * 100 * 100, 50, 4, 2, 80_000) == 80_000
 
 
+def test_capacity_settings_size_the_latent_replay_from_the_budget_the_pixel_replay_or_the_public_formula():
+    spec = TransitionSpec((9, 100, 100), action_dim=1, frame_stack=3, episode_steps=125)
+    budget = PaperReplay(spec, 1_000).allocated_bytes  # numpy's bytes of the pixel arrays for 1,000 transitions
+    assert PaperReplay.capacity_for(spec, budget) == 1_000
+    agent = CurlSac((9, 100, 100), 1, CFG, torch.device("cpu"), 0)
+
+    def capacity(policy, total_steps=80_000):
+        return Seer(SeerConfig(freeze_at=10, capacity=policy), budget, seed=0, chunk=8, layout="paper",
+                    transitions=spec, total_steps=total_steps).capacity(agent)
+
+    assert capacity("budget") == budget // 3213 == 56_026  # every byte, at 3,213 bytes per latent transition
+    assert capacity("pixel") == 1_000
+    assert capacity("public") == 18_750  # the public scripts' small buffer (shared seer-reference.md)
+    assert capacity("public", total_steps=5_000) == 5_000  # the formula caps at the run length
+    with pytest.raises(ValueError, match="capacity must be one of budget, pixel, public"):
+        SeerConfig(freeze_at=10, capacity="double")
+
+
 def test_conversion_never_holds_more_than_the_budget_and_returns_pixel_memory():
     spec = TransitionSpec((9, 100, 100), action_dim=1, frame_stack=3, episode_steps=125)
     budget = 120_000_000
@@ -214,6 +275,7 @@ def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_con
     assert last["update_flops"] < 0.1 * base_last["update_flops"] and base_last["cum_flops_encode"] == 0
     per = 2 * 2 * 2 * 50 * 4 + 13  # critic + actor, obs + next_obs, 2 copies, 50 floats; action, reward, not_done, last
     assert frozen[0]["capacity_after"] == 10_000_000 // per == seer["replay_capacity"].iloc[-1]
+    assert frozen[0]["capacity_policy"] == "budget"
     config = json.loads((path / "config.json").read_text())
     assert config["seer"]["capacity_public_formula"] == frozen[0]["capacity_public_formula"] == 40  # capped: 40 steps
     assert config["seer"]["latent_bytes_per_transition"] == per

@@ -18,8 +18,22 @@ What differs from the public code is only how much is computed, never the result
 Once SEER has frozen the encoder (`freeze`, called by seer_bench.agents.seer), `update` runs the same
 losses on stored latents (`_update_frozen`) and `encode` turns pixels into what the latent replay stores.
 
-Kept on purpose for faithfulness: the contrastive loss steps the critic encoder with two Adam optimizers
-(CURL's `encoder_optimizer` and `cpc_optimizer` both hold it).
+Optimizer wiring (`encoder_optimizer`), kept on purpose for faithfulness:
+- "seer" (default), the public SEER DMC agent (lili-chen/SEER, seer_dmc/curl_sac.py, a RAD fork): the
+  critic's Adam holds only the two Q heads; the critic encoder (convs, Linear, LayerNorm) has an Adam of its
+  own, stepped by the critic loss and again by the contrastive loss in the same update (one set of moments
+  for both gradients, two steps per update); the actor's Adam holds its trunk, and the actor encoder has an
+  Adam of its own (encoder_lr, default betas); the contrastive Adam holds W and the critic encoder.
+- "curl", the original CURL code (MishaLaskin/curl): the critic's Adam holds every critic parameter, encoder
+  included, the actor's every actor parameter, and a separate encoder Adam is stepped only by the
+  contrastive loss (with the contrastive Adam, which holds W and the critic encoder too).
+In both the contrastive loss steps the critic encoder with two Adam optimizers. The public CURL module also
+lists the target encoder among its parameters; no loss differentiates it, so Adam never touches it and it
+is left out here. Optimizers that hold the actor's convs (tied to the critic's) never move them: the actor
+loss reads the convs detached.
+
+At T_f (`freeze`) the whole online critic is copied into the target critic (the public code's soft update
+with tau = 1: encoder and Q heads), so the first latent updates bootstrap from the current Q heads.
 """
 
 from __future__ import annotations
@@ -37,6 +51,8 @@ from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_in
 from seer_bench.agents.passes import Pass, PassBook, Stage
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
+
+ENCODER_OPTIMIZERS = ("seer", "curl")  # CurlConfig.encoder_optimizer: whose wiring (module docstring)
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,7 @@ class CurlConfig:
     critic_target_update_freq: int = 2
     encoder_lr: float = 1e-3
     encoder_tau: float = 0.05
+    encoder_optimizer: str = "seer"  # optimizer wiring: "seer" (the public SEER code) or "curl" (CURL's code)
 
     def __post_init__(self) -> None:
         """Reject settings that would crash or silently misbehave mid-run (ValueError names the field)."""
@@ -77,6 +94,9 @@ class CurlConfig:
         for name in ("critic_tau", "encoder_tau", "discount", "alpha_beta", "actor_beta", "critic_beta"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.encoder_optimizer not in ENCODER_OPTIMIZERS:
+            raise ValueError(f"encoder_optimizer must be one of {', '.join(ENCODER_OPTIMIZERS)}, "
+                             f"got {self.encoder_optimizer!r}")
         if conv_output_size(self.image_size, self.num_layers) < 1:
             raise ValueError(f"image_size {self.image_size} is too small for {self.num_layers} conv layers")
 
@@ -136,6 +156,16 @@ class Bilinear(nn.Module):
         return z_a @ (self.W @ z_pos.T)
 
 
+def _step(optimizers: tuple[torch.optim.Optimizer, ...], loss: torch.Tensor,
+          inputs: list[torch.Tensor] | None = None) -> None:
+    """Clear the optimizers' gradients, backpropagate `loss`, then step each optimizer in the given order."""
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward(inputs=inputs)
+    for opt in optimizers:
+        opt.step()
+
+
 def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
     """target <- (1 - tau) target + tau net, for the parameters that still train (frozen ones are equal)."""
     with torch.no_grad():
@@ -185,17 +215,37 @@ class CurlSac(PassBook):
         self._pass_lists: dict[tuple, tuple[Pass, ...]] = {}
         self._streams: dict[str, str] = {}
 
+        self._build_optimizers()
         shared = {id(p) for p in self.critic.encoder.convs.parameters()}
-        actor_own = [p for p in self.actor.parameters() if id(p) not in shared]  # convs get no actor gradient
-        # fused Adam: the same update rule in one kernel per step; on a 2-core CPU the default per-tensor
-        # Adam spends 7-10x longer on these ~2M-parameter groups, a third of a latent update.
-        adam = partial(torch.optim.Adam, fused=True)
-        self.actor_opt = adam(actor_own, lr=cfg.actor_lr, betas=(cfg.actor_beta, 0.999))
-        self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr, betas=(cfg.critic_beta, 0.999))
+        # What the actor loss differentiates: the convs it reads detached get no actor gradient. Shrinks at freeze.
+        self._actor_trainable = [p for p in self.actor.parameters() if id(p) not in shared]
+
+    def _build_optimizers(self) -> None:
+        """The optimizers of `cfg.encoder_optimizer`'s wiring (module docstring), each holding the
+        parameters its namesake holds in the reference code, and the groups each loss steps, in order.
+
+        Fused Adam: the same update rule in one kernel per step; on a 2-core CPU the default per-tensor Adam
+        spends 7-10x longer on these ~2M-parameter groups, a third of a latent update.
+        """
+        cfg, adam = self.cfg, partial(torch.optim.Adam, fused=True)
+        encoder_adam = partial(adam, lr=cfg.encoder_lr)  # both reference codes leave these betas at their default
         self.alpha_opt = adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta, 0.999))
-        self.encoder_opt = adam(self.critic.encoder.parameters(), lr=cfg.encoder_lr)
-        self.cpc_opt = adam([self.curl.W, *self.critic.encoder.parameters()], lr=cfg.encoder_lr)
-        self._actor_trainable = actor_own  # what the actor loss differentiates (shrinks at freeze)
+        self.cpc_opt = encoder_adam([self.curl.W, *self.critic.encoder.parameters()])
+        if cfg.encoder_optimizer == "seer":
+            self.actor_opt = adam(self.actor.trunk.parameters(), lr=cfg.actor_lr, betas=(cfg.actor_beta, 0.999))
+            self.actor_encoder_opt = encoder_adam(self.actor.encoder.parameters())
+            heads = [*self.critic.q1.parameters(), *self.critic.q2.parameters()]
+            self.critic_opt = adam(heads, lr=cfg.critic_lr, betas=(cfg.critic_beta, 0.999))
+            self.critic_encoder_opt = encoder_adam(self.critic.encoder.parameters())  # critic loss, then CURL's
+            self._critic_opts = (self.critic_opt, self.critic_encoder_opt)
+            self._actor_opts = (self.actor_opt, self.actor_encoder_opt)
+            self._contrastive_opts = (self.critic_encoder_opt, self.cpc_opt)
+        else:
+            self.actor_opt = adam(self.actor.parameters(), lr=cfg.actor_lr, betas=(cfg.actor_beta, 0.999))
+            self.critic_opt = adam(self.critic.parameters(), lr=cfg.critic_lr, betas=(cfg.critic_beta, 0.999))
+            self.encoder_opt = encoder_adam(self.critic.encoder.parameters())  # stepped by CURL's loss only
+            self._critic_opts, self._actor_opts = (self.critic_opt,), (self.actor_opt,)
+            self._contrastive_opts = (self.encoder_opt, self.cpc_opt)
 
     @property
     def alpha(self) -> torch.Tensor:
@@ -307,20 +357,16 @@ class CurlSac(PassBook):
     def _critic_step(self, features: torch.Tensor, action: torch.Tensor, target_q: torch.Tensor) -> float:
         q1, q2 = self.critic.q(features, action)
         loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-        self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.critic_opt.step()
+        _step(self._critic_opts, loss)  # frozen layers get no gradient: Adam skips them
         return loss.item()
 
     def _actor_and_alpha_step(self, actor_features: torch.Tensor, critic_features: torch.Tensor) -> dict[str, float]:
         _, pi, log_pi, _ = self.actor.policy(actor_features)
         q1, q2 = self.critic.q(critic_features, pi)
         actor_loss = (self.alpha.detach() * log_pi - torch.min(q1, q2)).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
         # Only the actor's gradients: the public code also fills the critic heads' .grad here, which the
         # next critic step discards unused (about 7% of a latent update's FLOPs).
-        actor_loss.backward(inputs=self._actor_trainable)
-        self.actor_opt.step()
+        _step(self._actor_opts, actor_loss, inputs=self._actor_trainable)
 
         alpha_loss = (self.alpha * (-log_pi - self.target_entropy).detach()).mean()
         self.alpha_opt.zero_grad(set_to_none=True)
@@ -339,11 +385,7 @@ class CurlSac(PassBook):
         logits = self.curl(z_a, z_pos)
         logits = logits - logits.max(dim=1, keepdim=True).values
         loss = F.cross_entropy(logits, torch.arange(logits.shape[0], device=self.device))
-        self.encoder_opt.zero_grad(set_to_none=True)
-        self.cpc_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.encoder_opt.step()
-        self.cpc_opt.step()
+        _step(self._contrastive_opts, loss)
         return loss.item()
 
     # --- SEER: freezing and encoding --------------------------------------------------------------------
@@ -351,19 +393,20 @@ class CurlSac(PassBook):
         return self.critic.encoder.splits()
 
     def freeze(self, split: str) -> None:
-        """Freeze the encoders below `split`; the target's frozen layers become the online ones.
+        """Freeze the encoders below `split` and copy the whole online critic into the target critic.
 
-        Frozen parameters stop requiring gradients, so their `.grad` stays None and Adam skips them: they
-        stay bitwise equal. The contrastive update stops (it only trains the frozen encoder).
+        The copy is the public code's `soft_update_params(critic, critic_target, 1)` at T_f: encoder and Q
+        heads, so the target's frozen layers equal the online ones (both read the same stored latents) and
+        the first latent updates bootstrap from the current Q heads. Frozen parameters stop requiring
+        gradients, so their `.grad` stays None and Adam skips them: they stay bitwise equal. The
+        contrastive update stops (it only trains the frozen encoder).
         """
         for encoder in (self.critic.encoder, self.actor.encoder):
             for module in encoder.lower_modules(split):
                 module.requires_grad_(False)
         with torch.no_grad():
-            for online, target in zip(self.critic.encoder.lower_modules(split),
-                                      self.critic_target.encoder.lower_modules(split)):
-                for p, tp in zip(online.parameters(), target.parameters()):
-                    tp.copy_(p)
+            for p, tp in zip(self.critic.parameters(), self.critic_target.parameters(), strict=True):
+                tp.copy_(p)
         self.curl.requires_grad_(False)
         self._actor_trainable = [p for p in self._actor_trainable if p.requires_grad]
         self.split = split

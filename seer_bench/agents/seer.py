@@ -14,21 +14,38 @@ An agent takes part by providing `splits()`, `freeze(split)`, `latent_streams()`
 `encode(pixels, rng, copies, dtype)`, and by updating from a `LatentReplay` once frozen. An agent without
 augmentation (`random_crops` False) encodes each observation one way only, so it takes `num_copies` 1.
 
-Capacity is not capped at the run's remaining steps: the latent arrays are mapped lazily, so slots never
-written cost no memory, and the uncapped figure is what the budget buys (the quantity SEER's claim is
-about). The public code's formula, which caps at the run length and prices a pixel transition at one RGB
-frame, is reported beside it.
+The latent replay's capacity is a setting (`capacity`), since the paper runs two experiments:
+- "budget": every byte of the budget, from the real bytes of one latent transition (the constrained-memory
+  experiments, and what the public DMC scripts always do: they raise the capacity at T_f). Not capped at
+  the run's remaining steps: the latent arrays are mapped lazily, so slots never written cost no memory,
+  and the uncapped figure is what the budget buys (the quantity SEER's claim is about);
+- "pixel": the pixel replay's capacity (factor 1), as the public Atari scripts run: they do not pass
+  `--increase-buffer`, so SEER there saves compute and memory, not capacity;
+- "public": the public DMC code's formula (`public_capacity`: capped at the run length, a pixel transition
+  priced at one RGB frame), never more than the budget holds, to reproduce the public protocol exactly.
+The public formula's figure is reported beside the one used, whichever it is.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from seer_bench.replay import LATENT_DTYPES, LatentReplay, LatentSpec, PixelReplay, TransitionSpec, latent_replay_class
+from seer_bench.replay import (
+    LATENT_DTYPES,
+    LatentReplay,
+    LatentSpec,
+    PixelReplay,
+    TransitionSpec,
+    latent_replay_class,
+    replay_class,
+)
+
+CAPACITIES = ("budget", "pixel", "public")  # SeerConfig.capacity: how the latent replay is sized (module docstring)
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,7 @@ class SeerConfig:
     num_copies: int = 4  # random crops stored per observation (public scripts: 4)
     split: str = "fc"  # freeze point, a layer boundary of the agent's encoder ("fc": after the Linear layer)
     latent_dtype: str = "float32"  # "float16" halves latent bytes; its effect on return must be measured
+    capacity: str = "budget"  # latent replay size after T_f: "budget", "pixel" or "public" (module docstring)
 
     def __post_init__(self) -> None:
         if self.freeze_at < 1:
@@ -47,6 +65,8 @@ class SeerConfig:
             raise ValueError(f"num_copies must be >= 1, got {self.num_copies}")
         if self.latent_dtype not in LATENT_DTYPES:
             raise ValueError(f"latent_dtype must be one of {', '.join(LATENT_DTYPES)}, got {self.latent_dtype!r}")
+        if self.capacity not in CAPACITIES:
+            raise ValueError(f"capacity must be one of {', '.join(CAPACITIES)}, got {self.capacity!r}")
 
 
 class Freezable(Protocol):
@@ -79,9 +99,10 @@ class Seer:
     """Applies SEER to one agent in one run: sizes, converts and hands back the latent replay."""
 
     def __init__(self, cfg: SeerConfig, budget_bytes: int, seed: int, chunk: int, layout: str,
-                 transitions: TransitionSpec) -> None:
+                 transitions: TransitionSpec, total_steps: int) -> None:
         self.cfg = cfg
         self.budget_bytes = budget_bytes
+        self.total_steps = total_steps  # agent steps of the run (the public formula caps at it)
         self.chunk = chunk  # transitions converted at a time (the agent's batch size: one batch of memory)
         self.layout = layout  # the pixel replay's layout, which with the agent decides the latent one
         self.transitions = transitions
@@ -99,8 +120,28 @@ class Seer:
                           self.cfg.latent_dtype, t.discrete, t.episode_steps)
 
     def capacity(self, agent: Freezable) -> int:
+        """The latent replay's capacity under `cfg.capacity`, never more than the budget holds."""
+        budget = self.budget_capacity(agent)
+        if self.cfg.capacity == "pixel":
+            return min(budget, self.pixel_capacity)
+        if self.cfg.capacity == "public":
+            return min(budget, self.public_capacity(agent))
+        return budget
+
+    def budget_capacity(self, agent: Freezable) -> int:
         """Latent transitions the budget holds, from the real bytes of one (all copies, streams, scalars)."""
         return self.replay_class(agent).capacity_for(self.latent_spec(agent), self.budget_bytes)
+
+    @property
+    def pixel_capacity(self) -> int:
+        """Transitions the pixel replay of this budget and layout holds before T_f."""
+        return replay_class(self.layout).capacity_for(self.transitions, self.budget_bytes)
+
+    def public_capacity(self, agent: Freezable) -> int:
+        """The public code's formula for this run (see `public_capacity`)."""
+        streams = self.latent_spec(agent).streams
+        return public_capacity(self.pixel_capacity, math.prod(self.transitions.frame_shape), streams[0][1],
+                               self.cfg.num_copies, len(streams), self.total_steps)
 
     def bytes_per_transition(self, agent: Freezable) -> float:
         capacity = self.capacity(agent)
@@ -125,7 +166,7 @@ class Seer:
         cfg, latent = self.cfg, self.latent_replay(agent)
         converted = latent.fill_from(pixels, self.chunk, on_chunk)
         return latent, {
-            "step": step, "split": cfg.split, "transitions_converted": converted,
+            "step": step, "split": cfg.split, "capacity_policy": cfg.capacity, "transitions_converted": converted,
             "observations_encoded": latent.encoded, "layout": latent.layout,
             "transitions_dropped": live_before - len(latent), "seconds": time.perf_counter() - start,
             "bytes_before": bytes_before, "bytes_after": latent.resident_bytes + pixels.resident_bytes,

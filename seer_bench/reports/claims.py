@@ -11,6 +11,10 @@ baseline on every env and budget the records hold (or the ones it names), with o
 - `capacity_ratio`: replay capacity at the end of the run (after T_f for SEER) over the baseline's, at the
   same budget; holds when >= `min`.
 
+A claim may name the SEER capacity setting it is about (`seer_capacity = "budget"`: the agent's latent
+replay fills the byte budget; see seer_bench.agents.seer). Where the agent's runs used another setting the
+claim does not apply: it is reported "n/a" with the setting found, and does not move the exit code.
+
 A check that the records cannot decide (an agent, env or budget without finished runs, a run of either
 agent there that failed, is still running or never started, fewer seeds than `min_seeds`) is reported as
 such, with the reason: the gate's exit code is 1 when a claim fails, else 2 when one cannot be decided,
@@ -37,7 +41,8 @@ else:  # pragma: no cover - Python 3.10
 
 KINDS = {"flops_ratio": "max", "return_gap": "min", "capacity_ratio": "min"}  # kind -> its threshold key
 RULES = ("difference", "ci_overlap")
-_KEYS = {"name", "kind", "agent", "baseline", "max", "min", "rule", "envs", "budget_gb", "min_seeds"}
+_KEYS = {"name", "kind", "agent", "baseline", "max", "min", "rule", "envs", "budget_gb", "min_seeds", "seer_capacity"}
+SEER_CAPACITIES = ("budget", "pixel", "public")  # seer_bench.agents.seer.CAPACITIES, without importing torch
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Claim:
     envs: tuple[str, ...] = ()  # empty: every env the records hold for either agent
     budget_gb: float | None = None  # None: every budget the records hold
     min_seeds: int = 1
+    seer_capacity: str | None = None  # None: any; else the claim applies to the agent's runs with this setting
 
     def holds(self, measured: float) -> bool:
         return measured <= self.threshold if KINDS[self.kind] == "max" else measured >= self.threshold
@@ -62,7 +68,7 @@ class Verdict:
     env: str
     budget_gb: float | None
     measured: float
-    result: str  # pass | fail | undecided
+    result: str  # pass | fail | undecided | n/a (the claim is about another SEER capacity setting)
     reason: str = ""
 
 
@@ -110,10 +116,13 @@ def load_claims(path: Path) -> list[Claim]:
             raise ConfigError(f"{where}.min_seeds: expected a positive integer, got {min_seeds!r}")
         if rule == "ci_overlap" and min_seeds < 2:
             raise ConfigError(f"{where}.min_seeds: ci_overlap needs confidence intervals, so at least 2 seeds")
+        seer_capacity = raw.get("seer_capacity")
+        if seer_capacity is not None and seer_capacity not in SEER_CAPACITIES:
+            raise ConfigError(f"{where}.seer_capacity: expected one of {', '.join(SEER_CAPACITIES)}, got {seer_capacity!r}")
         claims.append(Claim(name=str(raw.get("name", f"{raw['agent']} {kind} vs {raw['baseline']}")), kind=kind,
                             agent=raw["agent"], baseline=raw["baseline"], threshold=float(threshold), rule=rule,
                             envs=tuple(envs), budget_gb=None if budget is None else float(budget),
-                            min_seeds=min_seeds))
+                            min_seeds=min_seeds, seer_capacity=seer_capacity))
     return claims
 
 
@@ -170,6 +179,13 @@ def evaluate(claims: list[Claim], runs: pd.DataFrame, curves: dict) -> list[Verd
                 verdicts.append(Verdict(claim, env, budget, np.nan, "undecided",
                                         f"incomplete records: {counts} run(s) of {claim.agent} / {claim.baseline}"))
                 continue
+            # "" is a record without SEER settings (not a SEER run): nothing to say it differs
+            other = sorted(set(mine["seer_capacity"]) - {claim.seer_capacity, ""}) if claim.seer_capacity else []
+            if other:
+                verdicts.append(Verdict(claim, env, budget, np.nan, "n/a",
+                                        f"{claim.agent} ran with seer capacity = {', '.join(other)}; this claim is "
+                                        f"about capacity = {claim.seer_capacity}"))
+                continue
             measured, reason = _measure(claim, mine, theirs, curves, env, budget)
             result = "undecided" if reason or np.isnan(measured) else "pass" if claim.holds(measured) else "fail"
             verdicts.append(Verdict(claim, env, budget, measured, result,
@@ -191,6 +207,7 @@ def format_verdicts(verdicts: list[Verdict]) -> str:
         measured = "n/a" if np.isnan(v.measured) else f"{v.measured:.3f}"
         lines.append(f"{v.claim.name[:34]:<34} {v.env:<20} {budget:>7} {measured:>10} {bound} {v.claim.threshold:>10.3f} "
                      f"{v.result:<9} {v.reason}")
-    counts = {r: sum(v.result == r for v in verdicts) for r in ("pass", "fail", "undecided")}
-    lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['undecided']} undecided")
+    counts = {r: sum(v.result == r for v in verdicts) for r in ("pass", "fail", "undecided", "n/a")}
+    lines.append(f"{counts['pass']} passed, {counts['fail']} failed, {counts['undecided']} undecided, "
+                 f"{counts['n/a']} not applicable")
     return "\n".join(lines)

@@ -46,7 +46,14 @@ def _planned_row(spec: dict, events: list[dict]) -> dict:
             "domain": _domain(spec["env"]), "target_env_steps": _target_env_steps(spec),
             "env_steps": 0, "stopped_env_steps": failure["stopped_env_steps"] or 0, "final_return": np.nan, "score": np.nan, "cum_flops": np.nan, "wall_s": np.nan,
             "replay_capacity": np.nan, "peak_replay_bytes": np.nan, "peak_rss_bytes": np.nan,
-            "peak_gpu_bytes": np.nan, "freeze_env_steps": np.nan, "freeze_flops": np.nan}
+            "peak_gpu_bytes": np.nan, "freeze_env_steps": np.nan, "freeze_flops": np.nan,
+            "seer_capacity": seer_capacity(spec)}
+
+
+def seer_capacity(spec: dict) -> str:
+    """How a SEER run sized its latent replay ("" without SEER); records from before the setting filled the
+    budget, which is what they read as."""
+    return (spec.get("seer") or {}).get("capacity", "budget") if spec.get("seer") else ""
 
 
 def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
@@ -91,6 +98,7 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             "peak_gpu_bytes": metrics["gpu_bytes"].max() if "gpu_bytes" in metrics and last is not None else np.nan,
             "freeze_env_steps": frozen["step"] * repeat if frozen else np.nan,
             "freeze_flops": frozen.get("cum_flops", np.nan) if frozen else np.nan,  # older records lack it
+            "seer_capacity": seer_capacity(spec),
         })
     seen = {(r["env"], r["agent"], r["budget_gb"], r["seed"]) for r in rows}
     rows += [_planned_row(spec, read_events(run_dir(out, run_id))) for run_id, spec in read_plan(out).items()
