@@ -222,7 +222,7 @@ class RingReplay:
         """Absolute indices of `batch_size` live transitions, uniformly with replacement (as CURL).
 
         `horizon` n > 1 leaves out the newest n - 1 transitions, whose n-step window is not written yet
-        (as Kaixhin's Rainbow, which data-efficient Rainbow and SEER's Atari code use).
+        (the textbook n-step replay; the public SEER Atari replay samples them, a quirk not copied: README).
         """
         if self.head - horizon + 1 <= self.tail:
             raise ValueError(f"cannot sample: {len(self)} transitions held, a {horizon}-step window needs {horizon}")

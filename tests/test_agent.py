@@ -212,7 +212,7 @@ def test_fused_adam_applies_the_public_adam_rule():
     """The agent's fused Adam against the public code's per-tensor Adam, same gradients, three steps.
 
     Not bitwise: the kernels round differently, and Adam amplifies rounding where a gradient is near zero
-    (m / sqrt(v) of tiny numbers), which is why the update test compares against the agent's own optimizers.
+    (m / sqrt(v) of tiny numbers), which is why the update test's reference optimizers are fused too.
     """
     torch.manual_seed(0)
     params = [torch.randn(64, 32), torch.randn(32)]

@@ -109,7 +109,7 @@ def test_unknown_kind_and_missing_file_are_clear_errors(capsys, records):
 
 
 def test_suite_claims_files_load():
-    for suite in ("dmc6", "atari8", "atari100k"):
+    for suite in ("dmc6", "atari8", "atari100k", "seer_public"):
         claims = load_claims(f"suites/{suite}.claims.toml")
         assert {c.kind for c in claims} == {"flops_ratio", "return_gap", "capacity_ratio"}
 

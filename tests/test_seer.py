@@ -74,8 +74,8 @@ def first_latent_critic_loss(agent, latent, step, target):
     the target critic; the same batch and policy noise as `agent.update` draws (rng 5, torch seed 9)."""
     rng, b = np.random.default_rng(5), agent.cfg.batch_size
     idx = latent.sample_indices(b, rng)
-    copy = rng.integers(0, latent.spec.copies, size=b)
-    obs, nxt = ({k: torch.from_numpy(v) for k, v in latent.latents(idx, copy, next_obs=n).items()} for n in (False, True))
+    crop = rng.integers(0, latent.spec.copies, size=b)  # which stored crop of each transition
+    obs, nxt = ({k: torch.from_numpy(v) for k, v in latent.latents(idx, crop, next_obs=n).items()} for n in (False, True))
     sc = {k: torch.from_numpy(v) for k, v in latent.scalars(idx).items()}
     torch.manual_seed(9)
     with torch.no_grad():

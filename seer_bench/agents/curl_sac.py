@@ -166,6 +166,10 @@ def _step(optimizers: tuple[torch.optim.Optimizer, ...], loss: torch.Tensor,
         opt.step()
 
 
+def _holds_trainable(opt: torch.optim.Optimizer) -> bool:
+    return any(p.requires_grad for group in opt.param_groups for p in group["params"])
+
+
 def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
     """target <- (1 - tau) target + tau net, for the parameters that still train (frozen ones are equal)."""
     with torch.no_grad():
@@ -409,6 +413,9 @@ class CurlSac(PassBook):
                 tp.copy_(p)
         self.curl.requires_grad_(False)
         self._actor_trainable = [p for p in self._actor_trainable if p.requires_grad]
+        # an optimizer left with frozen parameters only (the encoder Adams at split fc) has nothing to step
+        self._critic_opts, self._actor_opts = (tuple(o for o in opts if _holds_trainable(o))
+                                               for opts in (self._critic_opts, self._actor_opts))
         self.split = split
         # With split "fc" each Linear differs: a critic and an actor stream. Below it the convs are shared.
         self._streams = {"critic": "critic", "actor": "actor"} if split == "fc" else {"critic": "conv", "actor": "conv"}
