@@ -1,6 +1,6 @@
 """SEER: freeze semantics, latents, conversion, capacity, and the curl / curl+seer identity before T_f."""
 
-import copy
+from copy import deepcopy
 import json
 
 import numpy as np
@@ -92,7 +92,7 @@ def test_at_freeze_the_whole_online_critic_is_copied_into_the_target(filled_repl
     agent = make()
     for step in range(4):
         agent.update(filled_replay, step)
-    stale = copy.deepcopy(agent.critic_target)
+    stale = deepcopy(agent.critic_target)
     assert not torch.equal(stale.q1[0].weight, agent.critic.q1[0].weight)  # soft updates left them apart
     seer = Seer(SeerConfig(freeze_at=4, num_copies=3), 50_000_000, seed=0, chunk=8, layout="paper",
                 transitions=filled_replay.spec, total_steps=100)
@@ -100,7 +100,7 @@ def test_at_freeze_the_whole_online_critic_is_copied_into_the_target(filled_repl
     target = dict(agent.critic_target.named_parameters())
     for name, p in agent.critic.named_parameters():
         assert torch.equal(p, target[name]), name
-    online = copy.deepcopy(agent.critic)
+    online = deepcopy(agent.critic)
     expected = first_latent_critic_loss(agent, latent, 4, online)
     with_stale_heads = first_latent_critic_loss(agent, latent, 4, stale)
     agent.rng = np.random.default_rng(5)
