@@ -188,9 +188,9 @@ def _report(out: Path) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from seer_bench.suites import load_suite
+    from seer_bench.suite_files import suite_path
 
-    out = args.out if args.out is not None else Path("reports") / load_suite(args.suite).name
+    out = args.out if args.out is not None else Path("reports") / suite_path(args.suite).stem
     if not (out / "runs").is_dir():
         raise ConfigError(f"{out}: no runs/ directory here; pass the --out of a sweep")
     _report(out)
@@ -200,11 +200,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from seer_bench.reports import run_table
     from seer_bench.reports.claims import evaluate, exit_code, format_verdicts, load_claims
-    from seer_bench.suites import SUITES_DIR, load_suite
+    from seer_bench.suite_files import SUITES_DIR, suite_path
 
     if args.suite is None and (args.out is None or args.claims is None):
         raise ConfigError("check needs --suite, or both --out and --claims")
-    name = load_suite(args.suite).name if args.suite else None
+    name = suite_path(args.suite).stem if args.suite else None
     out = args.out if args.out is not None else Path("reports") / name
     claims = load_claims(args.claims if args.claims is not None else SUITES_DIR / f"{name}.claims.toml")
     if not (out / "runs").is_dir():

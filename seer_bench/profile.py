@@ -1,63 +1,109 @@
 """`bench.py profile`: what each agent costs per update, per action and per stored transition, and what a
-memory budget holds, before and after SEER's T_f. No training: seconds to run.
+memory budget holds, before and after SEER's T_f. No training run: seconds to a minute.
 
-Costs come from the same FLOP ledger the runs use (fvcore on the real modules at the real batch shapes),
-bytes and capacities from the replay classes' own arithmetic, so the profile and the records agree.
+Costs are measured as a run measures them: the FLOP ledger observes real calls of a real agent (an action,
+one update of each step parity, on a small replay of random pixels of the env's shapes; then SEER's freeze
+and conversion, and the updates on latents), so the profile and the records agree. Bytes and capacities
+come from the replay classes' own arithmetic.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from seer_bench.agents import agent_config, make_agent
-from seer_bench.agents.seer import Seer
+from seer_bench.agents.contract import networks
+from seer_bench.agents.seer import Seer, SeerConfig
 from seer_bench.instrument.flops import FlopLedger
-from seer_bench.replay import LAYOUTS, replay_class
+from seer_bench.replay import LAYOUTS, PixelReplay, TransitionSpec, replay_class
 from seer_bench.runner import build_env, transition_spec
 from seer_bench.suites import RunSpec
 
 
 def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
     """One row per agent x env x budget x phase (pixels: one per layout; frozen: one per latent layout SEER
-    converts a pixel layout into, with `from_layout`), and the operators fvcore did not count, per stage."""
-    rows, seen = [], set()
-    ledger = FlopLedger()  # one ledger: its list of operators fvcore does not count covers every agent
+    converts a pixel layout into, with `from_layout`), and the operators fvcore did not count, per module."""
+    rows, seen, measured, unsupported = [], set(), {}, {}
     for spec in specs:
         key = (spec.agent, spec.env, spec.budget_gb, spec.seer, repr(spec.agent_overrides), repr(spec.env_options))
         if key in seen:
             continue
         seen.add(key)
-        cfg = agent_config(spec.agent, spec.agent_overrides)
         env = build_env(spec, seed=0)
-        tspec = transition_spec(env)
-        agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0)
-        base = {"agent": spec.agent, "env": spec.env, "budget_gb": spec.budget_gb,
-                "act_flops": ledger.price(agent.act_passes())}
-        update = ledger.mean_price(agent.update_passes, agent.update_period)
-        frozen = []
-        for layout in LAYOUTS:
-            cls = replay_class(layout)
-            capacity = cls.capacity_for(tspec, spec.budget_bytes)
-            rows.append({**base, "phase": "pixels", "layout": layout, "update_flops": update, "capacity": capacity,
-                         "bytes_per_transition": cls.total_bytes(tspec, capacity) / max(capacity, 1)})
-            if spec.seer is not None:
-                seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size, layout=layout,
-                            transitions=tspec, total_steps=spec.agent_steps)
-                latent_layout = seer.replay_class(agent).layout
-                if all(row["layout"] != latent_layout for row in frozen):  # CURL: both pixel layouts -> paper latents
-                    frozen.append({**base, "phase": "frozen", "layout": latent_layout, "from_layout": layout,
-                                   "capacity": seer.capacity(agent), "capacity_policy": spec.seer.capacity,
-                                   "capacity_budget": seer.budget_capacity(agent),
-                                   "bytes_per_transition": seer.bytes_per_transition(agent)})
+        tspec, discrete = transition_spec(env), env.discrete
         env.close()
-        if frozen:
-            agent.freeze(spec.seer.split)
-            price = ledger.mean_price(agent.update_passes, agent.update_period)
-            rows += [{**row, "update_flops": price} for row in frozen]
-    return rows, {stage: dict(ops) for stage, ops in ledger.unsupported.items()}
+        agent = (spec.agent.removesuffix("+seer"), spec.env, repr(spec.agent_overrides))
+        phases = [(agent, None), *([(agent, spec.seer)] if spec.seer else [])]  # curl+seer's pixels are curl's
+        for phase in phases:
+            if phase not in measured:
+                measured[phase] = _measure(spec, tspec, discrete, phase[1], unsupported)
+        costs = {k: v for phase in phases for k, v in measured[phase][0].items()}
+        rows += _rows(spec, tspec, costs, measured[phases[-1]][1])
+    return rows, unsupported
+
+
+def _measure(spec: RunSpec, tspec: TransitionSpec, discrete: bool, seer: SeerConfig | None,
+             unsupported: dict) -> tuple[dict[str, float], Any]:
+    """On a new agent: FLOPs of an action and of an update (mean over the update's period) on pixels, or with
+    `seer`, of an update on latents after a real freeze and conversion; and the agent, for SEER's sizes."""
+    cfg = agent_config(spec.agent, spec.agent_overrides)
+    agent = make_agent(spec.agent, cfg, tspec.obs_shape, tspec.action_dim, torch.device("cpu"), 0)
+    ledger = FlopLedger(networks(agent))
+    replay = _random_replay(tspec, discrete, max(cfg.batch_size, agent.sample_horizon) + agent.sample_horizon + 8)
+    if seer is None:
+        obs = np.zeros(tspec.obs_shape, np.uint8)
+        out = {"act": ledger.measure(agent.act, obs, sample=True)[1], "pixels": _mean_update(ledger, agent, replay)}
+    else:
+        room = 64 * replay.allocated_bytes  # every small-replay transition fits, even as conv-map latents
+        latents, _ = Seer(replace(seer, capacity="budget"), room, seed=0, chunk=cfg.batch_size, layout="paper",
+                          transitions=tspec, total_steps=spec.agent_steps).freeze(agent, replay, step=0)
+        out = {"frozen": _mean_update(ledger, agent, latents)}
+    for name, ops in ledger.unsupported.items():
+        unsupported.setdefault(name, {}).update(ops)
+    return out, agent
+
+
+def _mean_update(ledger: FlopLedger, agent: Any, replay: Any) -> float:
+    period = agent.update_period
+    return sum(ledger.measure(agent.update, replay, step)[1] for step in range(period)) / period
+
+
+def _random_replay(tspec: TransitionSpec, discrete: bool, n: int) -> PixelReplay:
+    """`n` transitions of random pixels in one episode: an update's cost does not depend on what they show."""
+    rng = np.random.default_rng(0)
+    replay = replay_class("paper")(tspec, n)
+    for t in range(n):
+        action = rng.integers(tspec.action_dim) if discrete else rng.uniform(-1, 1, tspec.action_dim)
+        obs, nxt = (rng.integers(0, 256, tspec.obs_shape, dtype=np.uint8) for _ in range(2))
+        replay.add(obs, action, 0.0, nxt, terminal=False, last=t == n - 1)
+    return replay
+
+
+def _rows(spec: RunSpec, tspec: TransitionSpec, costs: dict[str, float], agent: Any) -> list[dict[str, Any]]:
+    base = {"agent": spec.agent, "env": spec.env, "budget_gb": spec.budget_gb, "act_flops": costs["act"]}
+    rows, frozen = [], []
+    cfg = agent_config(spec.agent, spec.agent_overrides)
+    for layout in LAYOUTS:
+        cls = replay_class(layout)
+        capacity = cls.capacity_for(tspec, spec.budget_bytes)
+        rows.append({**base, "phase": "pixels", "layout": layout, "update_flops": costs["pixels"], "capacity": capacity,
+                     "bytes_per_transition": cls.total_bytes(tspec, capacity) / max(capacity, 1)})
+        if spec.seer is None:
+            continue
+        seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size, layout=layout, transitions=tspec,
+                    total_steps=spec.agent_steps)
+        latent_layout = seer.replay_class(agent).layout
+        if all(row["layout"] != latent_layout for row in frozen):  # CURL: both pixel layouts -> paper latents
+            frozen.append({**base, "phase": "frozen", "layout": latent_layout, "from_layout": layout,
+                           "update_flops": costs["frozen"], "capacity": seer.capacity(agent),
+                           "capacity_policy": spec.seer.capacity, "capacity_budget": seer.budget_capacity(agent),
+                           "bytes_per_transition": seer.bytes_per_transition(agent)})
+    return rows + frozen
 
 
 def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, int]]) -> str:
@@ -79,10 +125,10 @@ def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, 
                       f"costs {r['update_flops'] / pixels['update_flops']:.3f}x the FLOPs, and the replay holds "
                       f"{r['capacity'] / pixels['capacity']:.2f}x the transitions ({r['layout']}, capacity = "
                       f"{r['capacity_policy']}; the whole budget: {r['capacity_budget'] / pixels['capacity']:.2f}x)")
-    notes = ["FLOPs: fvcore convention, 1 multiply-add = 1 FLOP; update = forward + backward of every pass that "
-             "runs, mean over the actor-update period; act = one policy forward at batch 1."]
-    for stage, ops in unsupported.items():
-        notes.append(f"not counted by fvcore in {stage}: " + ", ".join(f"{op} x{n}" for op, n in sorted(ops.items())))
+    notes = ["FLOPs: fvcore convention, 1 multiply-add = 1 FLOP; measured on real calls (forward and backward of "
+             "every module that ran), update = mean over the update's period; act = one action at batch 1."]
+    for name, ops in unsupported.items():
+        notes.append(f"not counted by fvcore in {name}: " + ", ".join(f"{op} x{n}" for op, n in sorted(ops.items())))
     return "\n".join([*lines, "", *ratios, *notes])
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from seer_bench.agents import AGENTS, agent_config, make_agent
+from seer_bench.agents.contract import networks
 from seer_bench.agents.seer import Seer
 from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError
@@ -59,9 +60,9 @@ def build_env(spec: RunSpec, seed: int, train: bool = True) -> PixelEnv:
     return make_env(spec.env, spec.action_repeat, seed, train, spec.env_options)
 
 
-def build_seer(spec: RunSpec, cfg: Any, env: PixelEnv, seed: int) -> Seer:
+def build_seer(spec: RunSpec, cfg: Any, env: PixelEnv, seed: int, observe: Any = None) -> Seer:
     return Seer(spec.seer, spec.budget_bytes, seed, chunk=cfg.batch_size, layout=spec.replay_layout,
-                transitions=transition_spec(env), total_steps=spec.agent_steps)
+                transitions=transition_spec(env), total_steps=spec.agent_steps, observe=observe)
 
 
 def check_spec(spec: RunSpec) -> None:
@@ -185,9 +186,15 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
     eval_env = build_env(spec, _reseeded(spec.seed + EVAL_SEED_OFFSET, start_step), train=False)
     agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, device, spec.seed)
     replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)
-    seer = build_seer(spec, cfg, env, spec.seed) if spec.seer else None
+    # training compute only: evaluation episodes measure the agent, they are not its cost
+    ledger = FlopLedger(networks(agent))
+    encoding = ["convert"]  # the category of SEER's encodings: the conversion at T_f, then new transitions
+
+    def observed_encode(encode):
+        return lambda pixels: ledger.observe(encoding[0], ("encode", len(pixels)), encode, pixels)
+
+    seer = build_seer(spec, cfg, env, spec.seed, observed_encode) if spec.seer else None
     sizing = seer_sizing(seer, agent) if seer else None
-    ledger = FlopLedger()  # training compute only: evaluation episodes measure the agent, they are not its cost
     train_episodes, updates, wall_before = 0, 0, 0.0
     if saved is None:
         write_config(path, {
@@ -205,6 +212,7 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
         writer = MetricsWriter(path)
     else:
         if saved["frozen"]:  # rebuild SEER's state (frozen layers, latent replay), then load into it
+            encoding[0] = "encode"
             agent.freeze(seer.cfg.split)
             replay = seer.latent_replay(agent)
             checkpoint.set_generator_state(seer.rng, saved["seer_rng"])
@@ -228,6 +236,9 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
     memory = MemorySampler(device)
     progress = ProgressFile(path, spec.run_id, spec.agent_steps, spec.action_repeat, start_step)
 
+    def phase() -> str:
+        return "frozen" if isinstance(replay, LatentReplay) else "pixels"
+
     def log_eval(step: int) -> None:
         nonlocal last_eval
         check_finite(agent, step)
@@ -240,7 +251,8 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
             "replay_capacity": replay.capacity, "replay_size": len(replay), "replay_bytes": replay.resident_bytes,
             "replay_alloc_bytes": replay.allocated_bytes, **memory.window().as_row(),
             "frozen": int(isinstance(replay, LatentReplay)),
-            "update_flops": ledger.mean_price(agent.update_passes, agent.update_period), "cum_flops": ledger.total,
+            "update_flops": ledger.mean_price(("update", phase(), s) for s in range(agent.update_period)),
+            "cum_flops": ledger.total,
             **{f"cum_flops_{c}": ledger.totals[c] for c in CATEGORIES}})
 
     def save(step: int) -> None:
@@ -263,7 +275,7 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
                 progress.update(step, force=True, phase="converting replay", eval_return=last_eval)
                 flops_at_freeze = ledger.total  # where T_f falls on a return-vs-FLOPs axis
                 replay, event = seer.freeze(agent, replay, step)
-                ledger.add("convert", agent.encode_passes(event["observations_encoded"], seer.cfg.num_copies))
+                encoding[0] = "encode"
                 append_event(path, "frozen", **event, capacity_public_formula=sizing["capacity_public_formula"],
                              cum_flops=flops_at_freeze)
             if save_every and step % save_every == 0 and step > start_step:
@@ -273,21 +285,14 @@ def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
             if step < agent.random_steps:
                 action = env.random_action(rng)
             else:
-                action = agent.act(obs, sample=True)
-                ledger.add("act", agent.act_passes())
+                action = ledger.observe("act", ("act", phase()), agent.act, obs, sample=True)
                 if not np.all(np.isfinite(action)):  # before the env sees it (MuJoCo would reject it less clearly)
                     raise FloatingPointError(f"non-finite action at agent step {step} (diverged)")
             if step >= agent.learn_start:
-                ledger.add("update", agent.update_passes(step))  # the passes of the phase the update runs in
-                agent.update(replay, step)
+                ledger.observe("update", ("update", phase(), step % agent.update_period), agent.update, replay, step)
                 updates += 1
             res = env.step(action)
-            if isinstance(replay, LatentReplay):  # SEER encodes what each new transition stores
-                encoded = replay.encoded
-                replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
-                ledger.add("encode", agent.encode_passes(replay.encoded - encoded, seer.cfg.num_copies))
-            else:
-                replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
+            replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)  # SEER's replay encodes (observed)
             obs = res.obs
             if res.last:
                 train_episodes += 1

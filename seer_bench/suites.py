@@ -21,13 +21,13 @@ from typing import Any
 from seer_bench.agents.seer import SeerConfig
 from seer_bench.envs import KNOWN_ENVS, env_options
 from seer_bench.errors import ConfigError
+from seer_bench.suite_files import SUITES_DIR, available_suites, suite_path  # noqa: F401 - re-exported
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 
 _SUITE_KEYS = {"description", "agents", "default_scale", "budget_gb", "replay_layout", "envs", "env_options", "scales",
                "seer"}
@@ -91,22 +91,6 @@ class Suite:
     scales: dict[str, dict[str, Any]]
     seer: dict[str, Any] = field(default_factory=dict)
     env_options: dict[str, Any] = field(default_factory=dict)
-
-
-def suite_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if path.suffix == ".toml":
-        if not path.is_file():
-            raise ConfigError(f"suite file not found: {path}")
-        return path
-    path = SUITES_DIR / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise ConfigError(f"unknown suite {name_or_path!r}; known: {', '.join(available_suites()) or 'none'}")
-    return path
-
-
-def available_suites() -> list[str]:
-    return sorted(p.stem for p in SUITES_DIR.glob("*.toml") if not p.stem.endswith(".claims"))
 
 
 def _require(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:

@@ -37,12 +37,16 @@ def filled_replay():
     return replay
 
 
-def torch_macs(fn) -> float:
-    """Multiply-adds of what really runs, forward and backward, by torch's own counter (2 flops each)."""
-    counter = FlopCounterMode(display=False)
-    with counter:
+def ledger_and_torch(agent, fn) -> tuple[int, float]:
+    """(the FLOP ledger's price, torch's multiply-adds) of one call of `fn`, observed by both at once: the
+    ledger watching the agent's modules, torch's counter every operator (2 flops per multiply-add)."""
+    from seer_bench.agents.contract import networks
+    from seer_bench.instrument.flops import CallRecorder, FlopLedger
+
+    ledger, counter = FlopLedger(networks(agent)), FlopCounterMode(display=False)
+    with counter, CallRecorder(ledger.modules) as recorder:
         fn()
-    return counter.get_total_flops() / 2
+    return ledger.price(recorder), counter.get_total_flops() / 2
 
 
 class OpLog(TorchDispatchMode):

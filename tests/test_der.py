@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from seer_bench.agents.contract import networks
 from seer_bench.agents.der import Der, DerConfig
 from seer_bench.agents.seer import Seer, SeerConfig
 from seer_bench.envs import ATARI_SCORES, human_normalized_score
@@ -17,7 +18,7 @@ from seer_bench.replay import (CompactLatentReplay, CompactReplay, LatentSpec, P
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
 
-from conftest import OpLog, torch_macs
+from conftest import OpLog, ledger_and_torch
 
 CFG = DerConfig(batch_size=8, multi_step=5)  # the full-size network, a small batch
 SPEC = TransitionSpec((4, 84, 84), action_dim=18, frame_stack=4, episode_steps=100, discrete=True)
@@ -60,8 +61,9 @@ def test_conv_forward_at_batch_1_is_the_reference_1_28_m_multiply_adds():
     assert (conv1, conv2, side2 ** 2 * 64) == (819_200, 460_800, 576)
     agent = make()
     assert agent.latent_streams("conv2") == (("conv", 576),)
-    conv_pass = agent.act_passes()[0]
-    assert FlopLedger().price([conv_pass]) == conv1 + conv2 == 1_280_000
+    with torch.no_grad():
+        _, price = FlopLedger(networks(agent)).measure(agent.online.conv, torch.zeros(1, 4, 84, 84))
+    assert price == conv1 + conv2 == 1_280_000
     q = agent.online(torch.zeros(3, 4, 84, 84))
     assert q.shape == (3, 18, 51) and torch.allclose(q.sum(2), torch.ones(3, 18))
 
@@ -149,12 +151,15 @@ def test_update_act_and_encode_ledgers_equal_torch_counter(split):
     fill_atari(replay, 150)
     if split is not None:
         replay, _ = frozen(agent, replay, split)
-    assert FlopLedger().price(agent.update_passes(1)) == pytest.approx(torch_macs(lambda: agent.update(replay, 1)), rel=1e-3)
+    ledger, measured = ledger_and_torch(agent, lambda: agent.update(replay, 1))
+    assert ledger == pytest.approx(measured, rel=1e-3)
     obs = np.random.default_rng(0).integers(0, 256, (4, 84, 84), dtype=np.uint8)
-    assert FlopLedger().price(agent.act_passes()) == pytest.approx(torch_macs(lambda: agent.act(obs, True)), rel=1e-3)
+    ledger, measured = ledger_and_torch(agent, lambda: agent.act(obs, True))
+    assert ledger == pytest.approx(measured, rel=1e-3)
     if split is not None:
-        measured = torch_macs(lambda: agent.encode(np.stack([obs] * 5), np.random.default_rng(0), 1, "float32"))
-        assert FlopLedger().price(agent.encode_passes(5, 1)) == pytest.approx(measured, rel=1e-3)
+        pixels = np.stack([obs] * 5)
+        ledger, measured = ledger_and_torch(agent, lambda: agent.encode(pixels, np.random.default_rng(0), 1, "float32"))
+        assert ledger == pytest.approx(measured, rel=1e-3)
 
 
 # --- SEER on der ---------------------------------------------------------------------------------------------

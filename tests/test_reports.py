@@ -1,6 +1,9 @@
 """Report tables against direct numpy/scipy computations on synthetic records with known values."""
 
 import matplotlib.pyplot as plt
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -224,3 +227,24 @@ def test_flops_ratio_compares_runs_on_different_evaluation_grids(tmp_path):
     table = summary(*run_table(tmp_path)).set_index("agent")
     # cum FLOPs are linear in env steps here (4 and 10 per step): at the shared step 200, 800 / 2000
     assert table.loc["curl+seer", "flops_ratio_to_baseline"] == pytest.approx(0.4)
+
+
+def test_report_and_check_read_records_only_without_torch_or_simulators(sweep):
+    """`bench.py report` and `check` on a machine without torch, dm_control or ALE: nothing under
+    seer_bench.reports (or the CLI path to it) may import them. The modules are blocked in a new process."""
+    blocked = ("torch", "dm_control", "mujoco", "ale_py", "gymnasium", "fvcore")
+    claims = sweep / "gate.claims.toml"
+    claims.write_text('[[claims]]\nkind = "flops_ratio"\nagent = "curl+seer"\nbaseline = "curl"\nmax = 0.6\n')
+    code = ("import sys\n"
+            "class Blocked:  # any import of them raises ImportError\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            f"        if name.split('.')[0] in {blocked!r}: raise ImportError('blocked: ' + name)\n"
+            "sys.meta_path.insert(0, Blocked())\n"
+            "from seer_bench.cli import main\n"
+            f"assert main(['report', '--out', {str(sweep)!r}]) == 0\n"
+            f"code = main(['check', '--out', {str(sweep)!r}, '--claims', {str(claims)!r}])\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in " + repr(blocked) + "]\n"
+            "sys.exit(code)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode in (0, 2), proc.stderr[-3000:]  # 2: the sweep has a running run (undecided)
+    assert (sweep / "summary.md").exists() and "SEER" not in proc.stderr

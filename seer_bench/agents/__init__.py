@@ -9,23 +9,14 @@ import torch
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.der import Der, DerConfig
 from seer_bench.errors import ConfigError, config_from
+from seer_bench.names import SEER_SUFFIX, baseline_of, uses_seer  # noqa: F401 - re-exported
 
-SEER_SUFFIX = "+seer"
 _BASE_AGENTS: dict[str, tuple[type, Callable[..., Any]]] = {"curl": (CurlConfig, CurlSac), "der": (DerConfig, Der)}
 
 # name -> (config class, constructor). "<base>+seer" is the base agent with SEER applied by the runner
 # (seer_bench.agents.seer): the same class and config, plus a SeerConfig carried by the RunSpec.
 AGENTS: dict[str, tuple[type, Callable[..., Any]]] = {
     **_BASE_AGENTS, **{name + SEER_SUFFIX: entry for name, entry in _BASE_AGENTS.items()}}
-
-
-def uses_seer(name: str) -> bool:
-    return name.endswith(SEER_SUFFIX)
-
-
-def baseline_of(name: str) -> str | None:
-    """The agent a SEER agent is compared with ("curl" for "curl+seer"); None for a base agent."""
-    return name[: -len(SEER_SUFFIX)] if uses_seer(name) else None
 
 
 def agent_config(name: str, overrides: dict[str, Any]) -> Any:

@@ -48,7 +48,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_init
-from seer_bench.agents.passes import Pass, PassBook, Stage
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
 
@@ -178,7 +177,7 @@ def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
                 tp.lerp_(p, tau)
 
 
-class CurlSac(PassBook):
+class CurlSac:
     """The agent: networks, optimizers, acting and one gradient update per call."""
 
     discrete = False
@@ -214,9 +213,8 @@ class CurlSac(PassBook):
         self.target_entropy = -float(action_dim)
         self.split: str | None = None  # SEER's freeze point once frozen (see `freeze`)
         self._buffers: dict[str, torch.Tensor] = {}  # reused batch inputs (see `_batch_input`)
-        self._stages: dict[tuple, Stage] = {}  # views of the networks for the FLOP ledger (`update_passes`)
-        self.update_period = cfg.actor_update_freq  # `update_passes(step)` repeats with this period
-        self._pass_lists: dict[tuple, tuple[Pass, ...]] = {}
+        self.update_every = 1
+        self.update_period = cfg.actor_update_freq  # the actor and target update every few steps (agents.contract)
         self._streams: dict[str, str] = {}
 
         self._build_optimizers()
@@ -450,109 +448,3 @@ class CurlSac(PassBook):
 
     def modules(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target, "curl": self.curl}
-
-    # --- what each call computes, for the FLOP ledger (seer_bench.agents.passes) -----------------------------
-    # Each list mirrors the code above, pass for pass; tests/test_flops.py checks the priced lists against
-    # torch's own count of a real call.
-    def _build_stage(self, name: str) -> Stage:
-        who, part = name.split(".")
-        if who == "policy":
-            return Stage(name, self.actor.policy, trunk=self.actor.trunk)
-        if who == "curl":
-            return Stage(name, self.curl, curl=self.curl)
-        net = {"critic": self.critic, "actor": self.actor, "target": self.critic_target}[who]
-        enc, split = net.encoder, self.split
-        chains = {
-            "conv": lambda: Stage(name, enc.conv, convs=enc.convs),
-            "head": lambda: Stage(name, enc.head, head=nn.ModuleList([enc.fc, enc.ln])),
-            "fc": lambda: Stage(name, enc.fc, fc=enc.fc),
-            "ln": lambda: Stage(name, enc.ln, ln=enc.ln),
-            "q": lambda: Stage(name, net.q, q1=net.q1, q2=net.q2),
-            "lower": lambda: Stage(name, partial(enc.lower, split=split), convs=nn.ModuleList(enc.lower_modules(split))),
-            "upper_conv": lambda: Stage(name, partial(enc.upper_conv, split=split),
-                                        convs=nn.ModuleList(enc.convs[len(enc.lower_modules(split)):])),
-        }
-        return chains[part]()
-
-    def _shapes(self) -> dict[str, tuple[int, ...]]:
-        b, enc = self.cfg.batch_size, self.critic.encoder
-        shapes = {"img": (b, self.channels, self.cfg.image_size, self.cfg.image_size), "h": (b, enc.fc.in_features),
-                  "feat": (b, self.cfg.feature_dim), "act": (b, self.action_dim)}
-        if self.split is not None:
-            shapes["latent"] = (b, enc.latent_dim(self.split))
-        return shapes
-
-    def _encoder_passes(self, who: str, grad: str) -> list[Pass]:
-        """`who`'s encoder on a batch: all of it on pixels; once frozen, only what runs above the split.
-
-        grad "params": its trainable layers get gradients (the critic's step); "none": no backward.
-        """
-        s = self._shapes()
-        if self.split is None:
-            conv = "critic.conv" if who == "actor" else f"{who}.conv"  # the actor's convs are the critic's
-            return [Pass(self._stage(conv), (s["img"],), grad),
-                    Pass(self._stage(f"{who}.head"), (s["h"],), grad, input_grad=grad == "params")]
-        if self.split == "fc":  # only the frozen LayerNorm runs, on stored latents: nothing to differentiate
-            return [Pass(self._stage(f"{who}.ln"), (s["latent"],))]
-        if not self._convs_above_split():  # split after the last conv: the head reads the stored maps
-            return [Pass(self._stage(f"{who}.head"), (s["h"],), grad)]
-        return [Pass(self._stage(f"{who}.upper_conv"), (s["latent"],), grad),
-                Pass(self._stage(f"{who}.head"), (s["h"],), grad, input_grad=grad == "params")]
-
-    def _convs_above_split(self) -> int:
-        return len(self.critic.encoder.convs) - len(self.critic.encoder.lower_modules(self.split))
-
-    def _actor_features_passes(self) -> list[Pass]:
-        """The actor's features on obs in the actor step: its encoder's head trains, its input is detached
-        (on pixels it reads the conv pass shared with the CURL anchor; above a conv split the actor's convs
-        are the critic's and get no actor gradient)."""
-        s = self._shapes()
-        if self.split == "fc":
-            return [Pass(self._stage("actor.ln"), (s["latent"],))]
-        upper = [Pass(self._stage("actor.upper_conv"), (s["latent"],))] if self.split and self._convs_above_split() else []
-        return [*upper, Pass(self._stage("actor.head"), (s["h"],), "params")]
-
-    def update_passes(self, step: int) -> tuple[Pass, ...]:
-        """The passes `update(replay, step)` runs, in order (on pixels until `freeze`, on latents after)."""
-        return self._cached(("update", step % self.update_period), lambda: self._update_passes(step))
-
-    def _update_passes(self, step: int) -> list[Pass]:
-        s, pixels = self._shapes(), self.split is None
-        features_train = self.split != "fc"  # the critic's features carry a gradient into its encoder
-        q = (s["feat"], s["act"])
-        passes = [*self._encoder_passes("actor", "none"), Pass(self._stage("policy.pi"), (s["feat"],)),
-                  *self._encoder_passes("target", "none"), Pass(self._stage("target.q"), q),
-                  *self._encoder_passes("critic", "params"), Pass(self._stage("critic.q"), q, "params", features_train)]
-        if pixels:  # one conv and head pass on obs after the critic step, for the actor and the CURL anchor
-            passes += self._encoder_passes("critic", "params")
-        if step % self.cfg.actor_update_freq == 0:
-            if not pixels:  # the critic's features again, without gradient
-                passes += self._encoder_passes("critic", "none")
-            passes += [*self._actor_features_passes(), Pass(self._stage("policy.pi"), (s["feat"],), "params", features_train),
-                       Pass(self._stage("critic.q"), q, "inputs", True)]
-        if pixels:
-            passes += [*self._encoder_passes("target", "none"), Pass(self._stage("curl.bilinear"), (s["feat"],) * 2, "params", True)]
-        return passes
-
-    def act_passes(self) -> tuple[Pass, ...]:
-        """One action: the actor's encoder on a centre crop and the policy, at batch 1."""
-        return self._cached(("act",), self._act_passes)
-
-    def _act_passes(self) -> list[Pass]:
-        size = self.cfg.image_size
-        return [Pass(self._stage("critic.conv"), ((1, self.channels, size, size),)),
-                Pass(self._stage("actor.head"), ((1, self.critic.encoder.fc.in_features),)),
-                Pass(self._stage("policy.pi"), ((1, self.cfg.feature_dim),))]
-
-    def encode_passes(self, observations: int, copies: int) -> tuple[Pass, ...]:
-        """SEER's encoding of `observations` pixel observations, `copies` crops each (priced per crop)."""
-        return self._cached(("encode", observations, copies), lambda: self._encode_passes(observations, copies))
-
-    def _encode_passes(self, observations: int, copies: int) -> list[Pass]:
-        n, size = observations * copies, self.cfg.image_size
-        img = (1, self.channels, size, size)
-        if self.split != "fc":
-            return [Pass(self._stage("critic.lower"), (img,), count=n)]
-        h = (1, self.critic.encoder.fc.in_features)
-        return [Pass(self._stage("critic.conv"), (img,), count=n), Pass(self._stage("critic.fc"), (h,), count=n),
-                Pass(self._stage("actor.fc"), (h,), count=n)]

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seer_bench.agents.passes import Pass, PassBook, Stage
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
 
@@ -166,7 +164,7 @@ class RainbowNet(nn.Module):
         return self.upper_convs(split)(z.view(-1, *self.map_shapes[split])).flatten(1)
 
 
-class Der(PassBook):
+class Der:
     """The agent: online and target networks, acting, and one update per call."""
 
     discrete = True
@@ -194,11 +192,10 @@ class Der(PassBook):
         self.opt = torch.optim.Adam(self.online.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
         self.random_steps = 0  # no uniformly random phase: the noisy network explores from the start
         self.learn_start = cfg.learn_start
-        self.update_period = 1  # every update runs the same passes
+        self.update_every = 1
+        self.update_period = 1  # every update computes the same (agents.contract)
         self.sample_horizon = cfg.multi_step  # a sample needs this many consecutive transitions
         self.split: str | None = None
-        self._stages: dict[tuple, Stage] = {}
-        self._pass_lists: dict[tuple, tuple[Pass, ...]] = {}
 
     # --- acting -----------------------------------------------------------------------------------------
     def _to_input(self, pixels: np.ndarray) -> torch.Tensor:
@@ -309,50 +306,3 @@ class Der(PassBook):
 
     def modules(self) -> dict[str, nn.Module]:
         return {"online": self.online, "target": self.target}
-
-    # --- what each call computes, for the FLOP ledger (seer_bench.agents.passes) -----------------------------
-    # Each list mirrors the code above, pass for pass; tests/test_flops.py checks them against torch's count.
-    def _build_stage(self, name: str) -> Stage:
-        who, part = name.split(".")
-        net, split = {"online": self.online, "target": self.target}[who], self.split
-        build = {
-            "conv": lambda: Stage(name, net.conv, convs=net.convs),
-            "head": lambda: Stage(name, net.head, value=nn.ModuleList([net.fc_h_v, net.fc_z_v]),
-                                  advantage=nn.ModuleList([net.fc_h_a, net.fc_z_a])),
-            "lower": lambda: Stage(name, partial(net.lower, split=split), convs=nn.ModuleList(net.lower_modules(split))),
-            "upper_conv": lambda: Stage(name, partial(net.upper_conv, split=split), convs=net.upper_convs(split)),
-        }
-        return build[part]()
-
-    def _net_passes(self, who: str, batch: int, grad: str) -> list[Pass]:
-        """`who`'s network on a batch: all of it on pixels; once frozen, the layers above the split."""
-        c, size = self.obs_shape[0], self.obs_shape[-1]
-        feat = (batch, self.online.fc_h_v.in_features)
-        if self.split is None:
-            return [Pass(self._stage(f"{who}.conv"), ((batch, c, size, size),), grad),
-                    Pass(self._stage(f"{who}.head"), (feat,), grad, input_grad=grad == "params")]
-        passes, upstream = [], False
-        if len(self.online.upper_convs(self.split)):
-            latent = (batch, self.latent_streams(self.split)[0][1])
-            passes.append(Pass(self._stage(f"{who}.upper_conv"), (latent,), grad))
-            upstream = grad == "params"
-        return [*passes, Pass(self._stage(f"{who}.head"), (feat,), grad, input_grad=upstream)]
-
-    def update_passes(self, step: int) -> tuple[Pass, ...]:
-        """Online on obs (with backward), online on the bootstrap states (double-Q argmax), target on them."""
-        b = self.cfg.batch_size
-        return self._cached(("update",), lambda: [*self._net_passes("online", b, "params"),
-                                                  *self._net_passes("online", b, "none"),
-                                                  *self._net_passes("target", b, "none")])
-
-    def act_passes(self) -> tuple[Pass, ...]:
-        """One action: the online network on one stack (the full network, frozen or not)."""
-        c, size = self.obs_shape[0], self.obs_shape[-1]
-        return self._cached(("act",), lambda: [Pass(self._stage("online.conv"), ((1, c, size, size),)),
-                                               Pass(self._stage("online.head"), ((1, self.online.fc_h_v.in_features),))])
-
-    def encode_passes(self, observations: int, copies: int) -> tuple[Pass, ...]:
-        """SEER's encoding of `observations` stacks (`copies` is 1: no augmentation)."""
-        c, size = self.obs_shape[0], self.obs_shape[-1]
-        return self._cached(("encode", observations, copies), lambda: [
-            Pass(self._stage("online.lower"), ((1, c, size, size),), count=observations * copies)])

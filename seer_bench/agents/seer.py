@@ -36,6 +36,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from seer_bench.replay import (
+    Encoder,
     LATENT_DTYPES,
     LatentReplay,
     LatentSpec,
@@ -99,8 +100,12 @@ class Seer:
     """Applies SEER to one agent in one run: sizes, converts and hands back the latent replay."""
 
     def __init__(self, cfg: SeerConfig, budget_bytes: int, seed: int, chunk: int, layout: str,
-                 transitions: TransitionSpec, total_steps: int) -> None:
+                 transitions: TransitionSpec, total_steps: int,
+                 observe: Callable[[Encoder], Encoder] | None = None) -> None:
         self.cfg = cfg
+        # wraps every encoding call (conversion and new transitions): how a harness watches SEER's compute
+        # without SEER knowing about it (the runner's FLOP ledger)
+        self.observe = observe or (lambda encode: encode)
         self.budget_bytes = budget_bytes
         self.total_steps = total_steps  # agent steps of the run (the public formula caps at it)
         self.chunk = chunk  # transitions converted at a time (the agent's batch size: one batch of memory)
@@ -155,7 +160,7 @@ class Seer:
         def encode(obs: np.ndarray) -> dict[str, np.ndarray]:
             return agent.encode(obs, self.rng, cfg.num_copies, cfg.latent_dtype)
 
-        return self.replay_class(agent)(self.latent_spec(agent), self.capacity(agent), encode)
+        return self.replay_class(agent)(self.latent_spec(agent), self.capacity(agent), self.observe(encode))
 
     def freeze(self, agent: Freezable, pixels: PixelReplay, step: int,
                on_chunk: Callable[[int], None] | None = None) -> tuple[LatentReplay, dict[str, Any]]:

@@ -16,15 +16,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from seer_bench.agents import baseline_of
-from seer_bench.envs.atari import ATARI_GAMES, ATARI_SCORES
+from seer_bench.names import baseline_of
 from seer_bench.records import last_event, load_runs, read_events, read_plan, run_dir, status
+from seer_bench.scores import ATARI_SCORES, domain
 
 GROUP = ["env", "agent", "budget_gb"]
-def _domain(env: str) -> str:
-    return "atari" if env in ATARI_GAMES else "dmc"  # by name: most ALE games have no human reference
-
-
 def _target_env_steps(spec: dict) -> int:
     repeat = spec.get("action_repeat", 1)
     return spec["steps"] // repeat * repeat  # what the run's last agent step reaches
@@ -43,7 +39,7 @@ def _planned_row(spec: dict, events: list[dict]) -> dict:
     state = status(events)
     failure = _failure(state, events)
     return {**{k: spec[k] for k in GROUP}, "seed": spec["seed"], "status": state, "reason": failure["reason"],
-            "domain": _domain(spec["env"]), "target_env_steps": _target_env_steps(spec),
+            "domain": domain(spec["env"]), "target_env_steps": _target_env_steps(spec),
             "env_steps": 0, "stopped_env_steps": failure["stopped_env_steps"] or 0, "final_return": np.nan, "score": np.nan, "cum_flops": np.nan, "wall_s": np.nan,
             "replay_capacity": np.nan, "peak_replay_bytes": np.nan, "peak_rss_bytes": np.nan,
             "peak_gpu_bytes": np.nan, "freeze_env_steps": np.nan, "freeze_flops": np.nan,
@@ -70,7 +66,7 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             state = "running"
         failure = _failure(state, events)
         last = metrics.iloc[-1] if len(metrics) else None
-        atari = _domain(spec["env"]) == "atari"
+        atari = domain(spec["env"]) == "atari"
         scored = last is not None and (not atari or ("hns" in metrics and pd.notna(last["hns"])))
         key = (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"])
         curves[key] = metrics
@@ -78,7 +74,7 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
         repeat = spec.get("action_repeat", 1)
         rows.append({
             **dict(zip([*GROUP, "seed"], key)), "status": state, "reason": failure["reason"],
-            "domain": _domain(spec["env"]),
+            "domain": domain(spec["env"]),
             "target_env_steps": _target_env_steps(spec),
             "env_steps": int(last["env_steps"]) if last is not None else 0,  # of the last evaluation
             # where a failed run stopped (its failed event), else where it evaluated last

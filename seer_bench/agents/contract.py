@@ -1,0 +1,54 @@
+"""The agent contract: what the runner reads from an agent, and when. Any class that provides it can be
+benchmarked, from inside the package or by import path.
+
+The runner builds an agent as `Class(obs_shape, action_dim, config, device, seed)` (the config a dataclass,
+the class's `Config` or the one registered with it), then, each agent step `step`:
+1. acts: a uniformly random action while `step < random_steps`, else `act(obs, sample=True)`;
+2. updates: `update(replay, step)` when `step >= learn_start` and `(step - learn_start) % update_every == 0`;
+   it samples its own batch from the replay and returns a dict of training metrics (losses, Q values...);
+3. steps the environment and adds the transition to the replay.
+Evaluation calls `act(obs, sample=False)` on an environment of its own.
+
+Checkpoints hold the agent's state found among its attributes: modules, optimizers, free tensors (such as
+SAC's log alpha) and random generators (numpy and torch). FLOPs are observed, not declared: the FLOP ledger
+watches the leaf modules of the agent's `nn.Module` attributes while `act` and `update` run, and observes
+one update per phase for each `step % update_period` (an agent whose update alternates, e.g. an actor step
+every second update, sets `update_period` to that period).
+
+SEER (seer_bench.agents.seer.Freezable) additionally needs a split point and a way to encode pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from torch import nn
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """The members the runner uses (see the module docstring for when)."""
+
+    discrete: bool  # the action space it acts in: discrete (an index) or continuous (a vector in [-1, 1])
+    random_steps: int  # agent steps of uniformly random actions at the start (the runner draws them)
+    learn_start: int  # the first agent step with an update
+    update_every: int  # agent steps between two updates from learn_start on
+    update_period: int  # updates after which the update's computation repeats (the FLOP ledger's cycle)
+    sample_horizon: int  # consecutive transitions one sample reads (n-step returns); the replay keeps them
+
+    def act(self, obs: np.ndarray, sample: bool) -> Any: ...
+
+    def update(self, replay: Any, step: int) -> dict[str, float]: ...
+
+
+def networks(agent: Any) -> dict[str, nn.Module]:
+    """The agent's networks: its `nn.Module` attributes, by name (what the FLOP ledger watches)."""
+    return {name: value for name, value in vars(agent).items() if isinstance(value, nn.Module)}
+
+
+def missing_members(agent: Any, protocol: type) -> list[str]:
+    """The members of `protocol` that the agent instance lacks (attributes and methods alike)."""
+    members = [*getattr(protocol, "__annotations__", {}),
+               *(n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_"))]
+    return [name for name in members if not hasattr(agent, name)]
