@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs per run; 0.25 puts 4 runs on a GPU")
     ex.add_argument("--checkpoint-every", type=int,
                     help="environment steps between checkpoints (default: the evaluation interval; 0: none)")
+    run.add_argument("--train-log-every", type=int, default=100,
+                     help="updates averaged into each train.csv row (the training metrics update returns)")
     prof = sub.add_parser("profile", help="FLOPs per update and action, bytes per transition, capacities; no training")
     _add_selection(prof)
     prof.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
@@ -140,7 +142,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from seer_bench.executors import ExecutorOptions, plan, run_sweep
     from seer_bench.records import write_plan
-    from seer_bench.runner import check_spec
+    from seer_bench.runner import RunOptions, check_spec
     from seer_bench.suites import load_suite
 
     suite = load_suite(args.suite)
@@ -154,7 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             checked.add(key)
     every = args.checkpoint_every if args.checkpoint_every is not None else min(s.eval_every for s in specs)
     opts = ExecutorOptions(executor=args.executor, jobs=args.jobs, address=args.address,
-                           cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, checkpoint_every=every)
+                           cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                           run=RunOptions(checkpoint_every=every, train_log_every=args.train_log_every))
     opts.validate()
     out = args.out or Path("reports") / suite.name
     todo, done = plan(specs, out)  # refuses a run directory recorded with another config, before any work

@@ -39,7 +39,7 @@ from seer_bench.agents import agent_config
 from seer_bench.errors import ConfigError
 from seer_bench.progress import SweepProgress
 from seer_bench.records import append_event, atomic_file, last_event, read_events, read_progress, run_dir, status
-from seer_bench.runner import run
+from seer_bench.runner import RunOptions, run
 from seer_bench.suites import RunSpec
 
 RECORD_FILES = ("config.json", "metrics.csv", "events.jsonl")
@@ -63,7 +63,7 @@ class ExecutorOptions:
     address: str | None = None  # ray: cluster address (None: start a local one, or use ray.init already done)
     cpus_per_run: float | None = None  # None: local all cores, --jobs the cores shared out, ray 1
     gpus_per_run: float = 0.0
-    checkpoint_every: int = 0  # env steps between checkpoints; 0: never
+    run: RunOptions = RunOptions()  # checkpoints and training-metric windows of each run
 
     @property
     def threads(self) -> int | None:
@@ -85,8 +85,7 @@ class ExecutorOptions:
                               f"{self.gpus_per_run}")
         if self.executor == "local" and self.gpus_per_run not in (0, 1):
             raise ConfigError("fractional --gpus-per-run needs --executor ray (local runs each see every GPU)")
-        if self.checkpoint_every < 0:
-            raise ConfigError(f"--checkpoint-every must be >= 0 env steps, got {self.checkpoint_every}")
+        self.run.validate()
         if self.executor == "ray" and importlib.util.find_spec("ray") is None:
             raise ConfigError("--executor ray needs Ray: pip install -e '.[ray]'")
 
@@ -124,12 +123,12 @@ def _resolved_agent_config(spec: RunSpec) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(agent_config(spec.agent, spec.agent_overrides))))
 
 
-def execute(spec: RunSpec, out: Path, checkpoint_every: int, threads: int | None = None) -> Outcome:
+def execute(spec: RunSpec, out: Path, options: RunOptions, threads: int | None = None) -> Outcome:
     """Run one spec here and record its outcome; never raises for a failure of the run itself."""
     if threads:
         torch.set_num_threads(threads)
     try:
-        result = run(spec, out, checkpoint_every)
+        result = run(spec, out, options)
         return _finished(spec, result.final_return, result.wall_s)
     except Exception as e:  # noqa: BLE001 - any failure of one run must not stop the sweep
         reason = f"{type(e).__name__}: {e}"
@@ -153,7 +152,7 @@ def _run_local(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: Swe
     outcomes = []
     for spec in specs:
         view.run_started(spec)
-        outcome = execute(spec, out, opts.checkpoint_every, opts.threads)
+        outcome = execute(spec, out, opts.run, opts.threads)
         view.run_ended(spec, outcome.status, outcome.text)
         outcomes.append(outcome)
     return outcomes
@@ -181,8 +180,8 @@ def _run_processes(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view:
     while pending or running:
         while pending and len(running) < opts.jobs:
             spec = pending.pop(0)
-            cmd = [sys.executable, "-m", "seer_bench.worker", str(out), str(opts.checkpoint_every), str(threads),
-                   json.dumps(spec.to_dict())]
+            cmd = [sys.executable, "-m", "seer_bench.worker", str(out), json.dumps(dataclasses.asdict(opts.run)),
+                   str(threads), json.dumps(spec.to_dict())]
             running[spec.run_id] = (spec, subprocess.Popen(cmd, env=env), time.time())
             view.run_started(spec)
         for run_id, (spec, proc, launched) in list(running.items()):
@@ -196,8 +195,8 @@ def _run_processes(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view:
     return outcomes
 
 
-def _ray_task(spec: RunSpec, out: str, checkpoint_every: int, threads: int) -> Outcome:
-    outcome = execute(spec, Path(out), checkpoint_every, threads)
+def _ray_task(spec: RunSpec, out: str, options: RunOptions, threads: int) -> Outcome:
+    outcome = execute(spec, Path(out), options, threads)
     path = run_dir(Path(out), spec.run_id)
     records = {name: (path / name).read_text() for name in RECORD_FILES if (path / name).exists()}
     return Outcome(outcome.run_id, outcome.status, outcome.text, records)
@@ -234,7 +233,7 @@ def _run_ray(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: Sweep
     _check_fits(ray.nodes(), cpus, opts.gpus_per_run)
     task = ray.remote(num_cpus=cpus, num_gpus=opts.gpus_per_run, max_retries=0)(_ray_task)
     threads = max(1, int(cpus))
-    refs = {task.remote(spec, str(Path(out).resolve()), opts.checkpoint_every, threads): spec for spec in specs}
+    refs = {task.remote(spec, str(Path(out).resolve()), opts.run, threads): spec for spec in specs}
     for spec in specs:  # Ray queues what does not fit now: the view counts them running once they report
         view.run_queued(spec)
     outcomes = []

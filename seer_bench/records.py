@@ -96,26 +96,25 @@ def append_event(path: Path, kind: str, **fields: Any) -> None:
         f.write(json.dumps({"event": kind, "time": time.time(), **fields}) + "\n")
 
 
-class MetricsWriter:
-    """Appends rows to metrics.csv, flushed per row so a crash keeps every finished evaluation.
+class CsvLog:
+    """Appends rows to a CSV file of fixed `columns`, flushed per row so a crash keeps every finished row.
 
-    `keep_through` (a resumed run): keep the rows up to that agent step, the ones its checkpoint had seen,
-    and drop later ones, which the resumed run evaluates again; otherwise start a new file.
+    `keep_through` (a resumed run): keep the rows up to that agent step (column `step`), the ones its
+    checkpoint had seen, and drop later ones, which the resumed run writes again; otherwise start a new file.
     """
 
-    def __init__(self, path: Path, keep_through: int | None = None) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        file = path / "metrics.csv"
+    def __init__(self, file: Path, columns: list[str], keep_through: int | None = None) -> None:
+        file.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if keep_through is not None and file.exists():
             with open(file, newline="") as f:
                 kept = [row for row in csv.DictReader(f) if int(row["step"]) <= keep_through]
         with atomic_file(file) as f:
-            writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS)
+            writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             writer.writerows(kept)
         self._file = open(file, "a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=METRICS_COLUMNS)
+        self._writer = csv.DictWriter(self._file, fieldnames=columns)
 
     def write(self, row: dict[str, Any]) -> None:
         self._writer.writerow(row)
@@ -123,6 +122,50 @@ class MetricsWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+TRAIN_COLUMNS = [
+    "step",  # agent step of the last update in the window
+    "env_steps",  # step x action repeat
+    "updates",  # updates so far
+    "metric",  # a key of the dict the agent's update returns (critic_loss, actor_loss, alpha, curl_loss, loss...)
+    "mean",  # its mean over the window's updates that reported it
+    "count",  # how many updates of the window reported it (e.g. the actor's loss: every second update)
+]
+
+
+class TrainLog:
+    """train.csv: the training metrics `update` returns, averaged over windows of `every` updates, one row
+    per metric (long format: `pandas.read_csv(...).pivot_table(index="step", columns="metric", values="mean")`
+    gives one column per metric). A window also ends at SEER's freeze and at each checkpoint."""
+
+    def __init__(self, file: Path, action_repeat: int, every: int, keep_through: int | None = None) -> None:
+        self._log = CsvLog(file, TRAIN_COLUMNS, keep_through)
+        self.action_repeat, self.every = action_repeat, every
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+        self._window, self._step, self._updates = 0, 0, 0
+
+    def add(self, step: int, updates: int, metrics: dict[str, float] | None) -> None:
+        for name, value in (metrics or {}).items():
+            self._sums[name] = self._sums.get(name, 0.0) + float(value)
+            self._counts[name] = self._counts.get(name, 0) + 1
+        self._window, self._step, self._updates = self._window + 1, step, updates
+        if self._window >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        for name in sorted(self._sums):
+            self._log.write({"step": self._step, "env_steps": self._step * self.action_repeat,
+                             "updates": self._updates, "metric": name, "mean": self._sums[name] / self._counts[name],
+                             "count": self._counts[name]})
+        self._sums.clear()
+        self._counts.clear()
+        self._window = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._log.close()
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

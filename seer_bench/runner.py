@@ -21,24 +21,26 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from seer_bench.agents import AGENTS, agent_config, make_agent
-from seer_bench.agents.contract import networks
-from seer_bench.agents.seer import Seer
+from seer_bench.agents import agent_class, agent_config, make_agent
+from seer_bench.agents.contract import Agent, missing_members, networks
+from seer_bench.agents.seer import Freezable, Seer
 from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
 from seer_bench import checkpoint
-from seer_bench.records import MetricsWriter, ProgressFile, append_event, run_dir, write_config
+from seer_bench.records import (METRICS_COLUMNS, CsvLog, ProgressFile, TrainLog, append_event, run_dir,
+                                write_config)
 from seer_bench.replay import LatentReplay, TransitionSpec, make_replay, replay_class
 from seer_bench.suites import RunSpec
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share the training env's random stream
+TRAIN_LOG_EVERY = 100  # updates averaged into each train.csv row
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,11 +73,12 @@ def check_spec(spec: RunSpec) -> None:
     resolve_device(spec.device)
     env = build_env(spec, seed=0)
     try:
-        if AGENTS[spec.agent][1].discrete != env.discrete:
+        if getattr(agent_class(spec.agent), "discrete", env.discrete) != env.discrete:
             kinds = {True: "discrete", False: "continuous"}
             raise ConfigError(f"{spec.run_id}: agent {spec.agent} takes {kinds[not env.discrete]} actions, env "
                               f"{spec.env} has {kinds[env.discrete]} ones")
         agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0)
+        _check_contract(spec, agent)
         if spec.agent_steps <= agent.learn_start:
             raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                               f"before or at learn start ({agent.learn_start} agent steps); raise --steps")
@@ -87,6 +90,19 @@ def check_spec(spec: RunSpec) -> None:
             _check_seer(spec, cfg, agent, env)
     finally:
         env.close()
+
+
+def _check_contract(spec: RunSpec, agent: Any) -> None:
+    """The agent provides what the runner calls (and, for a SEER agent, what SEER calls): one line naming
+    what is missing, before any training."""
+    missing = missing_members(agent, Agent)
+    if missing:
+        raise ConfigError(f"{spec.run_id}: agent {spec.agent} does not meet the agent contract "
+                          f"(seer_bench.agents.contract.Agent): missing {', '.join(missing)}")
+    missing = missing_members(agent, Freezable) if spec.seer is not None else []
+    if missing:
+        raise ConfigError(f"{spec.run_id}: agent {spec.agent.removesuffix('+seer')} does not provide what SEER needs "
+                          f"(seer_bench.agents.seer.Freezable): missing {', '.join(missing)}")
 
 
 def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv) -> None:
@@ -163,154 +179,232 @@ def check_finite(agent: Any, step: int) -> None:
                     raise FloatingPointError(f"non-finite parameter {name}.{pname} at agent step {step} (diverged)")
 
 
-def run(spec: RunSpec, out: Path, checkpoint_every: int = 0) -> RunResult:
-    """Train and evaluate one RunSpec, writing config.json, metrics.csv, events.jsonl and progress.json.
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is recorded (not what it computes: a run's identity is its RunSpec)."""
 
-    With `checkpoint_every` (env steps, 0 for never) the run saves a checkpoint at every multiple of it,
+    checkpoint_every: int = 0  # env steps between checkpoints; 0: never
+    train_log_every: int = TRAIN_LOG_EVERY  # updates averaged into one train.csv row per metric
+
+    def validate(self) -> None:
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"--checkpoint-every must be >= 0 env steps, got {self.checkpoint_every}")
+        if self.train_log_every < 1:
+            raise ConfigError(f"--train-log-every must be >= 1 update, got {self.train_log_every}")
+
+
+def run(spec: RunSpec, out: Path, options: RunOptions = RunOptions()) -> RunResult:
+    """Train and evaluate one RunSpec, writing config.json, metrics.csv, train.csv, events.jsonl and
+    progress.json (see `Workspace`)."""
+    return Workspace(spec, out, options).train()
+
+
+class Workspace:
+    """One run: its env, evaluation env, agent, replay and records, and the plain loop in `train()`.
+
+    With `options.checkpoint_every` (env steps, 0 for never) the run saves a checkpoint at every multiple of it,
     after that step's evaluation (and SEER's freeze), and a run whose directory holds a checkpoint
     continues from it: metrics rows after the checkpoint are dropped and evaluated again, the episode in
     progress is cut (a new one starts, with new env seeds), and counters, FLOP totals, wall time and every
     random generator continue where they were.
     """
-    path = run_dir(out, spec.run_id)
-    saved = checkpoint.load(path)
-    start_step = saved["step"] if saved else 0
-    cfg = agent_config(spec.agent, spec.agent_overrides)
-    device = resolve_device(spec.device)
-    random.seed(spec.seed)
-    np.random.seed(spec.seed)
-    torch.manual_seed(spec.seed)
-    rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])  # init-phase random actions
 
-    env = build_env(spec, _reseeded(spec.seed, start_step))
-    eval_env = build_env(spec, _reseeded(spec.seed + EVAL_SEED_OFFSET, start_step), train=False)
-    agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, device, spec.seed)
-    replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)
-    # training compute only: evaluation episodes measure the agent, they are not its cost
-    ledger = FlopLedger(networks(agent))
-    encoding = ["convert"]  # the category of SEER's encodings: the conversion at T_f, then new transitions
+    def __init__(self, spec: RunSpec, out: Path, options: RunOptions = RunOptions()) -> None:
+        self.spec, self.path = spec, run_dir(out, spec.run_id)
+        saved = checkpoint.load(self.path)
+        self.start_step = saved["step"] if saved else 0
+        self.cfg, self.device = agent_config(spec.agent, spec.agent_overrides), resolve_device(spec.device)
+        self._build()
+        self.train_episodes, self.updates, wall_before = 0, 0, 0.0
+        if saved is None:
+            self._start()
+        else:
+            wall_before = self._restore(saved)
+        del saved  # its replay copy would otherwise stay in memory (and in the RSS records) for the whole run
+        self.metrics = CsvLog(self.path / "metrics.csv", METRICS_COLUMNS, self.start_step if self.resumed else None)
+        self.train_log = TrainLog(self.path / "train.csv", spec.action_repeat, options.train_log_every,
+                                  self.start_step if self.resumed else None)
+        self.eval_every = max(1, spec.eval_every // spec.action_repeat)
+        self.save_every = -(-options.checkpoint_every // spec.action_repeat)  # agent steps, rounded up (0: never)
+        self.started = time.perf_counter() - wall_before
+        self.last_eval = float("nan")
+        self.memory = MemorySampler(self.device)
+        self.progress = ProgressFile(self.path, spec.run_id, spec.agent_steps, spec.action_repeat, self.start_step)
 
-    def observed_encode(encode):
-        return lambda pixels: ledger.observe(encoding[0], ("encode", len(pixels)), encode, pixels)
+    def _build(self) -> None:
+        """Seeds, then the envs, agent, replay, FLOP ledger and SEER, in that order (a fixed random stream)."""
+        spec, cfg = self.spec, self.cfg
+        random.seed(spec.seed)
+        np.random.seed(spec.seed)
+        torch.manual_seed(spec.seed)
+        self.rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])  # init-phase random actions
+        self.env = build_env(spec, _reseeded(spec.seed, self.start_step))
+        self.eval_env = build_env(spec, _reseeded(spec.seed + EVAL_SEED_OFFSET, self.start_step), train=False)
+        self.agent = make_agent(spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed)
+        self.replay = make_replay(spec.replay_layout, transition_spec(self.env), spec.budget_bytes, cfg.batch_size)
+        # training compute only: evaluation episodes measure the agent, they are not its cost
+        self.ledger = FlopLedger(networks(self.agent))
+        self.encoding = "convert"  # the category of SEER's encodings: the conversion at T_f, then new transitions
+        self.seer = build_seer(spec, cfg, self.env, spec.seed, self._observed_encode) if spec.seer else None
 
-    seer = build_seer(spec, cfg, env, spec.seed, observed_encode) if spec.seer else None
-    sizing = seer_sizing(seer, agent) if seer else None
-    train_episodes, updates, wall_before = 0, 0, 0.0
-    if saved is None:
-        write_config(path, {
-            "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(cfg),
+    def _observed_encode(self, encode: Callable) -> Callable:
+        return lambda pixels: self.ledger.observe(self.encoding, ("encode", len(pixels)), encode, pixels)
+
+    @property
+    def resumed(self) -> bool:
+        return self.start_step > 0
+
+    @property
+    def phase(self) -> str:
+        return "frozen" if isinstance(self.replay, LatentReplay) else "pixels"
+
+    def _start(self) -> None:
+        """A new run: config.json and the `started` event."""
+        spec, env, replay = self.spec, self.env, self.replay
+        write_config(self.path, {
+            "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(self.cfg),
             "env": {"obs_shape": list(env.obs_shape), "action_dim": env.action_dim, "discrete": env.discrete,
                     "frame_stack": env.frame_stack, "episode_steps": env.episode_steps},
             "replay": {"layout": replay.layout, "budget_bytes": spec.budget_bytes, "capacity": replay.capacity,
                        "bytes_per_transition": replay.bytes_per_transition, "allocated_bytes": replay.allocated_bytes,
                        "paper_layout_bytes_per_transition":
                            replay_class("paper").total_bytes(replay.spec, replay.capacity) / replay.capacity},
-            "seer": sizing,
-            "device": str(device), "torch_threads": torch.get_num_threads(), "versions": versions(),
+            "seer": seer_sizing(self.seer, self.agent) if self.seer else None,
+            "device": str(self.device), "torch_threads": torch.get_num_threads(), "versions": versions(),
             "host": platform.node(), "argv": sys.argv})
-        append_event(path, "started", run_id=spec.run_id)
-        writer = MetricsWriter(path)
-    else:
+        append_event(self.path, "started", run_id=spec.run_id)
+
+    def _restore(self, saved: dict[str, Any]) -> float:
+        """Continue from a checkpoint; returns the wall time it had run."""
         if saved["frozen"]:  # rebuild SEER's state (frozen layers, latent replay), then load into it
-            encoding[0] = "encode"
-            agent.freeze(seer.cfg.split)
-            replay = seer.latent_replay(agent)
-            checkpoint.set_generator_state(seer.rng, saved["seer_rng"])
-        checkpoint.load_object_state(agent, saved["agent"])
-        replay.load_state_dict(saved["replay"])
-        cut = replay.cut_episode()
+            self.encoding = "encode"
+            self.agent.freeze(self.seer.cfg.split)
+            self.replay = self.seer.latent_replay(self.agent)
+            checkpoint.set_generator_state(self.seer.rng, saved["seer_rng"])
+        checkpoint.load_object_state(self.agent, saved["agent"])
+        self.replay.load_state_dict(saved["replay"])
+        cut = self.replay.cut_episode()
         checkpoint.set_global_rng_state(saved["rng"])
-        checkpoint.set_generator_state(rng, saved["init_actions_rng"])
-        ledger.load_state_dict(saved["ledger"])
-        train_episodes, updates, wall_before = saved["train_episodes"] + cut, saved["updates"], saved["wall_s"]
-        append_event(path, "resumed", run_id=spec.run_id, step=start_step, env_steps=start_step * spec.action_repeat)
-        writer = MetricsWriter(path, keep_through=start_step)
-    resumed = saved is not None
-    del saved  # its replay copy would otherwise stay in memory (and in the RSS records) for the whole run
+        checkpoint.set_generator_state(self.rng, saved["init_actions_rng"])
+        self.ledger.load_state_dict(saved["ledger"])
+        self.train_episodes, self.updates = saved["train_episodes"] + cut, saved["updates"]
+        step = self.start_step
+        append_event(self.path, "resumed", run_id=self.spec.run_id, step=step, env_steps=step * self.spec.action_repeat)
+        return saved["wall_s"]
 
-    total = spec.agent_steps
-    eval_every = max(1, spec.eval_every // spec.action_repeat)
-    save_every = -(-checkpoint_every // spec.action_repeat)  # agent steps, rounded up (0: never)
-    start = time.perf_counter() - wall_before
-    last_eval = float("nan")
-    memory = MemorySampler(device)
-    progress = ProgressFile(path, spec.run_id, spec.agent_steps, spec.action_repeat, start_step)
+    # --- the loop -----------------------------------------------------------------------------------------
+    def train(self) -> RunResult:
+        """Act, update, step the env, store the transition; evaluation, SEER's freeze and checkpoints at
+        their steps."""
+        step = self.start_step
+        try:
+            self.memory.start()
+            obs = self.env.reset()
+            for step in range(self.start_step, self.spec.agent_steps):
+                self._scheduled(step)
+                action = self._act(obs, step)
+                if self._updates_at(step):
+                    self._update(step)
+                obs = self._env_step(obs, action)
+                self.progress.update(step + 1, phase="frozen" if self.phase == "frozen" else "training",
+                                     eval_return=self.last_eval)
+            self._evaluate(self.spec.agent_steps)
+        except BaseException:  # where it stopped, for the failure record (the executor reads it back)
+            self.progress.update(step, force=True, phase="failed", eval_return=self.last_eval)
+            raise
+        finally:
+            self._close()
+        return self._finish()
 
-    def phase() -> str:
-        return "frozen" if isinstance(replay, LatentReplay) else "pixels"
+    def _scheduled(self, step: int) -> None:
+        """What happens before step `step`'s action: evaluation, SEER's freeze, a checkpoint (each at most once
+        per step: a resumed run did them before saving)."""
+        if self.resumed and step == self.start_step:
+            return
+        if step % self.eval_every == 0:
+            self._evaluate(step)
+        if self.seer is not None and step == self.seer.cfg.freeze_at:
+            self._freeze(step)
+        if self.save_every and step % self.save_every == 0 and step > self.start_step:
+            self._save(step)
 
-    def log_eval(step: int) -> None:
-        nonlocal last_eval
-        check_finite(agent, step)
-        mean, std = evaluate(eval_env, agent, spec.eval_episodes)
-        last_eval = mean
-        writer.write({
-            "step": step, "env_steps": step * spec.action_repeat, "eval_return": mean, "eval_return_std": std,
-            "hns": normalized_score(spec.env, mean),
-            "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start,
+    def _act(self, obs: np.ndarray, step: int) -> Any:
+        if step < self.agent.random_steps:
+            return self.env.random_action(self.rng)
+        action = self.ledger.observe("act", ("act", self.phase), self.agent.act, obs, sample=True)
+        if not np.all(np.isfinite(action)):  # before the env sees it (MuJoCo would reject it less clearly)
+            raise FloatingPointError(f"non-finite action at agent step {step} (diverged)")
+        return action
+
+    def _updates_at(self, step: int) -> bool:
+        start, every = self.agent.learn_start, self.agent.update_every
+        return step >= start and (step - start) % every == 0
+
+    def _update(self, step: int) -> None:
+        key = ("update", self.phase, step % self.agent.update_period)
+        metrics = self.ledger.observe("update", key, self.agent.update, self.replay, step)
+        self.updates += 1
+        self.train_log.add(step, self.updates, metrics)
+
+    def _env_step(self, obs: np.ndarray, action: Any) -> np.ndarray:
+        """Step the env and store the transition (a latent replay encodes it, observed by the ledger)."""
+        res = self.env.step(action)
+        self.replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
+        if not res.last:
+            return res.obs
+        self.train_episodes += 1
+        return self.env.reset()
+
+    # --- what happens at scheduled steps ------------------------------------------------------------------
+    def _evaluate(self, step: int) -> None:
+        check_finite(self.agent, step)
+        mean, std = evaluate(self.eval_env, self.agent, self.spec.eval_episodes)
+        self.last_eval = mean
+        replay, ledger = self.replay, self.ledger
+        self.metrics.write({
+            "step": step, "env_steps": step * self.spec.action_repeat, "eval_return": mean, "eval_return_std": std,
+            "hns": normalized_score(self.spec.env, mean),
+            "train_episodes": self.train_episodes, "updates": self.updates, "wall_s": time.perf_counter() - self.started,
             "replay_capacity": replay.capacity, "replay_size": len(replay), "replay_bytes": replay.resident_bytes,
-            "replay_alloc_bytes": replay.allocated_bytes, **memory.window().as_row(),
-            "frozen": int(isinstance(replay, LatentReplay)),
-            "update_flops": ledger.mean_price(("update", phase(), s) for s in range(agent.update_period)),
-            "cum_flops": ledger.total,
-            **{f"cum_flops_{c}": ledger.totals[c] for c in CATEGORIES}})
+            "replay_alloc_bytes": replay.allocated_bytes, **self.memory.window().as_row(),
+            "frozen": int(self.phase == "frozen"),
+            "update_flops": ledger.mean_price(("update", self.phase, s) for s in range(self.agent.update_period)),
+            "cum_flops": ledger.total, **{f"cum_flops_{c}": ledger.totals[c] for c in CATEGORIES}})
 
-    def save(step: int) -> None:
-        frozen = isinstance(replay, LatentReplay)
-        checkpoint.save(path, {
-            "step": step, "frozen": frozen, "agent": checkpoint.object_state(agent), "replay": replay.state_dict(),
-            "seer_rng": checkpoint.generator_state(seer.rng) if seer else {}, "rng": checkpoint.global_rng_state(),
-            "init_actions_rng": checkpoint.generator_state(rng), "ledger": ledger.state_dict(),
-            "train_episodes": train_episodes, "updates": updates, "wall_s": time.perf_counter() - start})
+    def _freeze(self, step: int) -> None:
+        """SEER at T_f: the one place the replay is swapped (pixels -> latents)."""
+        self.progress.update(step, force=True, phase="converting replay", eval_return=self.last_eval)
+        self.train_log.flush()  # a window never mixes pixel and latent updates
+        flops_at_freeze = self.ledger.total  # where T_f falls on a return-vs-FLOPs axis
+        self.replay, event = self.seer.freeze(self.agent, self.replay, step)
+        self.encoding = "encode"
+        append_event(self.path, "frozen", **event, capacity_public_formula=self.seer.public_capacity(self.agent),
+                     cum_flops=flops_at_freeze)
 
-    step = start_step
-    try:
-        memory.start()
-        obs = env.reset()
-        for step in range(start_step, total):
-            resuming = resumed and step == start_step  # this step's evaluation and freeze are done
-            if step % eval_every == 0 and not resuming:
-                log_eval(step)
-            if seer is not None and step == seer.cfg.freeze_at and not resuming:
-                progress.update(step, force=True, phase="converting replay", eval_return=last_eval)
-                flops_at_freeze = ledger.total  # where T_f falls on a return-vs-FLOPs axis
-                replay, event = seer.freeze(agent, replay, step)
-                encoding[0] = "encode"
-                append_event(path, "frozen", **event, capacity_public_formula=sizing["capacity_public_formula"],
-                             cum_flops=flops_at_freeze)
-            if save_every and step % save_every == 0 and step > start_step:
-                save(step)
-                progress.checkpoint = step
-                progress.update(step, force=True, phase="checkpoint saved", eval_return=last_eval)
-            if step < agent.random_steps:
-                action = env.random_action(rng)
-            else:
-                action = ledger.observe("act", ("act", phase()), agent.act, obs, sample=True)
-                if not np.all(np.isfinite(action)):  # before the env sees it (MuJoCo would reject it less clearly)
-                    raise FloatingPointError(f"non-finite action at agent step {step} (diverged)")
-            if step >= agent.learn_start:
-                ledger.observe("update", ("update", phase(), step % agent.update_period), agent.update, replay, step)
-                updates += 1
-            res = env.step(action)
-            replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)  # SEER's replay encodes (observed)
-            obs = res.obs
-            if res.last:
-                train_episodes += 1
-                obs = env.reset()
-            progress.update(step + 1, phase="frozen" if isinstance(replay, LatentReplay) else "training",
-                            eval_return=last_eval)
-        log_eval(total)
-    except BaseException:  # where it stopped, for the failure record (the executor reads it back)
-        progress.update(step, force=True, phase="failed", eval_return=last_eval)
-        raise
-    finally:
-        memory.stop()
-        writer.close()
-        env.close()
-        eval_env.close()
-    wall = time.perf_counter() - start
-    progress.update(total, force=True, phase="finished", eval_return=last_eval)
-    append_event(path, "finished", run_id=spec.run_id, wall_s=wall, final_return=last_eval, flops=ledger.totals,
-                 fvcore_unsupported_ops=ledger.state_dict()["unsupported"])
-    checkpoint.discard(path)
-    return RunResult(spec.run_id, last_eval, wall)
+    def _save(self, step: int) -> None:
+        self.train_log.flush()  # rows up to the checkpoint are complete; later ones are redone on resume
+        checkpoint.save(self.path, {
+            "step": step, "frozen": self.phase == "frozen", "agent": checkpoint.object_state(self.agent),
+            "replay": self.replay.state_dict(),
+            "seer_rng": checkpoint.generator_state(self.seer.rng) if self.seer else {},
+            "rng": checkpoint.global_rng_state(), "init_actions_rng": checkpoint.generator_state(self.rng),
+            "ledger": self.ledger.state_dict(), "train_episodes": self.train_episodes, "updates": self.updates,
+            "wall_s": time.perf_counter() - self.started})
+        self.progress.checkpoint = step
+        self.progress.update(step, force=True, phase="checkpoint saved", eval_return=self.last_eval)
+
+    def _close(self) -> None:
+        self.memory.stop()
+        self.metrics.close()
+        self.train_log.close()
+        self.env.close()
+        self.eval_env.close()
+
+    def _finish(self) -> RunResult:
+        wall = time.perf_counter() - self.started
+        spec = self.spec
+        self.progress.update(spec.agent_steps, force=True, phase="finished", eval_return=self.last_eval)
+        append_event(self.path, "finished", run_id=spec.run_id, wall_s=wall, final_return=self.last_eval,
+                     flops=self.ledger.totals, fvcore_unsupported_ops=self.ledger.state_dict()["unsupported"])
+        checkpoint.discard(self.path)
+        return RunResult(spec.run_id, self.last_eval, wall)

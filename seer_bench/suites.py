@@ -252,7 +252,7 @@ class Overrides:
 
 def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: frozenset[str]) -> list[RunSpec]:
     """Expand a suite and its overrides into RunSpecs, validating every name and number first."""
-    from seer_bench.agents import uses_seer
+    from seer_bench.agents import agent_class, uses_seer
     from seer_bench.replay import replay_class
 
     scale_name = ov.scale or suite.default_scale
@@ -268,7 +268,7 @@ def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_env
     agents = ov.agents or suite.agents
     for agent in agents:
         if agent not in known_agents:
-            raise ConfigError(f"unknown agent {agent!r}; known: {', '.join(known_agents)}")
+            agent_class(agent)  # an import path: importable, with a Config; else an error naming it
     for flag, value in (("--seeds", ov.seeds), ("--steps", ov.steps), ("--eval-every", ov.eval_every),
                         ("--freeze-at", ov.freeze_at), ("--num-copies", ov.num_copies)):
         if value is not None and value <= 0:

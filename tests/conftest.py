@@ -4,7 +4,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from seer_bench.records import MetricsWriter, append_event, run_dir, write_config
+from seer_bench.records import METRICS_COLUMNS, CsvLog, append_event, run_dir, write_config
 from seer_bench.replay import PaperReplay, TransitionSpec
 
 torch.set_num_threads(2)
@@ -74,7 +74,7 @@ def write_run(out, env, agent, seed, final, steps=(0, 100, 200), status="finishe
     write_config(path, {"spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200, **seer},
                         "replay": {"capacity": 1000 * (3 if "+seer" in agent else 1)}})
     append_event(path, "started", run_id=run_id)
-    writer = MetricsWriter(path)
+    writer = CsvLog(path / "metrics.csv", METRICS_COLUMNS)
     for i, e in enumerate(steps):
         ret = final if e == steps[-1] else final / 2
         writer.write({"step": e, "env_steps": e, "eval_return": ret, "hns": ret / 1000 if atari else None,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seer_bench.records import METRICS_COLUMNS
+from seer_bench.records import METRICS_COLUMNS, TRAIN_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,8 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "bench.py", "--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup",
-         "--agents", "curl", "--seeds", "1", "--budget-gb", "0.02", "--replay-layout", "compact", "--out", str(out)],
+         "--agents", "curl", "--seeds", "1", "--budget-gb", "0.02", "--replay-layout", "compact", "--out", str(out),
+         "--train-log-every", "8"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)  # a hang guard: 20-90 s normally
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = out / "runs" / "curl" / "cartpole-swingup" / "budget_0.02" / "seed_0"
@@ -44,6 +45,19 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     last = metrics.iloc[-1]
     assert last["cum_flops_update"] == pytest.approx(30 * last["update_flops"], rel=1e-12)  # 15 even + 15 odd steps
     assert last["cum_flops_act"] / 30 == pytest.approx(44_240_992 + 50 * 1024 + 1024 * 1024 + 1024 * 2, rel=1e-4)
+
+    # Training metrics: what each update returned, averaged over windows of 8 updates; the checkpoint at agent
+    # step 25 (the evaluation interval) ends a window, and so does the run's end.
+    train = pd.read_csv(run / "train.csv")
+    assert list(train.columns) == TRAIN_COLUMNS
+    counts = train.pivot_table(index="updates", columns="metric", values="count")
+    assert counts.index.tolist() == [5, 13, 21, 29, 30] and (train["env_steps"] == 8 * train["step"]).all()
+    assert counts["critic_loss"].tolist() == counts["curl_loss"].tolist() == [5, 8, 8, 8, 1]
+    # the actor updates on even steps: 20, 22, 24 in the first window, none at step 49
+    assert counts["actor_loss"].tolist()[:4] == counts["alpha"].tolist()[:4] == [3, 4, 4, 4]
+    assert counts[["actor_loss", "alpha"]].iloc[4].isna().all()
+    assert train.loc[train["updates"] == 5, "step"].unique().tolist() == [24]  # 20 random steps, then 1 update a step
+    assert (train.loc[train["metric"] == "critic_loss", "mean"] > 0).all() and train["mean"].notna().all()
 
     events = [json.loads(line)["event"] for line in (run / "events.jsonl").read_text().splitlines()]
     assert events == ["started", "finished"]

@@ -180,6 +180,8 @@ def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
 class CurlSac:
     """The agent: networks, optimizers, acting and one gradient update per call."""
 
+    Config = CurlConfig
+
     discrete = False
     random_crops = True  # SEER's stored copies are independent random crops
 

@@ -167,6 +167,8 @@ class RainbowNet(nn.Module):
 class Der:
     """The agent: online and target networks, acting, and one update per call."""
 
+    Config = DerConfig
+
     discrete = True
     random_crops = False  # no augmentation: SEER stores one latent per observation
 
