@@ -22,7 +22,9 @@ from seer_bench.cli import main as bench_main
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--agent", default="curl")
     parser.add_argument("--env", default="cartpole-swingup")
     parser.add_argument("--seed", type=int, default=0)
@@ -30,21 +32,52 @@ def main() -> int:
     parser.add_argument("--min-return", type=float, default=150.0)
     parser.add_argument("bench_flags", nargs="*", help="extra bench.py flags, after --")
     args = parser.parse_args()
-    code = bench_main(["--suite", "dmc6", "--scale", "quick", "--envs", args.env, "--agents", args.agent,
-                       "--seeds", str(args.seed + 1), "--out", str(args.out), *args.bench_flags])
+    code = bench_main(
+        [
+            "--suite",
+            "dmc6",
+            "--scale",
+            "quick",
+            "--envs",
+            args.env,
+            "--agents",
+            args.agent,
+            "--seeds",
+            str(args.seed + 1),
+            "--out",
+            str(args.out),
+            *args.bench_flags,
+        ]
+    )
     if code != 0:
         return code
     runs = sorted((args.out / "runs" / args.agent / args.env).glob(f"budget_*/seed_{args.seed}"))
     metrics = pd.read_csv(runs[-1] / "metrics.csv")
     print(f"\n{args.agent} on {args.env}, quick scale, seed {args.seed} ({runs[-1]})")
     metrics["cum_gflop"] = metrics["cum_flops"] / 1e9
-    print(metrics[["step", "env_steps", "eval_return", "eval_return_std", "updates", "wall_s", "cum_gflop",
-                   "replay_capacity", "replay_size", "frozen"]].to_string(index=False))
+    print(
+        metrics[
+            [
+                "step",
+                "env_steps",
+                "eval_return",
+                "eval_return_std",
+                "updates",
+                "wall_s",
+                "cum_gflop",
+                "replay_capacity",
+                "replay_size",
+                "frozen",
+            ]
+        ].to_string(index=False)
+    )
     final, peak = float(metrics["eval_return"].iloc[-1]), float(metrics["eval_return"].max())
     peak_at = int(metrics.loc[metrics["eval_return"].idxmax(), "env_steps"])
     verdict = "PASS" if peak >= args.min_return else "FAIL"
-    print(f"peak eval return {peak:.1f} at {peak_at} env steps, final {final:.1f} (bar {args.min_return:g}: "
-          f"{verdict}); wall {metrics['wall_s'].iloc[-1] / 60:.1f} min")
+    print(
+        f"peak eval return {peak:.1f} at {peak_at} env steps, final {final:.1f} (bar {args.min_return:g}: "
+        f"{verdict}); wall {metrics['wall_s'].iloc[-1] / 60:.1f} min"
+    )
     return 0 if peak >= args.min_return else 1
 
 

@@ -99,37 +99,68 @@ def observation_seconds(agent: CurlSac, replay, n: int = 4) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--blocks", type=int, default=8, help="blocks per mode")
     parser.add_argument("--block", type=int, default=4, help="steps per block (even: both update parities)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
-          f"{args.blocks} blocks of {args.block} steps per mode, alternating")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
+        f"{args.blocks} blocks of {args.block} steps per mode, alternating"
+    )
     torch.manual_seed(0)
     agent = CurlSac(OBS, 1, CurlConfig(batch_size=args.batch_size), torch.device("cpu"), seed=0)
     frames = random_frames(1000)
     replay = filled_replay(frames)
     obs = frames[0]
     book = bookkeeping_seconds()
-    rows = [("pixels", timed_blocks(agent, replay, obs, args.blocks, args.block), observation_seconds(agent, replay))]
-    latents, _ = Seer(SeerConfig(freeze_at=1), replay.allocated_bytes, seed=0, chunk=args.batch_size, layout=replay.layout,
-                       transitions=replay.spec, total_steps=len(replay)).freeze(agent, replay, 0)
-    rows.append(("latents", timed_blocks(agent, latents, obs, args.blocks * 4, args.block * 4),
-                 observation_seconds(agent, latents)))
-    print(f"\n{'phase':>8} {'off ms/step':>12} {'on ms/step':>11} {'overhead':>9} {'ledger us/step':>15} "
-          f"{'ledger share':>13} {'re-observe ms':>14} {'amortized':>10}")
+    rows = [
+        (
+            "pixels",
+            timed_blocks(agent, replay, obs, args.blocks, args.block),
+            observation_seconds(agent, replay),
+        )
+    ]
+    latents, _ = Seer(
+        SeerConfig(freeze_at=1),
+        replay.allocated_bytes,
+        seed=0,
+        chunk=args.batch_size,
+        layout=replay.layout,
+        transitions=replay.spec,
+        total_steps=len(replay),
+    ).freeze(agent, replay, 0)
+    rows.append(
+        (
+            "latents",
+            timed_blocks(agent, latents, obs, args.blocks * 4, args.block * 4),
+            observation_seconds(agent, latents),
+        )
+    )
+    print(
+        f"\n{'phase':>8} {'off ms/step':>12} {'on ms/step':>11} {'overhead':>9} {'ledger us/step':>15} "
+        f"{'ledger share':>13} {'re-observe ms':>14} {'amortized':>10}"
+    )
     for phase, t, again in rows:
         overhead = t["on"] / t["off"] - 1
         ledger = (book + again / REOBSERVE_EVERY) / t["off"]
-        print(f"{phase:>8} {t['off'] * 1e3:>12.2f} {t['on'] * 1e3:>11.2f} {overhead * 100:>8.2f}% {book * 1e6:>15.1f} "
-              f"{book / t['off'] * 100:>12.3f}% {again * 1e3:>14.2f} {again / REOBSERVE_EVERY / t['off'] * 100:>9.3f}%"
-              f"  (ledger {ledger * 100:.3f}%: {'meets' if ledger <= 0.01 else 'misses'} the 1% target)")
-    print("overhead: measured on - off, memory sampler included (noisy at the 1% level on a shared VM); ledger "
-          "share: the ledger's bookkeeping alone over the step time; re-observe: the extra time of one observed "
-          f"update, amortized over the {REOBSERVE_EVERY} calls between two observations of a key")
+        print(
+            f"{phase:>8} {t['off'] * 1e3:>12.2f} {t['on'] * 1e3:>11.2f} {overhead * 100:>8.2f}% "
+            f"{book * 1e6:>15.1f} "
+            f"{book / t['off'] * 100:>12.3f}% {again * 1e3:>14.2f} "
+            f"{again / REOBSERVE_EVERY / t['off'] * 100:>9.3f}%"
+            f"  (ledger {ledger * 100:.3f}%: {'meets' if ledger <= 0.01 else 'misses'} the 1% target)"
+        )
+    print(
+        "overhead: measured on - off, memory sampler included (noisy at the 1% level on a shared VM); ledger "
+        "share: the ledger's bookkeeping alone over the step time; re-observe: the extra time of one "
+        "observed "
+        f"update, amortized over the {REOBSERVE_EVERY} calls between two observations of a key"
+    )
 
 
 if __name__ == "__main__":

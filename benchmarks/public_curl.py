@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seer_bench.agents.curl_sac import Actor, CurlConfig, Critic
+from seer_bench.agents.curl_sac import Actor, Critic, CurlConfig
 from seer_bench.agents.encoders import conv_output_size
 
 
@@ -67,8 +67,15 @@ class PublicEncoder(nn.Module):
 class PublicCurl:
     """CURL-SAC as the public code runs it, on pixels until `freeze`, then SEER's update on latents."""
 
-    def __init__(self, obs: np.ndarray, next_obs: np.ndarray, action_dim: int, cfg: CurlConfig,
-                 device: torch.device, copies: int = 4) -> None:
+    def __init__(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action_dim: int,
+        cfg: CurlConfig,
+        device: torch.device,
+        copies: int = 4,
+    ) -> None:
         self.cfg, self.device, self.copies = cfg, device, copies
         self.obs, self.next_obs = obs, next_obs  # (N, C, 100, 100) uint8
         n = len(obs)
@@ -86,23 +93,30 @@ class PublicCurl:
         self.W = nn.Parameter(torch.rand(cfg.feature_dim, cfg.feature_dim, device=device))
         self.log_alpha = torch.tensor(np.log(cfg.init_temperature), device=device, requires_grad=True)
         self.target_entropy = -float(action_dim)
+
         # Per-tensor Adam, as the torch of the public code (2021) ran it; on a GPU a current torch would pick
         # foreach Adam for the public code, so GPU speed-ups against this baseline are upper bounds.
-        adam = lambda params, lr, beta=0.9: torch.optim.Adam(list(params), lr=lr, betas=(beta, 0.999), foreach=False)  # noqa: E731
+        def adam(params, lr: float, beta: float = 0.9) -> torch.optim.Adam:
+            return torch.optim.Adam(list(params), lr=lr, betas=(beta, 0.999), foreach=False)
+
         self.actor_opt = adam(self.actor.trunk.parameters(), cfg.actor_lr, cfg.actor_beta)
-        self.critic_opt = adam([*self.critic.q1.parameters(), *self.critic.q2.parameters()], cfg.critic_lr, cfg.critic_beta)
+        self.critic_opt = adam(
+            [*self.critic.q1.parameters(), *self.critic.q2.parameters()], cfg.critic_lr, cfg.critic_beta
+        )
         self.alpha_opt = adam([self.log_alpha], cfg.alpha_lr, cfg.alpha_beta)
         self.encoder_opt_critic = adam(self.critic.encoder.parameters(), cfg.encoder_lr)
         self.encoder_opt_actor = adam(self.actor.encoder.parameters(), cfg.encoder_lr)
-        self.cpc_opt = adam([self.W, *self.critic.encoder.parameters(), *self.critic_target.encoder.parameters()],
-                            cfg.encoder_lr)
+        self.cpc_opt = adam(
+            [self.W, *self.critic.encoder.parameters(), *self.critic_target.encoder.parameters()],
+            cfg.encoder_lr,
+        )
         self.latents: dict[str, torch.Tensor] | None = None
 
     # --- sampling -----------------------------------------------------------------------------------------
     def _crop(self, imgs: np.ndarray) -> np.ndarray:
         size, pad = self.cfg.image_size, imgs.shape[-1] - self.cfg.image_size
         corners = self.rng.integers(0, pad, (len(imgs), 2))
-        return np.stack([img[:, y:y + size, x:x + size] for img, (y, x) in zip(imgs, corners)])
+        return np.stack([img[:, y : y + size, x : x + size] for img, (y, x) in zip(imgs, corners)])
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, device=self.device).float()
@@ -111,20 +125,32 @@ class PublicCurl:
         idx = self.rng.integers(0, len(self.obs), self.cfg.batch_size)
         obses, next_obses = self.obs[idx], self.next_obs[idx]  # full 100x100 copies, as the public buffer
         pos = obses.copy()
-        return {"obs": self._tensor(self._crop(obses)), "next_obs": self._tensor(self._crop(next_obses)),
-                "pos": self._tensor(self._crop(pos)), "action": self._tensor(self.action[idx]),
-                "reward": self._tensor(self.reward[idx]), "not_done": self._tensor(self.not_done[idx])}
+        return {
+            "obs": self._tensor(self._crop(obses)),
+            "next_obs": self._tensor(self._crop(next_obses)),
+            "pos": self._tensor(self._crop(pos)),
+            "action": self._tensor(self.action[idx]),
+            "reward": self._tensor(self.reward[idx]),
+            "not_done": self._tensor(self.not_done[idx]),
+        }
 
     # --- the public update --------------------------------------------------------------------------------
     def update(self, step: int) -> None:
         if self.latents is not None:
             return self._update_latents(step)
         b = self.sample_cpc()
-        critic_q = lambda obs, act, detach=False: self.critic.q(self.critic.encoder(obs, detach), act)  # noqa: E731
+
+        def critic_q(
+            obs: torch.Tensor, act: torch.Tensor, detach: bool = False
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.critic.q(self.critic.encoder(obs, detach), act)
+
         with torch.no_grad():
             _, pi, log_pi, _ = self.actor.policy(self.actor.encoder(b["next_obs"]))
             tq1, tq2 = self.critic_target.q(self.critic_target.encoder(b["next_obs"]), pi)
-            target_q = b["reward"] + b["not_done"] * self.cfg.discount * (torch.min(tq1, tq2) - self.alpha.detach() * log_pi)
+            target_q = b["reward"] + b["not_done"] * self.cfg.discount * (
+                torch.min(tq1, tq2) - self.alpha.detach() * log_pi
+            )
         self._critic_step(*critic_q(b["obs"], b["action"]), target_q, self.encoder_opt_critic)
         if step % self.cfg.actor_update_freq == 0:
             _, pi, log_pi, _ = self.actor.policy(self.actor.encoder(b["obs"], detach=True))
@@ -149,8 +175,10 @@ class PublicCurl:
 
     def _soft_update(self, encoder: bool) -> None:
         with torch.no_grad():
-            pairs = [(self.critic.q1, self.critic_target.q1, self.cfg.critic_tau),
-                     (self.critic.q2, self.critic_target.q2, self.cfg.critic_tau)]
+            pairs = [
+                (self.critic.q1, self.critic_target.q1, self.cfg.critic_tau),
+                (self.critic.q2, self.critic_target.q2, self.cfg.critic_tau),
+            ]
             if encoder:
                 pairs.append((self.critic.encoder, self.critic_target.encoder, self.cfg.encoder_tau))
             for net, target, tau in pairs:
@@ -163,13 +191,21 @@ class PublicCurl:
 
     # --- SEER -----------------------------------------------------------------------------------------------
     def freeze(self) -> None:
-        """Store `copies` random-crop latents (Linear output) per observation for critic and actor, as SEER."""
+        """Store `copies` random-crop latents (Linear output) per observation for critic
+        and actor, as SEER."""
         self.critic_target.load_state_dict(self.critic.state_dict())  # soft_update_params(critic, target, 1)
-        out: dict[str, list[torch.Tensor]] = {k: [] for k in ("critic_obs", "critic_next", "actor_obs", "actor_next")}
+        out: dict[str, list[torch.Tensor]] = {
+            k: [] for k in ("critic_obs", "critic_next", "actor_obs", "actor_next")
+        }
         with torch.no_grad():
             for lo in range(0, len(self.obs), self.cfg.batch_size):
                 for name, src in (("obs", self.obs), ("next", self.next_obs)):
-                    h = self._tensor(self._crop(np.repeat(src[lo:lo + self.cfg.batch_size], self.copies, axis=0))) / 255.0
+                    h = (
+                        self._tensor(
+                            self._crop(np.repeat(src[lo : lo + self.cfg.batch_size], self.copies, axis=0))
+                        )
+                        / 255.0
+                    )
                     for conv in self.critic.encoder.convs:  # the actor's convs are these
                         h = torch.relu(conv(h))
                     h = h.view(h.size(0), -1)

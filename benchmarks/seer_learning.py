@@ -39,7 +39,9 @@ def finished(path: Path | None) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="cartpole-swingup")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports/seer_learning"))
@@ -48,8 +50,23 @@ def main() -> int:
     for name, (agent, flags) in CONFIGS.items():
         path = run_dir(args.out, name, agent, args.env, args.seed)
         if not finished(path):
-            code = bench_main(["--suite", "dmc6", "--scale", "quick", "--envs", args.env, "--agents", agent,
-                               "--seeds", str(args.seed + 1), "--out", str(args.out / name), *flags])
+            code = bench_main(
+                [
+                    "--suite",
+                    "dmc6",
+                    "--scale",
+                    "quick",
+                    "--envs",
+                    args.env,
+                    "--agents",
+                    agent,
+                    "--seeds",
+                    str(args.seed + 1),
+                    "--out",
+                    str(args.out / name),
+                    *flags,
+                ]
+            )
             path = run_dir(args.out, name, agent, args.env, args.seed)
             if code != 0 or not finished(path):
                 print(f"{name}: the run did not finish (exit {code})", file=sys.stderr)
@@ -63,18 +80,27 @@ def main() -> int:
         if "cum_flops" in m:
             table[f"{name} TFLOP"] = m["cum_flops"] / 1e12
     table["frozen"] = curves["seer"]["frozen"]
-    print(f"{args.env}, dmc6 quick scale, seed {args.seed}: eval return (10 episodes), wall minutes, training TFLOP")
+    print(
+        f"{args.env}, dmc6 quick scale, seed {args.seed}: eval return (10 episodes), wall minutes, training "
+        f"TFLOP"
+    )
     print(table.to_string(float_format=lambda v: f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"))
 
     after = curves["seer"]["frozen"] == 1
     fp32, fp16 = curves["seer"]["eval_return"][after], curves["seer-fp16"]["eval_return"][after]
-    print(f"\nafter T_f, float16 - float32 latents: mean eval return {fp16.mean() - fp32.mean():+.1f} "
-          f"({fp16.mean():.1f} vs {fp32.mean():.1f} over {after.sum()} evaluations), final "
-          f"{fp16.iloc[-1] - fp32.iloc[-1]:+.1f}")
+    print(
+        f"\nafter T_f, float16 - float32 latents: mean eval return {fp16.mean() - fp32.mean():+.1f} "
+        f"({fp16.mean():.1f} vs {fp32.mean():.1f} over {after.sum()} evaluations), final "
+        f"{fp16.iloc[-1] - fp32.iloc[-1]:+.1f}"
+    )
     base, seer = curves["curl"], curves["seer"]
-    print(f"wall time: curl {base['wall_s'].iloc[-1] / 60:.1f} min, curl+seer {seer['wall_s'].iloc[-1] / 60:.1f} min "
-          f"({base['wall_s'].iloc[-1] / seer['wall_s'].iloc[-1]:.2f}x); final return {base['eval_return'].iloc[-1]:.1f} "
-          f"vs {seer['eval_return'].iloc[-1]:.1f}")
+    print(
+        f"wall time: curl {base['wall_s'].iloc[-1] / 60:.1f} min, curl+seer "
+        f"{seer['wall_s'].iloc[-1] / 60:.1f} min "
+        f"({base['wall_s'].iloc[-1] / seer['wall_s'].iloc[-1]:.2f}x); final return "
+        f"{base['eval_return'].iloc[-1]:.1f} "
+        f"vs {seer['eval_return'].iloc[-1]:.1f}"
+    )
     return 0
 
 

@@ -50,7 +50,9 @@ def filled_replay(frames: np.ndarray) -> PaperReplay:
     replay = PaperReplay(spec, n)
     rng = np.random.default_rng(1)
     for i in range(n):
-        replay.add(frames[i], rng.uniform(-1, 1, 1), float(rng.normal()), frames[i + 1], False, (i + 1) % 125 == 0)
+        replay.add(
+            frames[i], rng.uniform(-1, 1, 1), float(rng.normal()), frames[i + 1], False, (i + 1) % 125 == 0
+        )
     return replay
 
 
@@ -59,7 +61,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_alternately(updates: dict[str, Callable[[int], None]], n: int, device: torch.device) -> dict[str, float]:
+def time_alternately(
+    updates: dict[str, Callable[[int], None]], n: int, device: torch.device
+) -> dict[str, float]:
     """Mean seconds per update of each callable, timed update by update in turn, after 2 warm-up updates."""
     for step in range(2):
         for update in updates.values():
@@ -93,8 +97,15 @@ def measure(batch: int, transitions: int, updates: int, device: torch.device) ->
     rows = []
     for phase in ("pixels", "latents"):
         if phase == "latents":
-            seer = Seer(SeerConfig(freeze_at=1), budget_bytes=replay.allocated_bytes, seed=0, chunk=batch,
-                        layout=replay.layout, transitions=replay.spec, total_steps=len(replay))
+            seer = Seer(
+                SeerConfig(freeze_at=1),
+                budget_bytes=replay.allocated_bytes,
+                seed=0,
+                chunk=batch,
+                layout=replay.layout,
+                transitions=replay.spec,
+                total_steps=len(replay),
+            )
             start = time.perf_counter()
             replay, _ = seer.freeze(ours, replay, step=0)
             convert_s = time.perf_counter() - start
@@ -102,14 +113,24 @@ def measure(batch: int, transitions: int, updates: int, device: torch.device) ->
         fns = {"ours": lambda step: ours.update(replay, step), "public": public.update}
         seconds = time_alternately(fns, updates, device)
         flops = {name: flops_per_update(fn) for name, fn in fns.items()}
-        rows.append({"batch": batch, "phase": phase, "ours_s": seconds["ours"], "public_s": seconds["public"],
-                     "ours_flops": flops["ours"], "public_flops": flops["public"],
-                     "convert_s": convert_s if phase == "latents" else float("nan")})
+        rows.append(
+            {
+                "batch": batch,
+                "phase": phase,
+                "ours_s": seconds["ours"],
+                "public_s": seconds["public"],
+                "ours_flops": flops["ours"],
+                "public_flops": flops["public"],
+                "convert_s": convert_s if phase == "latents" else float("nan"),
+            }
+        )
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batch-sizes", default="128,512")
     parser.add_argument("--updates", type=int, default=10, help="timed updates per agent and cell")
     parser.add_argument("--transitions", type=int, default=1000, help="replay size before conversion")
@@ -118,29 +139,48 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.updates} timed "
-          f"updates per agent and cell (alternating), replay of {args.transitions} transitions")
+    print(
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.updates} "
+        f"timed "
+        f"updates per agent and cell (alternating), replay of {args.transitions} transitions"
+    )
 
-    rows = [row for batch in args.batch_sizes.split(",") for row in measure(int(batch), args.transitions,
-                                                                            args.updates, device)]
-    print(f"\n{'batch':>5} {'phase':>8} {'seer-bench ms':>14} {'public ms':>10} {'speed-up':>9} "
-          f"{'seer-bench GFLOP':>17} {'public GFLOP':>13} {'convert s':>10}")
+    rows = [
+        row
+        for batch in args.batch_sizes.split(",")
+        for row in measure(int(batch), args.transitions, args.updates, device)
+    ]
+    print(
+        f"\n{'batch':>5} {'phase':>8} {'seer-bench ms':>14} {'public ms':>10} {'speed-up':>9} "
+        f"{'seer-bench GFLOP':>17} {'public GFLOP':>13} {'convert s':>10}"
+    )
     for r in rows:
-        print(f"{r['batch']:>5} {r['phase']:>8} {r['ours_s'] * 1e3:>14.1f} {r['public_s'] * 1e3:>10.1f} "
-              f"{r['public_s'] / r['ours_s']:>8.2f}x {r['ours_flops'] / 1e9:>17.2f} {r['public_flops'] / 1e9:>13.2f} "
-              f"{r['convert_s']:>10.1f}")
+        print(
+            f"{r['batch']:>5} {r['phase']:>8} {r['ours_s'] * 1e3:>14.1f} {r['public_s'] * 1e3:>10.1f} "
+            f"{r['public_s'] / r['ours_s']:>8.2f}x {r['ours_flops'] / 1e9:>17.2f} "
+            f"{r['public_flops'] / 1e9:>13.2f} "
+            f"{r['convert_s']:>10.1f}"
+        )
     by_batch = {b: [r for r in rows if r["batch"] == b] for b in {r["batch"] for r in rows}}
     for b, (pix, lat) in sorted(by_batch.items()):
-        print(f"batch {b}: SEER update on latents is {pix['ours_s'] / lat['ours_s']:.1f}x faster than on pixels "
-              f"({pix['ours_flops'] / lat['ours_flops']:.1f}x fewer FLOPs)")
+        print(
+            f"batch {b}: SEER update on latents is {pix['ours_s'] / lat['ours_s']:.1f}x faster than on "
+            f"pixels "
+            f"({pix['ours_flops'] / lat['ours_flops']:.1f}x fewer FLOPs)"
+        )
     for r in rows:
         if r["batch"] != 128:
             continue
         phase, speedup = r["phase"], r["public_s"] / r["ours_s"]
         need = TARGET_SPEEDUP["cuda" if device.type == "cuda" else "cpu"][phase]
-        print(f"batch 128 {phase}: {r['ours_s'] * 1e3:.1f} ms, {speedup:.2f}x the public update's rate "
-              f"({'meets' if speedup >= need else 'misses'} the {need:g}x {device.type} target)")
-    print("GFLOP: torch FlopCounterMode, 2 flops per multiply-add, forward + backward, mean of an even and an odd step")
+        print(
+            f"batch 128 {phase}: {r['ours_s'] * 1e3:.1f} ms, {speedup:.2f}x the public update's rate "
+            f"({'meets' if speedup >= need else 'misses'} the {need:g}x {device.type} target)"
+        )
+    print(
+        "GFLOP: torch FlopCounterMode, 2 flops per multiply-add, forward + backward, mean of an even and an "
+        "odd step"
+    )
 
 
 if __name__ == "__main__":

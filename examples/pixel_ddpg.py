@@ -2,7 +2,8 @@
 
     python bench.py --suite dmc6 --scale smoke --envs cartpole-swingup --agents examples.pixel_ddpg:PixelDdpg
     python bench.py --suite dmc6 --scale smoke --envs cartpole-swingup \
-        --agents examples.pixel_ddpg:PixelDdpg,examples.pixel_ddpg:PixelDdpg+seer --seer-split encoder --num-copies 1
+        --agents examples.pixel_ddpg:PixelDdpg,examples.pixel_ddpg:PixelDdpg+seer --seer-split encoder
+        --num-copies 1
 
 seer-bench measures its FLOPs (by watching its modules run), memory and returns, checkpoints it, and with
 "+seer" freezes its encoder at T_f and stores latents: it implements SEER's protocol too (`splits`, `freeze`,
@@ -38,8 +39,13 @@ class Encoder(nn.Module):
 
     def __init__(self, channels: int, size: int, feature_dim: int) -> None:
         super().__init__()
-        self.convs = nn.Sequential(nn.Conv2d(channels, 32, 3, stride=2), nn.ReLU(), nn.Conv2d(32, 32, 3, stride=2),
-                                   nn.ReLU(), nn.Flatten())
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=2),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
         with torch.no_grad():
             flat = self.convs(torch.zeros(1, channels, size, size)).shape[1]
         self.fc, self.ln = nn.Linear(flat, feature_dim), nn.LayerNorm(feature_dim)
@@ -55,19 +61,28 @@ class PixelDdpg:
     discrete = False  # continuous actions in [-1, 1]
     random_crops = False  # SEER: no augmentation, so one latent per observation
 
-    def __init__(self, obs_shape: tuple[int, int, int], action_dim: int, cfg: DdpgConfig,
-                 device: torch.device, seed: int) -> None:
+    def __init__(
+        self,
+        obs_shape: tuple[int, int, int],
+        action_dim: int,
+        cfg: DdpgConfig,
+        device: torch.device,
+        seed: int,
+    ) -> None:
         self.cfg, self.device, self.action_dim = cfg, device, action_dim
         self.random_steps = self.learn_start = cfg.init_steps
         self.update_every, self.update_period, self.sample_horizon = 1, 1, 1
         self.rng = np.random.default_rng(seed)
         self.encoder = Encoder(obs_shape[0], obs_shape[-1], cfg.feature_dim).to(device)
-        mlp = lambda inp, out: nn.Sequential(nn.Linear(inp, cfg.hidden_dim), nn.ReLU(),  # noqa: E731
-                                             nn.Linear(cfg.hidden_dim, out))
+
+        def mlp(inp: int, out: int) -> nn.Sequential:
+            return nn.Sequential(nn.Linear(inp, cfg.hidden_dim), nn.ReLU(), nn.Linear(cfg.hidden_dim, out))
+
         self.actor = mlp(cfg.feature_dim, action_dim).to(device)
         self.critic = mlp(cfg.feature_dim + action_dim, 1).to(device)
         self.target_encoder, self.target_actor, self.target_critic = (
-            copy.deepcopy(m).requires_grad_(False) for m in (self.encoder, self.actor, self.critic))
+            copy.deepcopy(m).requires_grad_(False) for m in (self.encoder, self.actor, self.critic)
+        )
         self.critic_opt = torch.optim.Adam([*self.encoder.parameters(), *self.critic.parameters()], lr=cfg.lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
         self.frozen = False
@@ -87,7 +102,9 @@ class PixelDdpg:
         if self.frozen:
             z = replay.latents(idx, np.zeros(len(idx), np.int64), next_obs)["z"]
             return torch.as_tensor(z, device=self.device)
-        return (self.target_encoder if target else self.encoder)(self._pixels(replay.uncropped(idx, next_obs)))
+        return (self.target_encoder if target else self.encoder)(
+            self._pixels(replay.uncropped(idx, next_obs))
+        )
 
     def update(self, replay, step: int) -> dict[str, float]:
         cfg = self.cfg
@@ -108,8 +125,11 @@ class PixelDdpg:
         actor_loss.backward(inputs=list(self.actor.parameters()))
         self.actor_opt.step()
         with torch.no_grad():
-            for net, target_net in ((self.encoder, self.target_encoder), (self.actor, self.target_actor),
-                                    (self.critic, self.target_critic)):
+            for net, target_net in (
+                (self.encoder, self.target_encoder),
+                (self.actor, self.target_actor),
+                (self.critic, self.target_critic),
+            ):
                 for p, tp in zip(net.parameters(), target_net.parameters()):
                     if p.requires_grad:
                         tp.lerp_(p, cfg.tau)
@@ -128,6 +148,8 @@ class PixelDdpg:
         return (("z", self.cfg.feature_dim),)
 
     @torch.no_grad()
-    def encode(self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str) -> dict[str, np.ndarray]:
+    def encode(
+        self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str
+    ) -> dict[str, np.ndarray]:
         z = self.encoder(self._pixels(pixels)).cpu().numpy().astype(dtype)
         return {"z": np.repeat(z[:, None], copies, axis=1)}

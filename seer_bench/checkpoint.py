@@ -94,17 +94,26 @@ def load_object_state(obj: Any, state: dict[str, Any]) -> None:
 def global_rng_state() -> dict[str, Any]:
     """Python's, numpy's and torch's global generators (CPU and every CUDA device)."""
     np_state = np.random.get_state(legacy=False)
-    return {"python": random.getstate(),
-            "numpy": {**np_state, "state": {"key": torch.from_numpy(np_state["state"]["key"].copy()),
-                                            "pos": np_state["state"]["pos"]}},
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            **np_state,
+            "state": {
+                "key": torch.from_numpy(np_state["state"]["key"].copy()),
+                "pos": np_state["state"]["pos"],
+            },
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def set_global_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np_state = state["numpy"]
-    np.random.set_state({**np_state, "state": {"key": np_state["state"]["key"].numpy(), "pos": np_state["state"]["pos"]}})
+    np.random.set_state(
+        {**np_state, "state": {"key": np_state["state"]["key"].numpy(), "pos": np_state["state"]["pos"]}}
+    )
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -15,7 +15,9 @@ from pathlib import Path
 from seer_bench.errors import ConfigError
 
 SUBCOMMANDS = ("run", "list", "profile", "report", "check")
-BAD_CHECK_INPUT = 3  # `check` already gives 2 its own meaning (the records cannot decide): bad input or a crash
+BAD_CHECK_INPUT = (
+    3  # `check` already gives 2 its own meaning (the records cannot decide): bad input or a crash
+)
 
 
 def _csv(kind: type):
@@ -26,7 +28,10 @@ def _csv(kind: type):
         try:
             return [kind(t) for t in items]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__} values, got {text!r}"
+            ) from None
+
     return parse
 
 
@@ -39,24 +44,63 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     """Flags that pick runs from a suite: shared by `run` and `profile`."""
     parser.add_argument("--suite", required=True, help="suite name in suites/ or a path to a .toml file")
     parser.add_argument("--scale", help="named scale of the suite (smoke, quick, paper, ...)")
-    parser.add_argument("--envs", type=_csv(str), help="comma-separated tasks, e.g. cartpole-swingup,walker-walk")
+    parser.add_argument(
+        "--envs", type=_csv(str), help="comma-separated tasks, e.g. cartpole-swingup,walker-walk"
+    )
     parser.add_argument("--agents", type=_csv(str), help="comma-separated agents, e.g. curl")
-    parser.add_argument("--budget-gb", type=_csv(float), help="replay memory budget(s) in GB (1e9 bytes), comma-separated")
+    parser.add_argument(
+        "--budget-gb", type=_csv(float), help="replay memory budget(s) in GB (1e9 bytes), comma-separated"
+    )
     seer = parser.add_argument_group("SEER (agents named <base>+seer; other agents ignore these)")
     seer.add_argument("--freeze-at", type=int, help="T_f in agent steps for every env (default: the suite's)")
-    seer.add_argument("--num-copies", type=int, help="latents stored per observation, each of an independent random crop (default: the suite's; 4 on dmc6, 1 for der)")
+    seer.add_argument(
+        "--num-copies",
+        type=int,
+        help="latents stored per observation, each of an independent random crop (default: the suite's; 4 on "
+        "dmc6, 1 for der)",
+    )
     seer.add_argument("--latent-dtype", choices=("float32", "float16"), help="storage type of latents")
-    seer.add_argument("--seer-split", help="freeze point, a layer boundary (default: the suite's): curl fc (the paper) or conv1..conv4; der conv2 (the paper) or conv1")
-    seer.add_argument("--seer-capacity", choices=("budget", "pixel", "public"),
-                      help="latent replay size after T_f (default: the suite's): budget (fill the byte budget; dmc6), "
-                           "pixel (keep the pixel replay's capacity; the public Atari scripts, atari8) or public "
-                           "(the public DMC code's formula)")
+    seer.add_argument(
+        "--seer-split",
+        help="freeze point, a layer boundary (default: the suite's): curl fc (the paper) or conv1..conv4; "
+        "der "
+        "conv2 (the paper) or conv1",
+    )
+    seer.add_argument(
+        "--seer-capacity",
+        choices=("budget", "pixel", "public"),
+        help="latent replay size after T_f (default: the suite's): budget (fill the byte budget; dmc6), "
+        "pixel (keep the pixel replay's capacity; the public Atari scripts, atari8) or public "
+        "(the public DMC code's formula)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench.py", description="seer-bench: return, FLOPs and memory of pixel RL agents")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    run = sub.add_parser("run", help="run a suite (the default subcommand)")
+    _add_run(sub.add_parser("run", help="run a suite (the default subcommand)"))
+    prof = sub.add_parser("profile", help="FLOPs per update and action, bytes per transition, capacities")
+    _add_selection(prof)
+    prof.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
+    report = sub.add_parser("report", help="summary.csv, aggregates.csv and summary.md from the records")
+    where = report.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="directory holding runs/ (what `--out` was for the sweep)")
+    where.add_argument("--suite", help="read reports/<suite>, the sweep's default output directory")
+    check = sub.add_parser(
+        "check",
+        help="evaluate efficiency claims on the records: exit 0 all hold, 1 one "
+        "fails, 2 the records cannot decide, 3 bad input (a malformed claims file)",
+    )
+    check.add_argument(
+        "--suite", help="reads reports/<suite> and suites/<suite>.claims.toml unless given below"
+    )
+    check.add_argument("--out", type=Path, help="directory holding runs/ (default reports/<suite>)")
+    check.add_argument("--claims", type=Path, help="claims file (default suites/<suite>.claims.toml)")
+    sub.add_parser("list", help="show suites, agents, envs and scales")
+    return parser
+
+
+def _add_run(run: argparse.ArgumentParser) -> None:
     _add_selection(run)
     run.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
     run.add_argument("--steps", type=int, help="environment steps per run (agent steps x action repeat)")
@@ -64,32 +108,37 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--replay-layout", choices=("paper", "compact"), help="pixel replay layout")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
     run.add_argument("--out", type=Path, help="output directory (default reports/<suite>)")
-    ex = run.add_argument_group("execution (re-running a command skips finished runs and resumes interrupted ones)")
-    ex.add_argument("--executor", choices=("local", "ray"), default="local",
-                    help="local: in this machine's processes (default); ray: tasks on a Ray cluster")
-    ex.add_argument("--jobs", type=int, default=1, help="local: runs at a time, each in its own process when > 1")
-    ex.add_argument("--address", help="ray: cluster address, e.g. ray://head:10001 or auto (default: a local cluster)")
-    ex.add_argument("--cpus-per-run", type=float, help="CPUs (torch threads) per run (default: local all cores, "
-                                                       "--jobs the cores shared out, ray 1)")
-    ex.add_argument("--gpus-per-run", type=float, default=0.0, help="ray: GPUs per run; 0.25 puts 4 runs on a GPU")
-    ex.add_argument("--checkpoint-every", type=int,
-                    help="environment steps between checkpoints (default: the evaluation interval; 0: none)")
-    run.add_argument("--train-log-every", type=int, default=100,
-                     help="updates averaged into each train.csv row (the training metrics update returns)")
-    prof = sub.add_parser("profile", help="FLOPs per update and action, bytes per transition, capacities; no training")
-    _add_selection(prof)
-    prof.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
-    report = sub.add_parser("report", help="summary.csv, aggregates.csv and summary.md from the records under a directory")
-    where = report.add_mutually_exclusive_group(required=True)
-    where.add_argument("--out", type=Path, help="directory holding runs/ (what `--out` was for the sweep)")
-    where.add_argument("--suite", help="read reports/<suite>, the sweep's default output directory")
-    check = sub.add_parser("check", help="evaluate efficiency claims on the records: exit 0 all hold, 1 one fails, "
-                                         "2 the records cannot decide, 3 bad input (e.g. a malformed claims file)")
-    check.add_argument("--suite", help="reads reports/<suite> and suites/<suite>.claims.toml unless given below")
-    check.add_argument("--out", type=Path, help="directory holding runs/ (default reports/<suite>)")
-    check.add_argument("--claims", type=Path, help="claims file (default suites/<suite>.claims.toml)")
-    sub.add_parser("list", help="show suites, agents, envs and scales")
-    return parser
+    run.add_argument(
+        "--train-log-every", type=int, default=100, help="updates averaged into each train.csv row"
+    )
+    ex = run.add_argument_group(
+        "execution (re-running a command skips finished runs, resumes interrupted ones)"
+    )
+    ex.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: in this machine's processes (default); ray: tasks on a Ray cluster",
+    )
+    ex.add_argument(
+        "--jobs", type=int, default=1, help="local: runs at a time, each in its own process when > 1"
+    )
+    ex.add_argument(
+        "--address", help="ray: cluster address, e.g. ray://head:10001 or auto (default: a local one)"
+    )
+    ex.add_argument(
+        "--cpus-per-run",
+        type=float,
+        help="CPUs (torch threads) per run (default: local all cores, --jobs the cores shared out, ray 1)",
+    )
+    ex.add_argument(
+        "--gpus-per-run", type=float, default=0.0, help="ray: GPUs per run; 0.25 puts 4 runs on a GPU"
+    )
+    ex.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help="environment steps between checkpoints (default: the evaluation interval; 0: none)",
+    )
 
 
 def cmd_list() -> int:
@@ -105,8 +154,10 @@ def cmd_list() -> int:
         print(f"  agents: {', '.join(suite.agents)}; budget {budgets} GB; layout {suite.replay_layout}")
         for scale, body in suite.scales.items():
             default = " (default)" if scale == suite.default_scale else ""
-            print(f"  scale {scale}{default}: {body['steps']} env steps, eval every {body['eval_every']} "
-                  f"({body['eval_episodes']} episodes), seeds {_seeds_text(body['seeds'])}")
+            print(
+                f"  scale {scale}{default}: {body['steps']} env steps, eval every {body['eval_every']} "
+                f"({body['eval_episodes']} episodes), seeds {_seeds_text(body['seeds'])}"
+            )
     return 0
 
 
@@ -120,9 +171,18 @@ def _specs(suite, args: argparse.Namespace, **flags) -> list:
     from seer_bench.envs import KNOWN_ENVS
     from seer_bench.suites import Overrides, resolve
 
-    overrides = Overrides(scale=args.scale, envs=args.envs, agents=args.agents, budgets_gb=args.budget_gb,
-                          freeze_at=args.freeze_at, num_copies=args.num_copies, latent_dtype=args.latent_dtype,
-                          seer_split=args.seer_split, seer_capacity=args.seer_capacity, **{k: v for k, v in flags.items() if v is not None})
+    overrides = Overrides(
+        scale=args.scale,
+        envs=args.envs,
+        agents=args.agents,
+        budgets_gb=args.budget_gb,
+        freeze_at=args.freeze_at,
+        num_copies=args.num_copies,
+        latent_dtype=args.latent_dtype,
+        seer_split=args.seer_split,
+        seer_capacity=args.seer_capacity,
+        **{k: v for k, v in flags.items() if v is not None},
+    )
     return resolve(suite, overrides, AGENTS, KNOWN_ENVS)
 
 
@@ -146,38 +206,62 @@ def cmd_run(args: argparse.Namespace) -> int:
     from seer_bench.suites import load_suite
 
     suite = load_suite(args.suite)
-    specs = _specs(suite, args, seeds=args.seeds, steps=args.steps, eval_every=args.eval_every,
-                   replay_layout=args.replay_layout, device=args.device)
+    specs = _specs(
+        suite,
+        args,
+        seeds=args.seeds,
+        steps=args.steps,
+        eval_every=args.eval_every,
+        replay_layout=args.replay_layout,
+        device=args.device,
+    )
     checked = set()
     for spec in specs:  # one check per distinct (agent, env, budget): seeds do not change sizes
-        key = (spec.agent, spec.env, spec.budget_gb, spec.seer)
-        if key not in checked:
+        if (key := (spec.agent, spec.env, spec.budget_gb, spec.seer)) not in checked:
             check_spec(spec)
             checked.add(key)
     every = args.checkpoint_every if args.checkpoint_every is not None else min(s.eval_every for s in specs)
-    opts = ExecutorOptions(executor=args.executor, jobs=args.jobs, address=args.address,
-                           cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
-                           run=RunOptions(checkpoint_every=every, train_log_every=args.train_log_every))
+    opts = ExecutorOptions(
+        executor=args.executor,
+        jobs=args.jobs,
+        address=args.address,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        run=RunOptions(checkpoint_every=every, train_log_every=args.train_log_every),
+    )
     opts.validate()
     out = args.out or Path("reports") / suite.name
     todo, done = plan(specs, out)  # refuses a run directory recorded with another config, before any work
     write_plan(out, {spec.run_id: spec.to_dict() for spec in specs})  # reports show runs that never start
     saving = f"checkpoints every {every:,} env steps" if every else "no checkpoints"
-    print(f"{len(specs)} run(s) of suite {suite.name}, scale {specs[0].scale}, into {out}: {len(todo)} to run "
-          f"({opts.executor}{f', {opts.jobs} at a time' if opts.jobs > 1 else ''}), {len(done)} already finished; "
-          f"{saving}", flush=True)
+    jobs = f", {opts.jobs} at a time" if opts.jobs > 1 else ""
+    print(
+        f"{len(specs)} run(s) of suite {suite.name}, scale {specs[0].scale}, into {out}: {len(todo)} to run "
+        f"({opts.executor}{jobs}), {len(done)} already finished; {saving}",
+        flush=True,
+    )
     outcomes = run_sweep(todo, len(done), out, opts)
-    failed = [o for o in outcomes if o.status == "failed"]
+    return _sweep_ended(out, [o for o in outcomes if o.status == "failed"])
+
+
+def _sweep_ended(out: Path, failed: list) -> int:
+    """Write and print the report, list failures; exit 1 when a run failed or the report could not be made."""
     reported = True
     try:  # the runs are done and recorded whatever happens here: a report error must not hide their outcome
         _report(out)
     except Exception as e:  # noqa: BLE001
-        print(f"the report failed ({type(e).__name__}: {e}); rebuild it with: python bench.py report --out {out}",
-              file=sys.stderr)
+        print(
+            f"the report failed ({type(e).__name__}: {e}); rebuild it with: "
+            f"python bench.py report --out {out}",
+            file=sys.stderr,
+        )
         reported = False
     if failed:
-        print(f"{len(failed)} run(s) failed (all failures: {out / 'failures.csv'}):\n" +
-              "\n".join(f"  {o.run_id}: {o.text}" for o in failed), file=sys.stderr)
+        print(
+            f"{len(failed)} run(s) failed (all failures: {out / 'failures.csv'}):\n"
+            + "\n".join(f"  {o.run_id}: {o.text}" for o in failed),
+            file=sys.stderr,
+        )
     return 1 if failed or not reported else 0
 
 
@@ -186,8 +270,11 @@ def _report(out: Path) -> None:
     from seer_bench.reports import write_report
 
     print(write_report(out), end="")
-    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}, {out / 'failures.csv'}, "
-          f"{out / 'figures'}/")
+    print(
+        f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}, "
+        f"{out / 'failures.csv'}, "
+        f"{out / 'figures'}/"
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -223,7 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "run")
     try:
         args = build_parser().parse_args(argv)
-        commands = {"list": lambda _: cmd_list(), "profile": cmd_profile, "report": cmd_report, "check": cmd_check}
+        commands = {
+            "list": lambda _: cmd_list(),
+            "profile": cmd_profile,
+            "report": cmd_report,
+            "check": cmd_check,
+        }
         return commands.get(args.command, cmd_run)(args)
     except ConfigError as e:
         print(f"bench.py: error: {e}", file=sys.stderr)

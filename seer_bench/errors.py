@@ -7,7 +7,8 @@ from typing import Any
 
 
 class ConfigError(ValueError):
-    """Bad user input: unknown name, malformed suite file, impossible budget. The message names the culprit."""
+    """Bad user input: unknown name, malformed suite file, impossible budget. The
+    message names the culprit."""
 
 
 def config_from(cls: type, values: dict[str, Any], where: str, noun: str = "setting") -> Any:

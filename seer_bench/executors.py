@@ -38,14 +38,24 @@ import torch
 from seer_bench.agents import agent_config
 from seer_bench.errors import ConfigError
 from seer_bench.progress import SweepProgress
-from seer_bench.records import append_event, atomic_file, last_event, read_events, read_progress, run_dir, status
+from seer_bench.records import (
+    append_event,
+    atomic_file,
+    last_event,
+    read_events,
+    read_progress,
+    run_dir,
+    status,
+)
 from seer_bench.runner import RunOptions, run
 from seer_bench.suites import RunSpec
 
 RECORD_FILES = ("config.json", "metrics.csv", "events.jsonl")
-RUNSPEC_DEFAULTS = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-                    for f in dataclasses.fields(RunSpec)
-                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+RUNSPEC_DEFAULTS = {
+    f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    for f in dataclasses.fields(RunSpec)
+    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,9 @@ class Outcome:
     run_id: str
     status: str  # finished | failed
     text: str  # final return and wall time, or the reason it failed
-    records: dict[str, str] | None = None  # Ray: the run's record files, for a driver that does not share --out
+    records: dict[str, str] | None = (
+        None  # Ray: the run's record files, for a driver that does not share --out
+    )
 
 
 @dataclass(frozen=True)
@@ -76,15 +88,21 @@ class ExecutorOptions:
         if self.jobs < 1:
             raise ConfigError(f"--jobs must be >= 1, got {self.jobs}")
         if self.executor == "ray" and self.jobs != 1:
-            raise ConfigError("--jobs is for the local executor; Ray runs as many at once as --cpus-per-run and "
-                              "--gpus-per-run fit on the cluster")
+            raise ConfigError(
+                "--jobs is for the local executor; Ray runs as many at once as --cpus-per-run and "
+                "--gpus-per-run fit on the cluster"
+            )
         if self.executor != "ray" and self.address:
             raise ConfigError("--address is for --executor ray")
         if (self.cpus_per_run is not None and self.cpus_per_run <= 0) or self.gpus_per_run < 0:
-            raise ConfigError(f"--cpus-per-run must be > 0 and --gpus-per-run >= 0, got {self.cpus_per_run} and "
-                              f"{self.gpus_per_run}")
+            raise ConfigError(
+                f"--cpus-per-run must be > 0 and --gpus-per-run >= 0, got {self.cpus_per_run} and "
+                f"{self.gpus_per_run}"
+            )
         if self.executor == "local" and self.gpus_per_run not in (0, 1):
-            raise ConfigError("fractional --gpus-per-run needs --executor ray (local runs each see every GPU)")
+            raise ConfigError(
+                "fractional --gpus-per-run needs --executor ray (local runs each see every GPU)"
+            )
         self.run.validate()
         if self.executor == "ray" and importlib.util.find_spec("ray") is None:
             raise ConfigError("--executor ray needs Ray: pip install -e '.[ray]'")
@@ -103,19 +121,26 @@ def plan(specs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec]]
             # a field added to RunSpec after the run was recorded reads as its default
             recorded = {**RUNSPEC_DEFAULTS, **record.get("spec", {})}
             changed = _differences(recorded, spec.to_dict())
-            if "agent_config" in record:  # a setting added since reads as "absent": its default may change the agent
+            if (
+                "agent_config" in record
+            ):  # a setting added since reads as "absent": its default may change the agent
                 changed += _differences(record["agent_config"], _resolved_agent_config(spec), "agent_config.")
             if changed:
-                raise ConfigError(f"{path}: this run was recorded with a different config ({'; '.join(changed)}); "
-                                  f"use another --out, or delete that run directory to start it again")
+                raise ConfigError(
+                    f"{path}: this run was recorded with a different config ({'; '.join(changed)}); "
+                    f"use another --out, or delete that run directory to start it again"
+                )
         (done if status(read_events(path)) == "finished" else todo).append(spec)
     return todo, done
 
 
 def _differences(recorded: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
     absent = "absent"
-    return [f"{prefix}{k}: recorded {recorded.get(k, absent)!r}, asked {wanted.get(k, absent)!r}"
-            for k in sorted(set(recorded) | set(wanted)) if recorded.get(k, absent) != wanted.get(k, absent)]
+    return [
+        f"{prefix}{k}: recorded {recorded.get(k, absent)!r}, asked {wanted.get(k, absent)!r}"
+        for k in sorted(set(recorded) | set(wanted))
+        if recorded.get(k, absent) != wanted.get(k, absent)
+    ]
 
 
 def _resolved_agent_config(spec: RunSpec) -> dict[str, Any]:
@@ -167,21 +192,33 @@ def _worker_outcome(spec: RunSpec, out: Path, code: int, launched: float) -> Out
         return _finished(spec, done["final_return"], done["wall_s"])
     if status(events) == "failed":
         return Outcome(spec.run_id, "failed", last_event(events, "failed").get("reason", ""))
-    reason = (f"worker process killed by signal {-code}" + (" (SIGKILL: out of memory?)" if code == -9 else "")
-              if code < 0 else f"worker process exited with code {code}")
+    reason = (
+        f"worker process killed by signal {-code}" + (" (SIGKILL: out of memory?)" if code == -9 else "")
+        if code < 0
+        else f"worker process exited with code {code}"
+    )
     record_failure(out, spec, reason)
     return Outcome(spec.run_id, "failed", reason)
 
 
-def _run_processes(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: SweepProgress) -> list[Outcome]:
+def _run_processes(
+    specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: SweepProgress
+) -> list[Outcome]:
     threads = opts.threads or max(1, (os.cpu_count() or 1) // opts.jobs)  # by default the cores, shared out
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending, running, outcomes = list(specs), {}, []
     while pending or running:
         while pending and len(running) < opts.jobs:
             spec = pending.pop(0)
-            cmd = [sys.executable, "-m", "seer_bench.worker", str(out), json.dumps(dataclasses.asdict(opts.run)),
-                   str(threads), json.dumps(spec.to_dict())]
+            cmd = [
+                sys.executable,
+                "-m",
+                "seer_bench.worker",
+                str(out),
+                json.dumps(dataclasses.asdict(opts.run)),
+                str(threads),
+                json.dumps(spec.to_dict()),
+            ]
             running[spec.run_id] = (spec, subprocess.Popen(cmd, env=env), time.time())
             view.run_started(spec)
         for run_id, (spec, proc, launched) in list(running.items()):
@@ -217,8 +254,10 @@ def _check_fits(nodes: list[dict], cpus: float, gpus: float) -> None:
     alive = [n.get("Resources", {}) for n in nodes if n.get("Alive")]
     if not any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in alive):
         have = "; ".join(f"{r.get('CPU', 0):g} CPU, {r.get('GPU', 0):g} GPU" for r in alive) or "no live node"
-        raise ConfigError(f"no node of the Ray cluster fits a run of {cpus:g} CPU and {gpus:g} GPU "
-                          f"(--cpus-per-run, --gpus-per-run); nodes: {have}")
+        raise ConfigError(
+            f"no node of the Ray cluster fits a run of {cpus:g} CPU and {gpus:g} GPU "
+            f"(--cpus-per-run, --gpus-per-run); nodes: {have}"
+        )
 
 
 def _run_ray(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: SweepProgress) -> list[Outcome]:

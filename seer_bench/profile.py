@@ -30,7 +30,14 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
     converts a pixel layout into, with `from_layout`), and the operators fvcore did not count, per module."""
     rows, seen, measured, unsupported = [], set(), {}, {}
     for spec in specs:
-        key = (spec.agent, spec.env, spec.budget_gb, spec.seer, repr(spec.agent_overrides), repr(spec.env_options))
+        key = (
+            spec.agent,
+            spec.env,
+            spec.budget_gb,
+            spec.seer,
+            repr(spec.agent_overrides),
+            repr(spec.env_options),
+        )
         if key in seen:
             continue
         seen.add(key)
@@ -38,7 +45,10 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
         tspec, discrete = transition_spec(env), env.discrete
         env.close()
         agent = (spec.agent.removesuffix("+seer"), spec.env, repr(spec.agent_overrides))
-        phases = [(agent, None), *([(agent, spec.seer)] if spec.seer else [])]  # curl+seer's pixels are curl's
+        phases = [
+            (agent, None),
+            *([(agent, spec.seer)] if spec.seer else []),
+        ]  # curl+seer's pixels are curl's
         for phase in phases:
             if phase not in measured:
                 measured[phase] = _measure(spec, tspec, discrete, phase[1], unsupported)
@@ -47,21 +57,34 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
     return rows, unsupported
 
 
-def _measure(spec: RunSpec, tspec: TransitionSpec, discrete: bool, seer: SeerConfig | None,
-             unsupported: dict) -> tuple[dict[str, float], Any]:
+def _measure(
+    spec: RunSpec, tspec: TransitionSpec, discrete: bool, seer: SeerConfig | None, unsupported: dict
+) -> tuple[dict[str, float], Any]:
     """On a new agent: FLOPs of an action and of an update (mean over the update's period) on pixels, or with
     `seer`, of an update on latents after a real freeze and conversion; and the agent, for SEER's sizes."""
     cfg = agent_config(spec.agent, spec.agent_overrides)
     agent = make_agent(spec.agent, cfg, tspec.obs_shape, tspec.action_dim, torch.device("cpu"), 0)
     ledger = FlopLedger(networks(agent))
-    replay = _random_replay(tspec, discrete, max(cfg.batch_size, agent.sample_horizon) + agent.sample_horizon + 8)
+    replay = _random_replay(
+        tspec, discrete, max(cfg.batch_size, agent.sample_horizon) + agent.sample_horizon + 8
+    )
     if seer is None:
         obs = np.zeros(tspec.obs_shape, np.uint8)
-        out = {"act": ledger.measure(agent.act, obs, sample=True)[1], "pixels": _mean_update(ledger, agent, replay)}
+        out = {
+            "act": ledger.measure(agent.act, obs, sample=True)[1],
+            "pixels": _mean_update(ledger, agent, replay),
+        }
     else:
         room = 64 * replay.allocated_bytes  # every small-replay transition fits, even as conv-map latents
-        latents, _ = Seer(replace(seer, capacity="budget"), room, seed=0, chunk=cfg.batch_size, layout="paper",
-                          transitions=tspec, total_steps=spec.agent_steps).freeze(agent, replay, step=0)
+        latents, _ = Seer(
+            replace(seer, capacity="budget"),
+            room,
+            seed=0,
+            chunk=cfg.batch_size,
+            layout="paper",
+            transitions=tspec,
+            total_steps=spec.agent_steps,
+        ).freeze(agent, replay, step=0)
         out = {"frozen": _mean_update(ledger, agent, latents)}
     for name, ops in ledger.unsupported.items():
         unsupported.setdefault(name, {}).update(ops)
@@ -91,44 +114,84 @@ def _rows(spec: RunSpec, tspec: TransitionSpec, costs: dict[str, float], agent: 
     for layout in LAYOUTS:
         cls = replay_class(layout)
         capacity = cls.capacity_for(tspec, spec.budget_bytes)
-        rows.append({**base, "phase": "pixels", "layout": layout, "update_flops": costs["pixels"], "capacity": capacity,
-                     "bytes_per_transition": cls.total_bytes(tspec, capacity) / max(capacity, 1)})
+        rows.append(
+            {
+                **base,
+                "phase": "pixels",
+                "layout": layout,
+                "update_flops": costs["pixels"],
+                "capacity": capacity,
+                "bytes_per_transition": cls.total_bytes(tspec, capacity) / max(capacity, 1),
+            }
+        )
         if spec.seer is None:
             continue
-        seer = Seer(spec.seer, spec.budget_bytes, seed=0, chunk=cfg.batch_size, layout=layout, transitions=tspec,
-                    total_steps=spec.agent_steps)
+        seer = Seer(
+            spec.seer,
+            spec.budget_bytes,
+            seed=0,
+            chunk=cfg.batch_size,
+            layout=layout,
+            transitions=tspec,
+            total_steps=spec.agent_steps,
+        )
         latent_layout = seer.replay_class(agent).layout
         if all(row["layout"] != latent_layout for row in frozen):  # CURL: both pixel layouts -> paper latents
-            frozen.append({**base, "phase": "frozen", "layout": latent_layout, "from_layout": layout,
-                           "update_flops": costs["frozen"], "capacity": seer.capacity(agent),
-                           "capacity_policy": spec.seer.capacity, "capacity_budget": seer.budget_capacity(agent),
-                           "bytes_per_transition": seer.bytes_per_transition(agent)})
+            frozen.append(
+                {
+                    **base,
+                    "phase": "frozen",
+                    "layout": latent_layout,
+                    "from_layout": layout,
+                    "update_flops": costs["frozen"],
+                    "capacity": seer.capacity(agent),
+                    "capacity_policy": spec.seer.capacity,
+                    "capacity_budget": seer.budget_capacity(agent),
+                    "bytes_per_transition": seer.bytes_per_transition(agent),
+                }
+            )
     return rows + frozen
 
 
 def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, int]]) -> str:
     """A table with units, then SEER's ratios: frozen against pixels (which is the baseline agent's)."""
-    lines = [f"{'agent':<12} {'env':<20} {'budget':>7} {'phase':<7} {'layout':<14} {'update GFLOP':>13} "
-             f"{'act MFLOP':>10} {'bytes/transition':>17} {'capacity':>10} {'sized by':<8}"]
+    lines = [
+        f"{'agent':<12} {'env':<20} {'budget':>7} {'phase':<7} {'layout':<14} {'update GFLOP':>13} "
+        f"{'act MFLOP':>10} {'bytes/transition':>17} {'capacity':>10} {'sized by':<8}"
+    ]
     for r in rows:
-        lines.append(f"{r['agent']:<12} {r['env']:<20} {r['budget_gb']:>5.10g}GB {r['phase']:<7} {r['layout']:<14} "
-                     f"{r['update_flops'] / 1e9:>13.3f} {r['act_flops'] / 1e6:>10.2f} {r['bytes_per_transition']:>17,.0f} "
-                     f"{r['capacity']:>10,} {r.get('capacity_policy', 'budget'):<8}")
+        lines.append(
+            f"{r['agent']:<12} {r['env']:<20} {r['budget_gb']:>5.10g}GB {r['phase']:<7} {r['layout']:<14} "
+            f"{r['update_flops'] / 1e9:>13.3f} {r['act_flops'] / 1e6:>10.2f} "
+            f"{r['bytes_per_transition']:>17,.0f} "
+            f"{r['capacity']:>10,} {r.get('capacity_policy', 'budget'):<8}"
+        )
     ratios = []
     for r in rows:
         if r["phase"] != "frozen":
             continue
         source = r["from_layout"]
-        pixels = next(p for p in rows if p["phase"] == "pixels" and p["layout"] == source and
-                      (p["agent"], p["env"], p["budget_gb"]) == (r["agent"], r["env"], r["budget_gb"]))
-        ratios.append(f"{r['agent']} on {r['env']} at {r['budget_gb']:.10g} GB, {source} layout: after T_f an update "
-                      f"costs {r['update_flops'] / pixels['update_flops']:.3f}x the FLOPs, and the replay holds "
-                      f"{r['capacity'] / pixels['capacity']:.2f}x the transitions ({r['layout']}, capacity = "
-                      f"{r['capacity_policy']}; the whole budget: {r['capacity_budget'] / pixels['capacity']:.2f}x)")
-    notes = ["FLOPs: fvcore convention, 1 multiply-add = 1 FLOP; measured on real calls (forward and backward of "
-             "every module that ran), update = mean over the update's period; act = one action at batch 1."]
+        pixels = next(
+            p
+            for p in rows
+            if p["phase"] == "pixels"
+            and p["layout"] == source
+            and (p["agent"], p["env"], p["budget_gb"]) == (r["agent"], r["env"], r["budget_gb"])
+        )
+        ratios.append(
+            f"{r['agent']} on {r['env']} at {r['budget_gb']:.10g} GB, {source} layout: after T_f an update "
+            f"costs {r['update_flops'] / pixels['update_flops']:.3f}x the FLOPs, and the replay holds "
+            f"{r['capacity'] / pixels['capacity']:.2f}x the transitions ({r['layout']}, capacity = "
+            f"{r['capacity_policy']}; the whole budget: {r['capacity_budget'] / pixels['capacity']:.2f}x)"
+        )
+    notes = [
+        "FLOPs: fvcore convention, 1 multiply-add = 1 FLOP; measured on real calls (forward and backward of "
+        "every module that ran), update = mean over the update's period; act = one action at batch 1."
+    ]
     for name, ops in unsupported.items():
-        notes.append(f"not counted by fvcore in {name}: " + ", ".join(f"{op} x{n}" for op, n in sorted(ops.items())))
+        notes.append(
+            f"not counted by fvcore in {name}: " + ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+        )
     return "\n".join([*lines, "", *ratios, *notes])
 
 

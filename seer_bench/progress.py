@@ -24,8 +24,9 @@ from tqdm import tqdm
 from seer_bench.records import read_progress, run_dir
 from seer_bench.suites import RunSpec
 
-
-BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} env steps [{elapsed}{postfix}]"  # postfix: ", ..."
+BAR = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} env steps [{elapsed}{postfix}]"  # postfix: ", ..."
+)
 
 
 def _terminal_columns(stream: TextIO) -> int:
@@ -62,8 +63,15 @@ class _Run:
 class SweepProgress:
     """Start with `start()`, tell it `run_started(spec)` and `run_ended(spec, status, text)`, `close()`."""
 
-    def __init__(self, out: Path, specs: list[RunSpec], skipped: int = 0, stream: TextIO | None = None,
-                 interval: float = 1.0, log_every: float = 30.0) -> None:
+    def __init__(
+        self,
+        out: Path,
+        specs: list[RunSpec],
+        skipped: int = 0,
+        stream: TextIO | None = None,
+        interval: float = 1.0,
+        log_every: float = 30.0,
+    ) -> None:
         self.out, self.stream = Path(out), stream or sys.stderr
         self.tty = _terminal_columns(self.stream) > 0
         self.interval, self.log_every = interval, log_every
@@ -78,14 +86,27 @@ class SweepProgress:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._bar = tqdm(total=self.total_steps, desc="sweep", position=0, file=self.stream, dynamic_ncols=True,
-                         bar_format=BAR, mininterval=0.5) if self.tty else None
+        self._bar = (
+            tqdm(
+                total=self.total_steps,
+                desc="sweep",
+                position=0,
+                file=self.stream,
+                dynamic_ncols=True,
+                bar_format=BAR,
+                mininterval=0.5,
+            )
+            if self.tty
+            else None
+        )
         self._logged = 0.0
 
     # --- events from the executor ---------------------------------------------------------------------
     def start(self) -> "SweepProgress":
-        self._print(f"sweep: {self.total_runs} run(s), {self.skipped} already finished (skipped), "
-                    f"{self.total_steps:,} env steps to run")
+        self._print(
+            f"sweep: {self.total_runs} run(s), {self.skipped} already finished (skipped), "
+            f"{self.total_steps:,} env steps to run"
+        )
         self._thread.start()
         return self
 
@@ -94,8 +115,8 @@ class SweepProgress:
             self._begin(_Run(spec))
 
     def run_queued(self, spec: RunSpec) -> None:
-        """A run handed to a scheduler (Ray) that may wait for resources: it counts as running once it
-        writes progress."""
+        """A run handed to a scheduler (Ray) that may wait for resources: it counts as
+        running once it writes progress."""
         with self._lock:
             self.queued[spec.run_id] = _Run(spec)
 
@@ -127,14 +148,23 @@ class SweepProgress:
     def _begin(self, run: _Run) -> None:
         self.running[run.spec.run_id] = run
         if self.tty:
-            run.bar = tqdm(total=run.spec.agent_steps * run.spec.action_repeat, desc=run.spec.run_id, bar_format=BAR,
-                           position=len(self.running), leave=False, file=self.stream, dynamic_ncols=True,
-                           mininterval=0.5)
+            run.bar = tqdm(
+                total=run.spec.agent_steps * run.spec.action_repeat,
+                desc=run.spec.run_id,
+                bar_format=BAR,
+                position=len(self.running),
+                leave=False,
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0.5,
+            )
 
     def _counts(self) -> str:
         queued = f", {len(self.queued)} queued" if self.queued else ""
-        return (f"{self.done + self.skipped}/{self.total_runs} finished, {len(self.running)} running{queued}, "
-                f"{self.failed} failed")
+        return (
+            f"{self.done + self.skipped}/{self.total_runs} finished, {len(self.running)} running{queued}, "
+            f"{self.failed} failed"
+        )
 
     def _print(self, line: str) -> None:
         if self._bar is not None:
@@ -177,22 +207,31 @@ class SweepProgress:
         if self._bar is not None:  # tqdm's own rate would count a resumed run's earlier steps as done now
             self._bar.total = self.total_steps
             self._bar.n = min(stepped, self.total_steps)
-            self._bar.set_postfix_str(f"{rate:.1f} env steps/s, ETA {_clock(eta)}; {self._counts()}", refresh=False)
+            self._bar.set_postfix_str(
+                f"{rate:.1f} env steps/s, ETA {_clock(eta)}; {self._counts()}", refresh=False
+            )
             self._bar.refresh()
             for run in self.running.values():
                 if run.bar is not None:
                     run.bar.n = run.steps
-                    run.bar.set_postfix_str(f"{run.rate(now):.1f}/s, {run.phase}, eval return {run.eval_return:.1f}",
-                                            refresh=False)
+                    run.bar.set_postfix_str(
+                        f"{run.rate(now):.1f}/s, {run.phase}, eval return {run.eval_return:.1f}",
+                        refresh=False,
+                    )
                     run.bar.refresh()
             return
         if not final and now - self._logged < self.log_every:
             return
         self._logged = now
-        lines = [f"[{time.strftime('%H:%M:%S')}] sweep: {self._counts()}; {stepped:,}/{self.total_steps:,} env steps "
-                 f"({rate:.1f}/s), elapsed {_clock(elapsed)}, ETA {_clock(eta) if not final else '0:00:00'}"]
+        lines = [
+            f"[{time.strftime('%H:%M:%S')}] sweep: {self._counts()}; {stepped:,}/{self.total_steps:,} env "
+            f"steps "
+            f"({rate:.1f}/s), elapsed {_clock(elapsed)}, ETA {_clock(eta) if not final else '0:00:00'}"
+        ]
         for run in self.running.values():
             total = run.spec.agent_steps * run.spec.action_repeat
-            lines.append(f"  {run.spec.run_id}: {run.steps:,}/{total:,} env steps ({100 * run.steps / total:.0f}%), "
-                         f"{run.rate(now):.1f}/s, {run.phase}, eval return {run.eval_return:.1f}")
+            lines.append(
+                f"  {run.spec.run_id}: {run.steps:,}/{total:,} env steps ({100 * run.steps / total:.0f}%), "
+                f"{run.rate(now):.1f}/s, {run.phase}, eval return {run.eval_return:.1f}"
+            )
         print("\n".join(lines), file=self.stream, flush=True)

@@ -25,7 +25,8 @@ import pandas as pd
 METRICS_COLUMNS = [
     "step",  # agent steps
     "env_steps",  # agent steps x action repeat
-    "eval_return",  # mean return of the evaluation episodes (the agent's evaluation policy; Atari: raw game score)
+    # mean return of the evaluation episodes (the agent's evaluation policy; Atari: raw game score)
+    "eval_return",
     "eval_return_std",
     "hns",  # Atari: human-normalized score of eval_return, (score - random) / (human - random); else empty
     "train_episodes",  # training episodes finished (Atari: each lost life ends one)
@@ -128,7 +129,8 @@ TRAIN_COLUMNS = [
     "step",  # agent step of the last update in the window
     "env_steps",  # step x action repeat
     "updates",  # updates so far
-    "metric",  # a key of the dict the agent's update returns (critic_loss, actor_loss, alpha, curl_loss, loss...)
+    # a key of the dict the agent's update returns (critic_loss, actor_loss, alpha, curl_loss, loss...)
+    "metric",
     "mean",  # its mean over the window's updates that reported it
     "count",  # how many updates of the window reported it (e.g. the actor's loss: every second update)
 ]
@@ -156,9 +158,16 @@ class TrainLog:
 
     def flush(self) -> None:
         for name in sorted(self._sums):
-            self._log.write({"step": self._step, "env_steps": self._step * self.action_repeat,
-                             "updates": self._updates, "metric": name, "mean": self._sums[name] / self._counts[name],
-                             "count": self._counts[name]})
+            self._log.write(
+                {
+                    "step": self._step,
+                    "env_steps": self._step * self.action_repeat,
+                    "updates": self._updates,
+                    "metric": name,
+                    "mean": self._sums[name] / self._counts[name],
+                    "count": self._counts[name],
+                }
+            )
         self._sums.clear()
         self._counts.clear()
         self._window = 0
@@ -190,11 +199,18 @@ def last_event(events: list[dict[str, Any]], kind: str) -> dict[str, Any] | None
 
 class ProgressFile:
     """`progress.json` in a run directory, rewritten at most every `interval` seconds: how a sweep's
-    progress view (and a failure record) follows a run in this process, another process or another node
-    alike."""
+    progress view (and a failure record) follows a run in this process, another process
+    or another node alike."""
 
-    def __init__(self, path: Path, run_id: str, agent_steps: int, action_repeat: int, start_step: int,
-                 interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        agent_steps: int,
+        action_repeat: int,
+        start_step: int,
+        interval: float = 2.0,
+    ) -> None:
         self.file, self.run_id, self.interval = path / "progress.json", run_id, interval
         self.agent_steps, self.action_repeat = agent_steps, action_repeat
         self.start_step = start_step  # where this attempt began: 0, or the checkpoint it resumed from
@@ -204,9 +220,19 @@ class ProgressFile:
     def update(self, step: int, force: bool = False, **fields: Any) -> None:
         now = time.time()
         if force or now - self._written >= self.interval:
-            write_json(self.file, {"run_id": self.run_id, "step": step, "total": self.agent_steps,
-                                   "env_steps": step * self.action_repeat, "checkpoint_step": self.checkpoint,
-                                   "start_env_steps": self.start_step * self.action_repeat, "time": now, **fields})
+            write_json(
+                self.file,
+                {
+                    "run_id": self.run_id,
+                    "step": step,
+                    "total": self.agent_steps,
+                    "env_steps": step * self.action_repeat,
+                    "checkpoint_step": self.checkpoint,
+                    "start_env_steps": self.start_step * self.action_repeat,
+                    "time": now,
+                    **fields,
+                },
+            )
             self._written = now
 
 
@@ -225,6 +251,10 @@ def load_runs(out: Path) -> list[tuple[dict[str, Any], pd.DataFrame, list[dict[s
         d = cfg_file.parent
         file = d / "metrics.csv"
         # a run killed before its header reached the disk leaves an empty file: no evaluations, like no file
-        metrics = pd.read_csv(file) if file.exists() and file.stat().st_size else pd.DataFrame(columns=METRICS_COLUMNS)
+        metrics = (
+            pd.read_csv(file)
+            if file.exists() and file.stat().st_size
+            else pd.DataFrame(columns=METRICS_COLUMNS)
+        )
         runs.append((json.loads(cfg_file.read_text()), metrics, read_events(d)))
     return runs

@@ -98,7 +98,12 @@ def _scalar_fields(spec: "TransitionSpec | LatentSpec") -> dict[str, tuple[tuple
     discrete, and `last` (the episode ended here, by termination or time limit), which multi-step returns
     and the compact latent layout need to find episode ends."""
     action = ((), np.int32) if spec.discrete else ((spec.action_dim,), np.float32)
-    return {"action": action, "reward": ((), np.float32), "not_done": ((), np.float32), "last": ((), np.uint8)}
+    return {
+        "action": action,
+        "reward": ((), np.float32),
+        "not_done": ((), np.float32),
+        "last": ((), np.uint8),
+    }
 
 
 class RingReplay:
@@ -117,7 +122,9 @@ class RingReplay:
         self.capacity = capacity
         self.head = 0  # absolute index of the next transition to write
         self.tail = 0  # absolute index of the oldest live transition
-        self._scalars = {k: lazy_array((capacity, *shape), dtype) for k, (shape, dtype) in _scalar_fields(spec).items()}
+        self._scalars = {
+            k: lazy_array((capacity, *shape), dtype) for k, (shape, dtype) in _scalar_fields(spec).items()
+        }
 
     # --- sizing -----------------------------------------------------------------------------------------
     @classmethod
@@ -154,7 +161,9 @@ class RingReplay:
     def resident_bytes(self) -> int:
         """Bytes of the slots written and not released: what the lazily mapped arrays really occupy."""
         return self._data_resident_bytes() + sum(
-            _nbytes(self._resident_rows(), shape, dtype) for shape, dtype in _scalar_fields(self.spec).values())
+            _nbytes(self._resident_rows(), shape, dtype)
+            for shape, dtype in _scalar_fields(self.spec).values()
+        )
 
     def _resident_rows(self) -> int:
         return min(self.head, self.capacity)
@@ -166,8 +175,15 @@ class RingReplay:
         return self.head - self.tail
 
     # --- writing ----------------------------------------------------------------------------------------
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-            terminal: bool, last: bool) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        next_obs: np.ndarray,
+        terminal: bool,
+        last: bool,
+    ) -> None:
         """Store one transition. `last` marks the end of an episode (terminal or truncated)."""
         if len(self) == self.capacity:
             self.tail += 1
@@ -204,18 +220,25 @@ class RingReplay:
         arrays a `torch.save(..., weights_only)` checkpoint can hold without pickling numpy."""
         import torch
 
-        return {"layout": self.layout, "counters": {k: v for k, v in vars(self).items() if type(v) in (int, bool)},
-                "arrays": {name: torch.from_numpy(array[:rows]) for name, (array, rows) in self._arrays().items()}}
+        return {
+            "layout": self.layout,
+            "counters": {k: v for k, v in vars(self).items() if type(v) in (int, bool)},
+            "arrays": {
+                name: torch.from_numpy(array[:rows]) for name, (array, rows) in self._arrays().items()
+            },
+        }
 
     def load_state_dict(self, state: dict) -> None:
         counters, arrays = state["counters"], state["arrays"]
         if state["layout"] != self.layout or counters["capacity"] != self.capacity:
-            raise ValueError(f"checkpoint holds a {state['layout']} replay of {counters['capacity']} transitions, "
-                             f"this run a {self.layout} replay of {self.capacity}")
+            raise ValueError(
+                f"checkpoint holds a {state['layout']} replay of {counters['capacity']} transitions, "
+                f"this run a {self.layout} replay of {self.capacity}"
+            )
         vars(self).update(counters)
         for name, (array, _) in self._arrays().items():
             saved = arrays[name].numpy()
-            array[:len(saved)] = saved
+            array[: len(saved)] = saved
 
     # --- reading ----------------------------------------------------------------------------------------
     def sample_indices(self, batch_size: int, rng: np.random.Generator, horizon: int = 1) -> np.ndarray:
@@ -225,7 +248,9 @@ class RingReplay:
         (the textbook n-step replay; the public SEER Atari replay samples them, a quirk not copied: README).
         """
         if self.head - horizon + 1 <= self.tail:
-            raise ValueError(f"cannot sample: {len(self)} transitions held, a {horizon}-step window needs {horizon}")
+            raise ValueError(
+                f"cannot sample: {len(self)} transitions held, a {horizon}-step window needs {horizon}"
+            )
         return rng.integers(self.tail, self.head - horizon + 1, size=batch_size)
 
     def n_step(self, idx: np.ndarray, n: int, discount: float) -> dict[str, np.ndarray]:
@@ -245,8 +270,11 @@ class RingReplay:
         ret = (self._scalars["reward"][slots] * alive * powers[:n]).sum(axis=1)
         end = idx + steps - 1
         not_done = self._scalars["not_done"][end % self.capacity]
-        return {"return": ret.astype(np.float32), "end": end,
-                "discount": (powers[steps] * not_done).astype(np.float32)}
+        return {
+            "return": ret.astype(np.float32),
+            "end": end,
+            "discount": (powers[steps] * not_done).astype(np.float32),
+        }
 
     def scalars(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         slots = idx % self.capacity
@@ -269,7 +297,8 @@ class PixelReplay(RingReplay):
         return self._gather(idx, offsets, size, next_obs=True)
 
     def uncropped(self, idx: np.ndarray, next_obs: bool) -> np.ndarray:
-        """Whole stacks (no crop): for agents without augmentation, and for SEER's encoder, which crops itself."""
+        """Whole stacks (no crop): for agents without augmentation, and for SEER's
+        encoder, which crops itself."""
         return self._gather(idx, np.zeros((len(idx), 2), np.int64), self.spec.obs_shape[-1], next_obs)
 
     def _gather(self, idx: np.ndarray, offsets: np.ndarray, size: int, next_obs: bool) -> np.ndarray:
@@ -278,8 +307,8 @@ class PixelReplay(RingReplay):
     def release_before(self, index: int) -> None:
         """Drop every transition older than absolute `index` and return its memory to the OS.
 
-        Used once, by SEER's conversion, which walks the buffer from oldest to newest; nothing is added
-        afterwards.
+        Used once, by SEER's conversion, which walks the buffer from oldest to newest;
+        nothing is added afterwards.
         """
         index = min(max(index, self.tail), self.head)
         start = max(self._rows_freed_to, self.head - self.capacity)  # rows evicted early were written too
@@ -326,7 +355,7 @@ class PaperReplay(PixelReplay):
         src = self._next_obs if next_obs else self._obs
         out = np.empty((len(idx), self.spec.obs_shape[0], size, size), np.uint8)
         for i, (slot, (y, x)) in enumerate(zip(idx % self.capacity, offsets)):
-            out[i] = src[slot, :, y:y + size, x:x + size]
+            out[i] = src[slot, :, y : y + size, x : x + size]
         return out
 
     def _release(self, start: int, stop: int) -> None:
@@ -356,7 +385,9 @@ class CompactReplay(PixelReplay):
         super().__init__(spec, capacity)
         self.frame_capacity = self._frame_capacity(spec, capacity)
         self._frames = lazy_array((self.frame_capacity, *spec.frame_shape), np.uint8)
-        self._newest = lazy_array((capacity,), np.int64)  # absolute frame index of each transition's next frame
+        self._newest = lazy_array(
+            (capacity,), np.int64
+        )  # absolute frame index of each transition's next frame
         self._frame_head = 0  # absolute index of the next frame to write
         self._frames_freed_to = 0  # absolute frame index below which frames were released
         self._frames_released = 0
@@ -370,15 +401,20 @@ class CompactReplay(PixelReplay):
 
     @classmethod
     def _data_bytes(cls, spec: TransitionSpec, capacity: int) -> int:
-        return _nbytes(cls._frame_capacity(spec, capacity), spec.frame_shape, np.uint8) + _nbytes(capacity, (), np.int64)
+        return _nbytes(cls._frame_capacity(spec, capacity), spec.frame_shape, np.uint8) + _nbytes(
+            capacity, (), np.int64
+        )
 
     def _data_resident_bytes(self) -> int:
         frames = min(self._frame_head, self.frame_capacity) - self._frames_released
         return _nbytes(frames, self.spec.frame_shape, np.uint8) + _nbytes(self._resident_rows(), (), np.int64)
 
     def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
-        return {**super()._arrays(), "frames": (self._frames, min(self._frame_head, self.frame_capacity)),
-                "newest": (self._newest, min(self.head, self.capacity))}
+        return {
+            **super()._arrays(),
+            "frames": (self._frames, min(self._frame_head, self.frame_capacity)),
+            "newest": (self._newest, min(self.head, self.capacity)),
+        }
 
     def _write_frame(self, frame: np.ndarray) -> None:
         f = self._frame_head
@@ -393,7 +429,7 @@ class CompactReplay(PixelReplay):
         c, k = self.spec.frame_shape[0], self.spec.frame_stack
         if not self._episode_open:
             for j in range(k - 1 if self._continues(obs) else 0, k):
-                self._write_frame(obs[j * c:(j + 1) * c])
+                self._write_frame(obs[j * c : (j + 1) * c])
         self._write_frame(next_obs[-c:])
         self._newest[slot] = self._frame_head - 1
         self._episode_open = not last
@@ -405,7 +441,7 @@ class CompactReplay(PixelReplay):
             return False
         c = self.spec.frame_shape[0]
         ring = self._frames[np.arange(f - k + 1, f) % self.frame_capacity]
-        return np.array_equal(ring.reshape(-1, *obs.shape[1:]), obs[:(k - 1) * c])
+        return np.array_equal(ring.reshape(-1, *obs.shape[1:]), obs[: (k - 1) * c])
 
     def _gather(self, idx: np.ndarray, offsets: np.ndarray, size: int, next_obs: bool) -> np.ndarray:
         k = self.spec.frame_stack
@@ -414,12 +450,18 @@ class CompactReplay(PixelReplay):
         out = np.empty((len(idx), k * c, size, size), np.uint8)
         for i, (f0, (y, x)) in enumerate(zip(first, offsets)):
             for j in range(k):
-                out[i, j * c:(j + 1) * c] = self._frames[(f0 + j) % self.frame_capacity, :, y:y + size, x:x + size]
+                out[i, j * c : (j + 1) * c] = self._frames[
+                    (f0 + j) % self.frame_capacity, :, y : y + size, x : x + size
+                ]
         return out
 
     def _release(self, start: int, stop: int) -> None:
         # Frames older than the oldest frame of the first transition kept are no longer needed.
-        keep_from = int(self._newest[stop % self.capacity]) - self.spec.frame_stack if stop < self.head else self._frame_head
+        keep_from = (
+            int(self._newest[stop % self.capacity]) - self.spec.frame_stack
+            if stop < self.head
+            else self._frame_head
+        )
         lo = max(self._frames_freed_to, self._frame_head - self.frame_capacity)
         if keep_from > lo:
             for a, b in _ring_segments(lo, keep_from, self.frame_capacity):
@@ -481,8 +523,9 @@ class LatentReplay(RingReplay):
         """{stream: (B, dim)}: copy `copy[i]` of transition `idx[i]`, the same pick for every stream."""
         raise NotImplementedError
 
-    def fill_from(self, pixels: PixelReplay, chunk: int,
-                  on_chunk: Callable[[int], None] | None = None) -> int:
+    def fill_from(
+        self, pixels: PixelReplay, chunk: int, on_chunk: Callable[[int], None] | None = None
+    ) -> int:
         """Convert every live transition of `pixels` (the newest `capacity` if fewer fit) and release them.
 
         `on_chunk(bytes)` is called after each chunk with the bytes both buffers hold (for tests and
@@ -522,13 +565,21 @@ class PaperLatentReplay(LatentReplay):
     def __init__(self, spec: LatentSpec, capacity: int, encode: Encoder) -> None:
         super().__init__(spec, capacity, encode)
         shape = (capacity, spec.copies)
-        self._latents = {(name, nxt): lazy_array((*shape, dim), np.dtype(spec.dtype))
-                         for name, dim in spec.streams for nxt in (False, True)}
+        self._latents = {
+            (name, nxt): lazy_array((*shape, dim), np.dtype(spec.dtype))
+            for name, dim in spec.streams
+            for nxt in (False, True)
+        }
 
     def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
         rows = min(self.head, self.capacity)
-        return {**super()._arrays(), **{f"latents.{name}.{'next' if nxt else 'obs'}": (array, rows)
-                                        for (name, nxt), array in self._latents.items()}}
+        return {
+            **super()._arrays(),
+            **{
+                f"latents.{name}.{'next' if nxt else 'obs'}": (array, rows)
+                for (name, nxt), array in self._latents.items()
+            },
+        }
 
     @classmethod
     def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
@@ -575,8 +626,10 @@ class CompactLatentReplay(LatentReplay):
     def __init__(self, spec: LatentSpec, capacity: int, encode: Encoder) -> None:
         super().__init__(spec, capacity, encode)
         self.state_capacity = self._state_capacity(spec, capacity)
-        self._states = {name: lazy_array((self.state_capacity, spec.copies, dim), np.dtype(spec.dtype))
-                        for name, dim in spec.streams}
+        self._states = {
+            name: lazy_array((self.state_capacity, spec.copies, dim), np.dtype(spec.dtype))
+            for name, dim in spec.streams
+        }
         self._newest = lazy_array((capacity,), np.int64)  # absolute state index of each transition's next_obs
         self._state_head = 0
         self._episode_open = False
@@ -588,8 +641,9 @@ class CompactLatentReplay(LatentReplay):
     @staticmethod
     def _bytes(spec: LatentSpec, states: int, transitions: int) -> int:
         """Bytes of `states` latents (every stream and copy) and the state index of `transitions`."""
-        return sum(_nbytes(states, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams) + \
-            _nbytes(transitions, (), np.int64)
+        return sum(
+            _nbytes(states, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams
+        ) + _nbytes(transitions, (), np.int64)
 
     @classmethod
     def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
@@ -600,8 +654,11 @@ class CompactLatentReplay(LatentReplay):
 
     def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
         states = min(self._state_head, self.state_capacity)
-        return {**super()._arrays(), "newest": (self._newest, min(self.head, self.capacity)),
-                **{f"states.{name}": (array, states) for name, array in self._states.items()}}
+        return {
+            **super()._arrays(),
+            "newest": (self._newest, min(self.head, self.capacity)),
+            **{f"states.{name}": (array, states) for name, array in self._states.items()},
+        }
 
     def _write_state(self, encoded: dict[str, np.ndarray], row: int) -> None:
         s = self._state_head
@@ -633,7 +690,9 @@ class CompactLatentReplay(LatentReplay):
 
     def _encode_chunk(self, pixels: PixelReplay, idx: np.ndarray, last: np.ndarray) -> dict[str, np.ndarray]:
         starts = self._starts(last)
-        return self._encode(np.concatenate([pixels.uncropped(idx[starts], False), pixels.uncropped(idx, True)]))
+        return self._encode(
+            np.concatenate([pixels.uncropped(idx[starts], False), pixels.uncropped(idx, True)])
+        )
 
     def _write_chunk(self, slots: np.ndarray, encoded: dict[str, np.ndarray], last: np.ndarray) -> None:
         starts = self._starts(last)
@@ -675,8 +734,9 @@ def make_replay(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size
     if capacity < batch_size:
         need = cls.total_bytes(spec, batch_size)
         raise ConfigError(
-            f"replay budget {budget_bytes / 1e9:g} GB ({budget_bytes} bytes) holds {capacity} transitions in the "
+            f"replay budget {budget_bytes / 1e9:g} GB ({budget_bytes} bytes) holds {capacity} transitions in "
+            f"the "
             f"{layout!r} layout, fewer than one batch of {batch_size}; it needs at least {need} bytes "
-            f"({need / 1e9:.4g} GB)")
+            f"({need / 1e9:.4g} GB)"
+        )
     return cls(spec, capacity)
-

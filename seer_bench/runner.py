@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from seer_bench import checkpoint
 from seer_bench.agents import agent_class, agent_config, make_agent
 from seer_bench.agents.contract import Agent, missing_members, networks
 from seer_bench.agents.seer import Freezable, Seer
@@ -33,9 +34,15 @@ from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
-from seer_bench import checkpoint
-from seer_bench.records import (METRICS_COLUMNS, CsvLog, ProgressFile, TrainLog, append_event, run_dir,
-                                write_config)
+from seer_bench.records import (
+    METRICS_COLUMNS,
+    CsvLog,
+    ProgressFile,
+    TrainLog,
+    append_event,
+    run_dir,
+    write_config,
+)
 from seer_bench.replay import LatentReplay, TransitionSpec, make_replay, replay_class
 from seer_bench.suites import RunSpec
 
@@ -54,8 +61,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def transition_spec(env: PixelEnv) -> TransitionSpec:
-    return TransitionSpec(env.obs_shape, env.action_dim, frame_stack=env.frame_stack,
-                          episode_steps=env.episode_steps, discrete=env.discrete)
+    return TransitionSpec(
+        env.obs_shape,
+        env.action_dim,
+        frame_stack=env.frame_stack,
+        episode_steps=env.episode_steps,
+        discrete=env.discrete,
+    )
 
 
 def build_env(spec: RunSpec, seed: int, train: bool = True) -> PixelEnv:
@@ -63,8 +75,16 @@ def build_env(spec: RunSpec, seed: int, train: bool = True) -> PixelEnv:
 
 
 def build_seer(spec: RunSpec, cfg: Any, env: PixelEnv, seed: int, observe: Any = None) -> Seer:
-    return Seer(spec.seer, spec.budget_bytes, seed, chunk=cfg.batch_size, layout=spec.replay_layout,
-                transitions=transition_spec(env), total_steps=spec.agent_steps, observe=observe)
+    return Seer(
+        spec.seer,
+        spec.budget_bytes,
+        seed,
+        chunk=cfg.batch_size,
+        layout=spec.replay_layout,
+        transitions=transition_spec(env),
+        total_steps=spec.agent_steps,
+        observe=observe,
+    )
 
 
 def check_spec(spec: RunSpec) -> None:
@@ -75,17 +95,25 @@ def check_spec(spec: RunSpec) -> None:
     try:
         if getattr(agent_class(spec.agent), "discrete", env.discrete) != env.discrete:
             kinds = {True: "discrete", False: "continuous"}
-            raise ConfigError(f"{spec.run_id}: agent {spec.agent} takes {kinds[not env.discrete]} actions, env "
-                              f"{spec.env} has {kinds[env.discrete]} ones")
+            raise ConfigError(
+                f"{spec.run_id}: agent {spec.agent} takes {kinds[not env.discrete]} actions, env "
+                f"{spec.env} has {kinds[env.discrete]} ones"
+            )
         agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0)
         _check_contract(spec, agent)
         if spec.agent_steps <= agent.learn_start:
-            raise ConfigError(f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
-                              f"before or at learn start ({agent.learn_start} agent steps); raise --steps")
-        replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)  # raises when too small
+            raise ConfigError(
+                f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
+                f"before or at learn start ({agent.learn_start} agent steps); raise --steps"
+            )
+        replay = make_replay(
+            spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size
+        )  # raises when too small
         if replay.capacity < agent.sample_horizon:
-            raise ConfigError(f"{spec.run_id}: the replay holds {replay.capacity} transitions, fewer than one "
-                              f"{agent.sample_horizon}-step window; raise --budget-gb")
+            raise ConfigError(
+                f"{spec.run_id}: the replay holds {replay.capacity} transitions, fewer than one "
+                f"{agent.sample_horizon}-step window; raise --budget-gb"
+            )
         if spec.seer is not None:
             _check_seer(spec, cfg, agent, env)
     finally:
@@ -97,33 +125,47 @@ def _check_contract(spec: RunSpec, agent: Any) -> None:
     what is missing, before any training."""
     missing = missing_members(agent, Agent)
     if missing:
-        raise ConfigError(f"{spec.run_id}: agent {spec.agent} does not meet the agent contract "
-                          f"(seer_bench.agents.contract.Agent): missing {', '.join(missing)}")
+        raise ConfigError(
+            f"{spec.run_id}: agent {spec.agent} does not meet the agent contract "
+            f"(seer_bench.agents.contract.Agent): missing {', '.join(missing)}"
+        )
     missing = missing_members(agent, Freezable) if spec.seer is not None else []
     if missing:
-        raise ConfigError(f"{spec.run_id}: agent {spec.agent.removesuffix('+seer')} does not provide what SEER needs "
-                          f"(seer_bench.agents.seer.Freezable): missing {', '.join(missing)}")
+        raise ConfigError(
+            f"{spec.run_id}: agent {spec.agent.removesuffix('+seer')} does not provide what SEER needs "
+            f"(seer_bench.agents.seer.Freezable): missing {', '.join(missing)}"
+        )
 
 
 def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv) -> None:
     tf = spec.seer.freeze_at
     if tf <= agent.learn_start:
-        raise ConfigError(f"{spec.run_id}: freeze_at {tf} agent steps is not after the first update (agent step "
-                          f"{agent.learn_start}): the encoder would freeze untrained")
+        raise ConfigError(
+            f"{spec.run_id}: freeze_at {tf} agent steps is not after the first update (agent step "
+            f"{agent.learn_start}): the encoder would freeze untrained"
+        )
     if tf >= spec.agent_steps:
-        raise ConfigError(f"{spec.run_id}: freeze_at {tf} agent steps is not before the run ends "
-                          f"({spec.agent_steps} agent steps = {spec.steps} env steps); lower --freeze-at")
+        raise ConfigError(
+            f"{spec.run_id}: freeze_at {tf} agent steps is not before the run ends "
+            f"({spec.agent_steps} agent steps = {spec.steps} env steps); lower --freeze-at"
+        )
     if spec.seer.split not in agent.splits():
-        raise ConfigError(f"{spec.run_id}: seer split {spec.seer.split!r} is not a layer boundary of {spec.agent}; "
-                          f"choose from {', '.join(agent.splits())}")
+        raise ConfigError(
+            f"{spec.run_id}: seer split {spec.seer.split!r} is not a layer boundary of {spec.agent}; "
+            f"choose from {', '.join(agent.splits())}"
+        )
     if spec.seer.num_copies > 1 and not agent.random_crops:
-        raise ConfigError(f"{spec.run_id}: num_copies {spec.seer.num_copies}: {spec.agent} does not augment, so every "
-                          f"copy would be the same latent; set num_copies = 1")
+        raise ConfigError(
+            f"{spec.run_id}: num_copies {spec.seer.num_copies}: {spec.agent} does not augment, so every "
+            f"copy would be the same latent; set num_copies = 1"
+        )
     seer = build_seer(spec, cfg, env, seed=0)
     need = max(cfg.batch_size, agent.sample_horizon)
     if seer.capacity(agent) < need:
-        raise ConfigError(f"{spec.run_id}: after T_f the budget holds {seer.capacity(agent)} latent transitions, "
-                          f"fewer than the {need} a batch needs")
+        raise ConfigError(
+            f"{spec.run_id}: after T_f the budget holds {seer.capacity(agent)} latent transitions, "
+            f"fewer than the {need} a batch needs"
+        )
 
 
 def versions() -> dict[str, str]:
@@ -141,10 +183,15 @@ def seer_sizing(seer: Seer, agent: Any) -> dict[str, Any]:
     alternatives (the whole budget from real bytes, the public formula) for comparison."""
     spec = seer.latent_spec(agent)
     return {
-        "config": asdict(seer.cfg), "latent_streams": [list(s) for s in spec.streams],
-        "latent_layout": seer.replay_class(agent).layout, "latent_bytes_per_transition": seer.bytes_per_transition(agent),
-        "capacity_policy": seer.cfg.capacity, "capacity_after": seer.capacity(agent),
-        "capacity_budget": seer.budget_capacity(agent), "capacity_public_formula": seer.public_capacity(agent)}
+        "config": asdict(seer.cfg),
+        "latent_streams": [list(s) for s in spec.streams],
+        "latent_layout": seer.replay_class(agent).layout,
+        "latent_bytes_per_transition": seer.bytes_per_transition(agent),
+        "capacity_policy": seer.cfg.capacity,
+        "capacity_after": seer.capacity(agent),
+        "capacity_budget": seer.budget_capacity(agent),
+        "capacity_public_formula": seer.public_capacity(agent),
+    }
 
 
 @dataclass
@@ -176,7 +223,9 @@ def check_finite(agent: Any, step: int) -> None:
         if isinstance(value, torch.nn.Module):
             for pname, p in value.named_parameters():
                 if not torch.isfinite(p).all():
-                    raise FloatingPointError(f"non-finite parameter {name}.{pname} at agent step {step} (diverged)")
+                    raise FloatingPointError(
+                        f"non-finite parameter {name}.{pname} at agent step {step} (diverged)"
+                    )
 
 
 @dataclass(frozen=True)
@@ -202,7 +251,8 @@ def run(spec: RunSpec, out: Path, options: RunOptions = RunOptions()) -> RunResu
 class Workspace:
     """One run: its env, evaluation env, agent, replay and records, and the plain loop in `train()`.
 
-    With `options.checkpoint_every` (env steps, 0 for never) the run saves a checkpoint at every multiple of it,
+    With `options.checkpoint_every` (env steps, 0 for never) the run saves a checkpoint at every multiple of
+    it,
     after that step's evaluation (and SEER's freeze), and a run whose directory holds a checkpoint
     continues from it: metrics rows after the checkpoint are dropped and evaluated again, the episode in
     progress is cut (a new one starts, with new env seeds), and counters, FLOP totals, wall time and every
@@ -221,30 +271,49 @@ class Workspace:
         else:
             wall_before = self._restore(saved)
         del saved  # its replay copy would otherwise stay in memory (and in the RSS records) for the whole run
-        self.metrics = CsvLog(self.path / "metrics.csv", METRICS_COLUMNS, self.start_step if self.resumed else None)
-        self.train_log = TrainLog(self.path / "train.csv", spec.action_repeat, options.train_log_every,
-                                  self.start_step if self.resumed else None)
+        self.metrics = CsvLog(
+            self.path / "metrics.csv", METRICS_COLUMNS, self.start_step if self.resumed else None
+        )
+        self.train_log = TrainLog(
+            self.path / "train.csv",
+            spec.action_repeat,
+            options.train_log_every,
+            self.start_step if self.resumed else None,
+        )
         self.eval_every = max(1, spec.eval_every // spec.action_repeat)
-        self.save_every = -(-options.checkpoint_every // spec.action_repeat)  # agent steps, rounded up (0: never)
+        self.save_every = -(
+            -options.checkpoint_every // spec.action_repeat
+        )  # agent steps, rounded up (0: never)
         self.started = time.perf_counter() - wall_before
         self.last_eval = float("nan")
         self.memory = MemorySampler(self.device)
-        self.progress = ProgressFile(self.path, spec.run_id, spec.agent_steps, spec.action_repeat, self.start_step)
+        self.progress = ProgressFile(
+            self.path, spec.run_id, spec.agent_steps, spec.action_repeat, self.start_step
+        )
 
     def _build(self) -> None:
-        """Seeds, then the envs, agent, replay, FLOP ledger and SEER, in that order (a fixed random stream)."""
+        """Seeds, then the envs, agent, replay, FLOP ledger and SEER, in that order
+        (a fixed random stream)."""
         spec, cfg = self.spec, self.cfg
         random.seed(spec.seed)
         np.random.seed(spec.seed)
         torch.manual_seed(spec.seed)
-        self.rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])  # init-phase random actions
+        self.rng = np.random.default_rng(
+            np.random.SeedSequence(spec.seed).spawn(2)[0]
+        )  # init-phase random actions
         self.env = build_env(spec, _reseeded(spec.seed, self.start_step))
         self.eval_env = build_env(spec, _reseeded(spec.seed + EVAL_SEED_OFFSET, self.start_step), train=False)
-        self.agent = make_agent(spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed)
-        self.replay = make_replay(spec.replay_layout, transition_spec(self.env), spec.budget_bytes, cfg.batch_size)
+        self.agent = make_agent(
+            spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed
+        )
+        self.replay = make_replay(
+            spec.replay_layout, transition_spec(self.env), spec.budget_bytes, cfg.batch_size
+        )
         # training compute only: evaluation episodes measure the agent, they are not its cost
         self.ledger = FlopLedger(networks(self.agent))
-        self.encoding = "convert"  # the category of SEER's encodings: the conversion at T_f, then new transitions
+        self.encoding = (
+            "convert"  # the category of SEER's encodings: the conversion at T_f, then new transitions
+        )
         self.seer = build_seer(spec, cfg, self.env, spec.seed, self._observed_encode) if spec.seer else None
 
     def _observed_encode(self, encode: Callable) -> Callable:
@@ -261,17 +330,38 @@ class Workspace:
     def _start(self) -> None:
         """A new run: config.json and the `started` event."""
         spec, env, replay = self.spec, self.env, self.replay
-        write_config(self.path, {
-            "spec": spec.to_dict(), "run_id": spec.run_id, "agent_config": asdict(self.cfg),
-            "env": {"obs_shape": list(env.obs_shape), "action_dim": env.action_dim, "discrete": env.discrete,
-                    "frame_stack": env.frame_stack, "episode_steps": env.episode_steps},
-            "replay": {"layout": replay.layout, "budget_bytes": spec.budget_bytes, "capacity": replay.capacity,
-                       "bytes_per_transition": replay.bytes_per_transition, "allocated_bytes": replay.allocated_bytes,
-                       "paper_layout_bytes_per_transition":
-                           replay_class("paper").total_bytes(replay.spec, replay.capacity) / replay.capacity},
-            "seer": seer_sizing(self.seer, self.agent) if self.seer else None,
-            "device": str(self.device), "torch_threads": torch.get_num_threads(), "versions": versions(),
-            "host": platform.node(), "argv": sys.argv})
+        write_config(
+            self.path,
+            {
+                "spec": spec.to_dict(),
+                "run_id": spec.run_id,
+                "agent_config": asdict(self.cfg),
+                "env": {
+                    "obs_shape": list(env.obs_shape),
+                    "action_dim": env.action_dim,
+                    "discrete": env.discrete,
+                    "frame_stack": env.frame_stack,
+                    "episode_steps": env.episode_steps,
+                },
+                "replay": {
+                    "layout": replay.layout,
+                    "budget_bytes": spec.budget_bytes,
+                    "capacity": replay.capacity,
+                    "bytes_per_transition": replay.bytes_per_transition,
+                    "allocated_bytes": replay.allocated_bytes,
+                    "paper_layout_bytes_per_transition": replay_class("paper").total_bytes(
+                        replay.spec, replay.capacity
+                    )
+                    / replay.capacity,
+                },
+                "seer": seer_sizing(self.seer, self.agent) if self.seer else None,
+                "device": str(self.device),
+                "torch_threads": torch.get_num_threads(),
+                "versions": versions(),
+                "host": platform.node(),
+                "argv": sys.argv,
+            },
+        )
         append_event(self.path, "started", run_id=spec.run_id)
 
     def _restore(self, saved: dict[str, Any]) -> float:
@@ -289,13 +379,15 @@ class Workspace:
         self.ledger.load_state_dict(saved["ledger"])
         self.train_episodes, self.updates = saved["train_episodes"] + cut, saved["updates"]
         step = self.start_step
-        append_event(self.path, "resumed", run_id=self.spec.run_id, step=step, env_steps=step * self.spec.action_repeat)
+        append_event(
+            self.path, "resumed", run_id=self.spec.run_id, step=step, env_steps=step * self.spec.action_repeat
+        )
         return saved["wall_s"]
 
     # --- the loop -----------------------------------------------------------------------------------------
     def train(self) -> RunResult:
-        """Act, update, step the env, store the transition; evaluation, SEER's freeze and checkpoints at
-        their steps."""
+        """Act, update, step the env, store the transition; evaluation, SEER's freeze
+        and checkpoints at their steps."""
         step = self.start_step
         try:
             self.memory.start()
@@ -306,8 +398,11 @@ class Workspace:
                 if self._updates_at(step):
                     self._update(step)
                 obs = self._env_step(obs, action)
-                self.progress.update(step + 1, phase="frozen" if self.phase == "frozen" else "training",
-                                     eval_return=self.last_eval)
+                self.progress.update(
+                    step + 1,
+                    phase="frozen" if self.phase == "frozen" else "training",
+                    eval_return=self.last_eval,
+                )
             self._evaluate(self.spec.agent_steps)
         except BaseException:  # where it stopped, for the failure record (the executor reads it back)
             self.progress.update(step, force=True, phase="failed", eval_return=self.last_eval)
@@ -317,7 +412,8 @@ class Workspace:
         return self._finish()
 
     def _scheduled(self, step: int) -> None:
-        """What happens before step `step`'s action: evaluation, SEER's freeze, a checkpoint (each at most once
+        """What happens before step `step`'s action: evaluation, SEER's freeze, a checkpoint (each at most
+        once
         per step: a resumed run did them before saving)."""
         if self.resumed and step == self.start_step:
             return
@@ -361,15 +457,29 @@ class Workspace:
         mean, std = evaluate(self.eval_env, self.agent, self.spec.eval_episodes)
         self.last_eval = mean
         replay, ledger = self.replay, self.ledger
-        self.metrics.write({
-            "step": step, "env_steps": step * self.spec.action_repeat, "eval_return": mean, "eval_return_std": std,
-            "hns": normalized_score(self.spec.env, mean),
-            "train_episodes": self.train_episodes, "updates": self.updates, "wall_s": time.perf_counter() - self.started,
-            "replay_capacity": replay.capacity, "replay_size": len(replay), "replay_bytes": replay.resident_bytes,
-            "replay_alloc_bytes": replay.allocated_bytes, **self.memory.window().as_row(),
-            "frozen": int(self.phase == "frozen"),
-            "update_flops": ledger.mean_price(("update", self.phase, s) for s in range(self.agent.update_period)),
-            "cum_flops": ledger.total, **{f"cum_flops_{c}": ledger.totals[c] for c in CATEGORIES}})
+        self.metrics.write(
+            {
+                "step": step,
+                "env_steps": step * self.spec.action_repeat,
+                "eval_return": mean,
+                "eval_return_std": std,
+                "hns": normalized_score(self.spec.env, mean),
+                "train_episodes": self.train_episodes,
+                "updates": self.updates,
+                "wall_s": time.perf_counter() - self.started,
+                "replay_capacity": replay.capacity,
+                "replay_size": len(replay),
+                "replay_bytes": replay.resident_bytes,
+                "replay_alloc_bytes": replay.allocated_bytes,
+                **self.memory.window().as_row(),
+                "frozen": int(self.phase == "frozen"),
+                "update_flops": ledger.mean_price(
+                    ("update", self.phase, s) for s in range(self.agent.update_period)
+                ),
+                "cum_flops": ledger.total,
+                **{f"cum_flops_{c}": ledger.totals[c] for c in CATEGORIES},
+            }
+        )
 
     def _freeze(self, step: int) -> None:
         """SEER at T_f: the one place the replay is swapped (pixels -> latents)."""
@@ -378,18 +488,32 @@ class Workspace:
         flops_at_freeze = self.ledger.total  # where T_f falls on a return-vs-FLOPs axis
         self.replay, event = self.seer.freeze(self.agent, self.replay, step)
         self.encoding = "encode"
-        append_event(self.path, "frozen", **event, capacity_public_formula=self.seer.public_capacity(self.agent),
-                     cum_flops=flops_at_freeze)
+        append_event(
+            self.path,
+            "frozen",
+            **event,
+            capacity_public_formula=self.seer.public_capacity(self.agent),
+            cum_flops=flops_at_freeze,
+        )
 
     def _save(self, step: int) -> None:
         self.train_log.flush()  # rows up to the checkpoint are complete; later ones are redone on resume
-        checkpoint.save(self.path, {
-            "step": step, "frozen": self.phase == "frozen", "agent": checkpoint.object_state(self.agent),
-            "replay": self.replay.state_dict(),
-            "seer_rng": checkpoint.generator_state(self.seer.rng) if self.seer else {},
-            "rng": checkpoint.global_rng_state(), "init_actions_rng": checkpoint.generator_state(self.rng),
-            "ledger": self.ledger.state_dict(), "train_episodes": self.train_episodes, "updates": self.updates,
-            "wall_s": time.perf_counter() - self.started})
+        checkpoint.save(
+            self.path,
+            {
+                "step": step,
+                "frozen": self.phase == "frozen",
+                "agent": checkpoint.object_state(self.agent),
+                "replay": self.replay.state_dict(),
+                "seer_rng": checkpoint.generator_state(self.seer.rng) if self.seer else {},
+                "rng": checkpoint.global_rng_state(),
+                "init_actions_rng": checkpoint.generator_state(self.rng),
+                "ledger": self.ledger.state_dict(),
+                "train_episodes": self.train_episodes,
+                "updates": self.updates,
+                "wall_s": time.perf_counter() - self.started,
+            },
+        )
         self.progress.checkpoint = step
         self.progress.update(step, force=True, phase="checkpoint saved", eval_return=self.last_eval)
 
@@ -404,7 +528,14 @@ class Workspace:
         wall = time.perf_counter() - self.started
         spec = self.spec
         self.progress.update(spec.agent_steps, force=True, phase="finished", eval_return=self.last_eval)
-        append_event(self.path, "finished", run_id=spec.run_id, wall_s=wall, final_return=self.last_eval,
-                     flops=self.ledger.totals, fvcore_unsupported_ops=self.ledger.state_dict()["unsupported"])
+        append_event(
+            self.path,
+            "finished",
+            run_id=spec.run_id,
+            wall_s=wall,
+            final_return=self.last_eval,
+            flops=self.ledger.totals,
+            fvcore_unsupported_ops=self.ledger.state_dict()["unsupported"],
+        )
         checkpoint.discard(self.path)
         return RunResult(spec.run_id, self.last_eval, wall)

@@ -38,11 +38,13 @@ ATARI_SCORES: dict[str, tuple[float, float]] = {
 def human_normalized_score(game: str, score: float) -> float:
     """(score - random) / (human - random): 0 plays like a random agent, 1 like the human tester."""
     if game not in ATARI_SCORES:
-        raise KeyError(f"no random/human scores for Atari game {game!r}; known: {', '.join(sorted(ATARI_SCORES))}")
+        raise KeyError(
+            f"no random/human scores for Atari game {game!r}; known: {', '.join(sorted(ATARI_SCORES))}"
+        )
     random, human = ATARI_SCORES[game]
     return (score - random) / (human - random)
 
 
 def domain(env: str) -> str:
-    """"dmc" for a DeepMind Control task (`domain-task`, always hyphenated), "atari" for an ALE game name."""
+    """ "dmc" for a DeepMind Control task (`domain-task`, always hyphenated), "atari" for an ALE game name."""
     return "dmc" if "-" in env else "atari"

@@ -4,7 +4,8 @@ A suite names envs (with their action repeats), agents, a default memory budget 
 sets the run length in environment steps, the evaluation cadence, the seed count, and optionally overrides
 the budget or agent hyperparameters (`[scales.NAME.agent]`). A `[seer]` table configures SEER for the
 agents named "<base>+seer": T_f per env (`[seer.freeze_at]`, agent steps; a scale may set its own
-`freeze_at`, one number or a table per env), `num_copies`, `split`, `latent_dtype` and `capacity`. Everything is
+`freeze_at`, one number or a table per env), `num_copies`, `split`, `latent_dtype` and `capacity`. Everything
+is
 checked here, before any training starts, and every error names the file and key at fault.
 """
 
@@ -29,8 +30,17 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-_SUITE_KEYS = {"description", "agents", "default_scale", "budget_gb", "replay_layout", "envs", "env_options", "scales",
-               "seer"}
+_SUITE_KEYS = {
+    "description",
+    "agents",
+    "default_scale",
+    "budget_gb",
+    "replay_layout",
+    "envs",
+    "env_options",
+    "scales",
+    "seer",
+}
 _SCALE_KEYS = {"steps", "eval_every", "eval_episodes", "seeds", "budget_gb", "agent", "freeze_at"}
 _SEER_KEYS = {"freeze_at", "num_copies", "split", "latent_dtype", "capacity"}
 
@@ -121,7 +131,9 @@ def load_suite(name_or_path: str) -> Suite:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
     unknown = set(data) - _SUITE_KEYS
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_SUITE_KEYS))}")
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_SUITE_KEYS))}"
+        )
     for key in ("agents", "envs", "scales", "default_scale", "budget_gb"):
         if key not in data:
             raise ConfigError(f"{path}: missing key {key!r}")
@@ -135,14 +147,18 @@ def load_suite(name_or_path: str) -> Suite:
         _check_scale(f"{path}: scales.{scale}", body, envs)
     default_scale = data["default_scale"]
     if default_scale not in scales:
-        raise ConfigError(f"{path}: default_scale {default_scale!r} is not one of the scales ({', '.join(scales)})")
+        raise ConfigError(
+            f"{path}: default_scale {default_scale!r} is not one of the scales ({', '.join(scales)})"
+        )
     agents = _require(f"{path}: agents", data["agents"], list, "a list of agent names")
     if not agents:
         raise ConfigError(f"{path}: agents: the list is empty")
     seer = _require(f"{path}: seer", data.get("seer", {}), dict, "a table of SEER settings")
     bad = set(seer) - _SEER_KEYS
     if bad:
-        raise ConfigError(f"{path}: seer: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(_SEER_KEYS))}")
+        raise ConfigError(
+            f"{path}: seer: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(_SEER_KEYS))}"
+        )
     if "freeze_at" in seer:
         _freeze_table(f"{path}: seer.freeze_at", seer["freeze_at"], envs)
     env_opts = _require(f"{path}: env_options", data.get("env_options", {}), dict, "a table of env settings")
@@ -150,17 +166,27 @@ def load_suite(name_or_path: str) -> Suite:
         if env in KNOWN_ENVS:  # unknown names are reported by `resolve`, which knows the selection
             env_options(env, env_opts, where=f"{path}: env_options")
     return Suite(
-        name=path.stem, path=path, description=str(data.get("description", "")), agents=list(agents),
-        default_scale=default_scale, budget_gb=budget_list(f"{path}: budget_gb", data["budget_gb"]),
-        replay_layout=str(data.get("replay_layout", "paper")), envs=dict(envs), scales=scales, seer=seer,
-        env_options=env_opts)
+        name=path.stem,
+        path=path,
+        description=str(data.get("description", "")),
+        agents=list(agents),
+        default_scale=default_scale,
+        budget_gb=budget_list(f"{path}: budget_gb", data["budget_gb"]),
+        replay_layout=str(data.get("replay_layout", "paper")),
+        envs=dict(envs),
+        scales=scales,
+        seer=seer,
+        env_options=env_opts,
+    )
 
 
 def _check_scale(where: str, body: Any, envs: dict[str, int]) -> None:
     _require(where, body, dict, "a table")
     bad = set(body) - _SCALE_KEYS
     if bad:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(_SCALE_KEYS))}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(_SCALE_KEYS))}"
+        )
     for key in ("steps", "eval_every", "eval_episodes", "seeds"):
         if key not in body:
             raise ConfigError(f"{where}: missing key {key!r}")
@@ -217,8 +243,12 @@ def _seer_config(suite: Suite, scale: dict[str, Any], env: str, ov: "Overrides")
     if freeze is None:
         raise ConfigError(f"{where}.freeze_at: no T_f for {env}; set it in the suite or pass --freeze-at")
     settings = {k: v for k, v in suite.seer.items() if k != "freeze_at"}
-    for key, flag in (("num_copies", ov.num_copies), ("latent_dtype", ov.latent_dtype), ("split", ov.seer_split),
-                      ("capacity", ov.seer_capacity)):
+    for key, flag in (
+        ("num_copies", ov.num_copies),
+        ("latent_dtype", ov.latent_dtype),
+        ("split", ov.seer_split),
+        ("capacity", ov.seer_capacity),
+    ):
         if flag is not None:
             settings[key] = flag
     for key, kind in (("num_copies", int), ("split", str), ("latent_dtype", str), ("capacity", str)):
@@ -250,51 +280,93 @@ class Overrides:
     seer_capacity: str | None = None
 
 
-def resolve(suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: frozenset[str]) -> list[RunSpec]:
+def resolve(
+    suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: frozenset[str]
+) -> list[RunSpec]:
     """Expand a suite and its overrides into RunSpecs, validating every name and number first."""
-    from seer_bench.agents import agent_class, uses_seer
-    from seer_bench.replay import replay_class
+    from seer_bench.agents import uses_seer
 
-    scale_name = ov.scale or suite.default_scale
-    if scale_name not in suite.scales:
-        raise ConfigError(f"unknown scale {scale_name!r} for suite {suite.name}; known: {', '.join(suite.scales)}")
+    scale_name, envs, agents, budgets = _selection(suite, ov, known_agents, known_envs)
     scale = suite.scales[scale_name]
-    envs = ov.envs or list(suite.envs)
-    for env in envs:
-        if env not in suite.envs:
-            where = "is neither a DeepMind Control task nor an Atari game known here" if env not in known_envs \
-                else f"is not in suite {suite.name}"
-            raise ConfigError(f"unknown env {env!r}: it {where}; suite envs: {', '.join(suite.envs)}")
-    agents = ov.agents or suite.agents
-    for agent in agents:
-        if agent not in known_agents:
-            agent_class(agent)  # an import path: importable, with a Config; else an error naming it
-    for flag, value in (("--seeds", ov.seeds), ("--steps", ov.steps), ("--eval-every", ov.eval_every),
-                        ("--freeze-at", ov.freeze_at), ("--num-copies", ov.num_copies)):
-        if value is not None and value <= 0:
-            raise ConfigError(f"{flag} must be a positive integer, got {value}")
-    budgets = ov.budgets_gb or budget_list("budget_gb", scale.get("budget_gb", suite.budget_gb))
-    for b in budgets:
-        if not math.isfinite(b) or b <= 0:
-            raise ConfigError(f"--budget-gb must be positive, got {b:g}")
-    layout = ov.replay_layout or suite.replay_layout
-    replay_class(layout)
-    steps = ov.steps or scale["steps"]
-    eval_every = ov.eval_every or scale["eval_every"]
+    steps, eval_every = ov.steps or scale["steps"], ov.eval_every or scale["eval_every"]
+    common = dict(
+        suite=suite.name,
+        scale=scale_name,
+        steps=steps,
+        eval_every=eval_every,
+        device=ov.device,
+        eval_episodes=scale["eval_episodes"],
+        replay_layout=ov.replay_layout or suite.replay_layout,
+        agent_overrides=dict(scale.get("agent", {})),
+        env_options=dict(suite.env_options),
+    )
+    seeds = range(ov.seeds) if ov.seeds else seed_list("seeds", scale["seeds"])
     specs = []
     for agent in agents:
         for env in envs:
             repeat = suite.envs[env]
             for flag, value in (("--steps", steps), ("--eval-every", eval_every)):
                 if value % repeat:
-                    raise ConfigError(f"{env}: {flag} {value} is in env steps and must be a multiple of the "
-                                      f"action repeat ({repeat})")
+                    raise ConfigError(
+                        f"{env}: {flag} {value} is in env steps and must be a multiple of the "
+                        f"action repeat ({repeat})"
+                    )
             seer = _seer_config(suite, scale, env, ov) if uses_seer(agent) else None
-            for budget in budgets:
-                for seed in range(ov.seeds) if ov.seeds else seed_list("seeds", scale["seeds"]):
-                    specs.append(RunSpec(
-                        suite=suite.name, scale=scale_name, agent=agent, env=env, action_repeat=repeat, seed=seed,
-                        budget_gb=budget, steps=steps, eval_every=eval_every, eval_episodes=scale["eval_episodes"],
-                        replay_layout=layout, device=ov.device, agent_overrides=dict(scale.get("agent", {})),
-                        seer=seer, env_options=dict(suite.env_options)))
+            specs += [
+                RunSpec(
+                    agent=agent,
+                    env=env,
+                    action_repeat=repeat,
+                    seed=seed,
+                    budget_gb=budget,
+                    seer=seer,
+                    **common,
+                )
+                for budget in budgets
+                for seed in seeds
+            ]
     return specs
+
+
+def _selection(
+    suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: frozenset[str]
+) -> tuple[str, list[str], list[str], list[float]]:
+    """The scale, envs, agents and budgets a sweep asks for, each checked (errors name the flag or key)."""
+    from seer_bench.agents import agent_class
+    from seer_bench.replay import replay_class
+
+    scale_name = ov.scale or suite.default_scale
+    if scale_name not in suite.scales:
+        raise ConfigError(
+            f"unknown scale {scale_name!r} for suite {suite.name}; known: {', '.join(suite.scales)}"
+        )
+    envs = ov.envs or list(suite.envs)
+    for env in envs:
+        if env not in suite.envs:
+            where = (
+                "is neither a DeepMind Control task nor an Atari game known here"
+                if env not in known_envs
+                else f"is not in suite {suite.name}"
+            )
+            raise ConfigError(f"unknown env {env!r}: it {where}; suite envs: {', '.join(suite.envs)}")
+    agents = ov.agents or suite.agents
+    for agent in agents:
+        if agent not in known_agents:
+            agent_class(agent)  # an import path: importable, with a Config; else an error naming it
+    for flag, value in (
+        ("--seeds", ov.seeds),
+        ("--steps", ov.steps),
+        ("--eval-every", ov.eval_every),
+        ("--freeze-at", ov.freeze_at),
+        ("--num-copies", ov.num_copies),
+    ):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{flag} must be a positive integer, got {value}")
+    budgets = ov.budgets_gb or budget_list(
+        "budget_gb", suite.scales[scale_name].get("budget_gb", suite.budget_gb)
+    )
+    for b in budgets:
+        if not math.isfinite(b) or b <= 0:
+            raise ConfigError(f"--budget-gb must be positive, got {b:g}")
+    replay_class(ov.replay_layout or suite.replay_layout)
+    return scale_name, envs, agents, budgets

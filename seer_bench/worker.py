@@ -14,7 +14,9 @@ from seer_bench.suites import RunSpec
 
 def main(argv: list[str]) -> int:
     out, options, threads, spec = argv
-    outcome = execute(RunSpec.from_dict(json.loads(spec)), Path(out), RunOptions(**json.loads(options)), int(threads))
+    outcome = execute(
+        RunSpec.from_dict(json.loads(spec)), Path(out), RunOptions(**json.loads(options)), int(threads)
+    )
     return 0 if outcome.status == "finished" else 1
 
 

@@ -11,7 +11,8 @@ torch.set_num_threads(2)
 
 
 def fill_random(replay, n: int, seed: int = 0, episode_steps: int = 10) -> None:
-    """Add `n` transitions of random pixels, stacked like the env stacks frames, episodes of `episode_steps`."""
+    """Add `n` transitions of random pixels, stacked like the env stacks
+    frames, episodes of `episode_steps`."""
     rng = np.random.default_rng(seed)
     c = replay.spec.frame_shape
     k = replay.spec.frame_stack
@@ -23,8 +24,14 @@ def fill_random(replay, n: int, seed: int = 0, episode_steps: int = 10) -> None:
         obs = np.concatenate(frames)
         frames = frames[1:] + [rng.integers(0, 256, c, dtype=np.uint8)]
         last = (t + 1) % episode_steps == 0
-        replay.add(obs, rng.uniform(-1, 1, replay.spec.action_dim), float(rng.normal()), np.concatenate(frames),
-                   terminal=bool(rng.random() < 0.05), last=last)
+        replay.add(
+            obs,
+            rng.uniform(-1, 1, replay.spec.action_dim),
+            float(rng.normal()),
+            np.concatenate(frames),
+            terminal=bool(rng.random() < 0.05),
+            last=last,
+        )
         if last:
             frames = None
 
@@ -64,23 +71,48 @@ class OpLog(TorchDispatchMode):
 FLOPS_PER_STEP = {"curl": 10.0, "curl+seer": 4.0, "der": 10.0}
 
 
-def write_run(out, env, agent, seed, final, steps=(0, 100, 200), status="finished", budget=0.6, atari=False,
-              seer_capacity=None):
+def write_run(
+    out,
+    env,
+    agent,
+    seed,
+    final,
+    steps=(0, 100, 200),
+    status="finished",
+    budget=0.6,
+    atari=False,
+    seer_capacity=None,
+):
     """Synthetic records with known values: return `final` at the last evaluation (half before), cumulative
     FLOPs rate x env steps x (1 + seed), capacity 3000 for SEER agents and 1000 otherwise."""
     run_id = f"{agent}/{env}/budget_{budget:g}/seed_{seed}"
     path = run_dir(out, run_id)
     seer = {"seer": {"capacity": seer_capacity}} if seer_capacity else {}
-    write_config(path, {"spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200, **seer},
-                        "replay": {"capacity": 1000 * (3 if "+seer" in agent else 1)}})
+    write_config(
+        path,
+        {
+            "spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200, **seer},
+            "replay": {"capacity": 1000 * (3 if "+seer" in agent else 1)},
+        },
+    )
     append_event(path, "started", run_id=run_id)
     writer = CsvLog(path / "metrics.csv", METRICS_COLUMNS)
     for i, e in enumerate(steps):
         ret = final if e == steps[-1] else final / 2
-        writer.write({"step": e, "env_steps": e, "eval_return": ret, "hns": ret / 1000 if atari else None,
-                      "cum_flops": FLOPS_PER_STEP[agent] * e * (1 + seed), "wall_s": 10.0 * (i + 1),
-                      "replay_capacity": 1000 * (3 if "+seer" in agent else 1), "replay_bytes": 1e6 * (i + 1) + seed,
-                      "rss_bytes": 5e8, "rss_peak_bytes": 6e8 + seed})
+        writer.write(
+            {
+                "step": e,
+                "env_steps": e,
+                "eval_return": ret,
+                "hns": ret / 1000 if atari else None,
+                "cum_flops": FLOPS_PER_STEP[agent] * e * (1 + seed),
+                "wall_s": 10.0 * (i + 1),
+                "replay_capacity": 1000 * (3 if "+seer" in agent else 1),
+                "replay_bytes": 1e6 * (i + 1) + seed,
+                "rss_bytes": 5e8,
+                "rss_peak_bytes": 6e8 + seed,
+            }
+        )
     writer.close()
     if status == "finished":
         append_event(path, "finished", run_id=run_id, wall_s=10.0 * len(steps) + 0.5)

@@ -19,8 +19,11 @@ def make(seed=0):
 
 
 def snapshot(agent):
-    params = {f"{name}.{k}": v.detach().clone() for name, m in agent.modules().items()
-              for k, v in m.state_dict().items()}
+    params = {
+        f"{name}.{k}": v.detach().clone()
+        for name, m in agent.modules().items()
+        for k, v in m.state_dict().items()
+    }
     params["log_alpha"] = agent.log_alpha.detach().clone()
     return params
 
@@ -73,32 +76,46 @@ def test_even_step_also_updates_actor_temperature_and_targets(filled_replay):
 
 
 # The optimizers of each reference code, read from it (not from seer_bench): name -> (the parameters it holds,
-# lr and betas as its constructor sets them). "seer": lili-chen/SEER seer_dmc/curl_sac.py, RadSacAgent.__init__;
-# "curl": MishaLaskin/curl curl_sac.py, CurlSacAgent.__init__. Both CURL modules hold W, the critic encoder and
-# the target encoder (CURL(..., critic, critic_target)); the encoder Adams keep torch's default betas.
+# lr and betas as its constructor sets them). "seer": lili-chen/SEER seer_dmc/curl_sac.py,
+# RadSacAgent.__init__; "curl": MishaLaskin/curl curl_sac.py, CurlSacAgent.__init__. Both CURL modules hold W,
+# the critic encoder and the target encoder (CURL(..., critic, critic_target)); the encoder Adams keep torch's
+# default betas.
 def public_optimizers(agent, wiring):
     cfg, c, a = agent.cfg, agent.critic, agent.actor
     curl_module = [agent.curl.W, *c.encoder.parameters(), *agent.critic_target.encoder.parameters()]
     table = {
-        "seer": {"actor": (a.trunk.parameters(), cfg.actor_lr, (cfg.actor_beta, 0.999)),
-                 "critic": ([*c.q1.parameters(), *c.q2.parameters()], cfg.critic_lr, (cfg.critic_beta, 0.999)),
-                 "encoder_critic": (c.encoder.parameters(), cfg.encoder_lr, (0.9, 0.999)),
-                 "encoder_actor": (a.encoder.parameters(), cfg.encoder_lr, (0.9, 0.999))},
-        "curl": {"actor": (a.parameters(), cfg.actor_lr, (cfg.actor_beta, 0.999)),
-                 "critic": (c.parameters(), cfg.critic_lr, (cfg.critic_beta, 0.999)),
-                 "encoder": (c.encoder.parameters(), cfg.encoder_lr, (0.9, 0.999))},
+        "seer": {
+            "actor": (a.trunk.parameters(), cfg.actor_lr, (cfg.actor_beta, 0.999)),
+            "critic": ([*c.q1.parameters(), *c.q2.parameters()], cfg.critic_lr, (cfg.critic_beta, 0.999)),
+            "encoder_critic": (c.encoder.parameters(), cfg.encoder_lr, (0.9, 0.999)),
+            "encoder_actor": (a.encoder.parameters(), cfg.encoder_lr, (0.9, 0.999)),
+        },
+        "curl": {
+            "actor": (a.parameters(), cfg.actor_lr, (cfg.actor_beta, 0.999)),
+            "critic": (c.parameters(), cfg.critic_lr, (cfg.critic_beta, 0.999)),
+            "encoder": (c.encoder.parameters(), cfg.encoder_lr, (0.9, 0.999)),
+        },
     }[wiring]
     table["cpc"] = (curl_module, cfg.encoder_lr, (0.9, 0.999))
     table["log_alpha"] = ([agent.log_alpha], cfg.alpha_lr, (cfg.alpha_beta, 0.999))
-    # fused: the agent's kernel (test_fused_adam_applies_the_public_adam_rule checks it against per-tensor Adam)
-    return {k: torch.optim.Adam(list(ps), lr=lr, betas=betas, fused=True) for k, (ps, lr, betas) in table.items()}
+    # fused: the agent's kernel (test_fused_adam_applies_the_public_adam_rule checks it against
+    # per-tensor Adam)
+    return {
+        k: torch.optim.Adam(list(ps), lr=lr, betas=betas, fused=True) for k, (ps, lr, betas) in table.items()
+    }
 
 
 # Which optimizers each loss zeroes and steps, in the reference code's order (update_critic,
-# update_actor_and_alpha, update_cpc). Before T_f the SEER code's encoder Adams step with the critic and actor.
-LOSS_STEPS = {"seer": {"critic": ("critic", "encoder_critic"), "actor": ("actor", "encoder_actor"),
-                       "cpc": ("encoder_critic", "cpc")},
-              "curl": {"critic": ("critic",), "actor": ("actor",), "cpc": ("encoder", "cpc")}}
+# update_actor_and_alpha, update_cpc). Before T_f the SEER code's encoder Adams step with the critic's
+# and the actor's.
+LOSS_STEPS = {
+    "seer": {
+        "critic": ("critic", "encoder_critic"),
+        "actor": ("actor", "encoder_actor"),
+        "cpc": ("encoder_critic", "cpc"),
+    },
+    "curl": {"critic": ("critic",), "actor": ("actor",), "cpc": ("encoder", "cpc")},
+}
 
 
 def optimize(opts, names, loss):
@@ -111,18 +128,23 @@ def optimize(opts, names, loss):
 
 def reference_update(agent, opts, wiring, batch, step):
     """The public update, written naively: every encoder call recomputes its convs (3 passes on obs), every
-    loss fills every gradient it reaches, and its own optimizers are stepped as the reference code steps them."""
+    loss fills every gradient it reaches, and its own optimizers are stepped as the
+    reference code steps them."""
     cfg, steps = agent.cfg, LOSS_STEPS[wiring]
     with torch.no_grad():
         _, pi, log_pi, _ = agent.actor.policy(agent.actor.encoder(batch["next_obs"]))
         tq1, tq2 = agent.critic_target(batch["next_obs"], pi)
-        target_q = batch["reward"] + batch["not_done"] * cfg.discount * (torch.min(tq1, tq2) - agent.alpha * log_pi)
+        target_q = batch["reward"] + batch["not_done"] * cfg.discount * (
+            torch.min(tq1, tq2) - agent.alpha * log_pi
+        )
     q1, q2 = agent.critic(batch["obs"], batch["action"])
     optimize(opts, steps["critic"], F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q))
     if step % cfg.actor_update_freq == 0:
         h = agent.actor.encoder.conv(batch["obs"]).detach()
         _, pi, log_pi, _ = agent.actor.policy(agent.actor.encoder.head(h))
-        aq1, aq2 = agent.critic.q(agent.critic.encoder.head(agent.critic.encoder.conv(batch["obs"]).detach()), pi)
+        aq1, aq2 = agent.critic.q(
+            agent.critic.encoder.head(agent.critic.encoder.conv(batch["obs"]).detach()), pi
+        )
         optimize(opts, steps["actor"], (agent.alpha.detach() * log_pi - torch.min(aq1, aq2)).mean())
         optimize(opts, ("log_alpha",), (agent.alpha * (-log_pi - agent.target_entropy).detach()).mean())
     if step % cfg.critic_target_update_freq == 0:
@@ -149,10 +171,19 @@ def ids(params):
 def test_seer_wiring_holds_the_public_seer_codes_parameters():
     agent = make_wired("seer")
     c, a = agent.critic, agent.actor
-    assert CurlConfig().encoder_optimizer == "seer"  # the default: the paper's baseline is the public SEER code's
-    held = {name: ids(p for g in opt.param_groups for p in g["params"]) for name, opt in (
-        ("critic", agent.critic_opt), ("critic_encoder", agent.critic_encoder_opt), ("actor", agent.actor_opt),
-        ("actor_encoder", agent.actor_encoder_opt), ("cpc", agent.cpc_opt))}
+    assert (
+        CurlConfig().encoder_optimizer == "seer"
+    )  # the default: the paper's baseline is the public SEER code's
+    held = {
+        name: ids(p for g in opt.param_groups for p in g["params"])
+        for name, opt in (
+            ("critic", agent.critic_opt),
+            ("critic_encoder", agent.critic_encoder_opt),
+            ("actor", agent.actor_opt),
+            ("actor_encoder", agent.actor_encoder_opt),
+            ("cpc", agent.cpc_opt),
+        )
+    }
     assert held["critic"] == ids([*c.q1.parameters(), *c.q2.parameters()])  # Q heads only
     assert held["critic_encoder"] == ids(c.encoder.parameters())  # convs, Linear, LayerNorm
     assert held["actor"] == ids(a.trunk.parameters())

@@ -45,7 +45,8 @@ def test_random_action_covers_the_minimal_action_set():
 
 
 def rollout(game: str, seed: int, steps: int, train: bool = True, action_seed: int = 0):
-    """Observations and rewards of random play, resetting at every episode end; also (life, full) reset counts."""
+    """Observations and rewards of random play, resetting at every episode end; also
+    (life, full) reset counts."""
     env = AtariEnv(game, frame_skip=4, seed=seed, train=train)
     rng = np.random.default_rng(action_seed)
     obs, rewards, resets = [env.reset()], [], [0, 0]
@@ -123,7 +124,9 @@ def test_eval_episode_is_a_whole_game():
 @pytest.mark.parametrize("noop_max", [0, 30])
 def test_episode_cap_truncates_after_max_frames(noop_max):
     frames, skip = 202, 4
-    env = AtariEnv("pong", skip, seed=0, train=True, options=AtariOptions(noop_max=noop_max, max_episode_frames=frames))
+    env = AtariEnv(
+        "pong", skip, seed=0, train=True, options=AtariOptions(noop_max=noop_max, max_episode_frames=frames)
+    )
     assert env.episode_steps == math.ceil(frames / skip)
     env.reset()
     # ALE counts the reset no-ops against the cap, so those episodes are shorter.

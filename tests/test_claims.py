@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
+from conftest import write_run
 from scipy import stats
 
 from seer_bench.cli import main
 from seer_bench.records import write_plan
 from seer_bench.reports import run_table
 from seer_bench.reports.claims import evaluate, load_claims
-
-from conftest import write_run
 
 FINALS = {"curl": [800.0, 700.0, 750.0], "curl+seer": [790.0, 710.0, 640.0]}
 
@@ -45,8 +44,12 @@ def check(capsys, records, text):
 
 
 def test_claims_that_hold_exit_0_with_measured_values(capsys, records):
-    text = (CLAIM.format(kind="flops_ratio", extra="max = 0.6") + CLAIM.format(kind="capacity_ratio", extra="min = 2.5")
-            + CLAIM.format(kind="return_gap", extra="min = -100.0") + CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"'))
+    text = (
+        CLAIM.format(kind="flops_ratio", extra="max = 0.6")
+        + CLAIM.format(kind="capacity_ratio", extra="min = 2.5")
+        + CLAIM.format(kind="return_gap", extra="min = -100.0")
+        + CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"')
+    )
     code, out = check(capsys, records, text)
     assert code == 0, out.out
     lines = out.out.splitlines()
@@ -54,46 +57,79 @@ def test_claims_that_hold_exit_0_with_measured_values(capsys, records):
     assert "3.000 >=" in lines[2]  # capacity 3000 vs 1000
     assert f"{np.mean(FINALS['curl+seer']) - np.mean(FINALS['curl']):.3f} >=" in lines[3]
     a, b = np.array(FINALS["curl+seer"]), np.array(FINALS["curl"])
-    overlap = (stats.t.interval(0.95, 2, loc=a.mean(), scale=stats.sem(a))[1]
-               - stats.t.interval(0.95, 2, loc=b.mean(), scale=stats.sem(b))[0])
-    assert f"{overlap:.3f} >=" in lines[4] and lines[-1] == "4 passed, 0 failed, 0 undecided, 0 not applicable"
+    overlap = (
+        stats.t.interval(0.95, 2, loc=a.mean(), scale=stats.sem(a))[1]
+        - stats.t.interval(0.95, 2, loc=b.mean(), scale=stats.sem(b))[0]
+    )
+    assert (
+        f"{overlap:.3f} >=" in lines[4] and lines[-1] == "4 passed, 0 failed, 0 undecided, 0 not applicable"
+    )
 
 
 def test_a_claim_that_fails_exits_1_even_beside_an_undecided_one(capsys, records):
-    text = CLAIM.format(kind="flops_ratio", extra="max = 0.3") + CLAIM.format(kind="return_gap", extra="min = 0.0\nmin_seeds = 5")
+    text = CLAIM.format(kind="flops_ratio", extra="max = 0.3") + CLAIM.format(
+        kind="return_gap", extra="min = 0.0\nmin_seeds = 5"
+    )
     code, out = check(capsys, records, text)
     assert code == 1
     assert "fail" in out.out.splitlines()[1] and "0.400" in out.out
     assert "fewer than 5 finished seed(s) of curl+seer, curl" in out.out
 
 
-@pytest.mark.parametrize("text,reason", [
-    (CLAIM.format(kind="flops_ratio", extra="max = 0.6").replace('envs = ["cartpole-swingup"]', 'envs = ["walker-walk"]'),
-     "no finished runs of curl on walker-walk at 0.6 GB"),
-    (CLAIM.format(kind="capacity_ratio", extra="min = 2.0").replace('"curl+seer"', '"der+seer"').replace('"curl"', '"der"')
-     .replace('envs = ["cartpole-swingup"]\n', ""), "no runs of der+seer or der in the records"),
-    (CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"\nmin_seeds = 4'), "fewer than 4 finished seed(s)"),
-])
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        (
+            CLAIM.format(kind="flops_ratio", extra="max = 0.6").replace(
+                'envs = ["cartpole-swingup"]', 'envs = ["walker-walk"]'
+            ),
+            "no finished runs of curl on walker-walk at 0.6 GB",
+        ),
+        (
+            CLAIM.format(kind="capacity_ratio", extra="min = 2.0")
+            .replace('"curl+seer"', '"der+seer"')
+            .replace('"curl"', '"der"')
+            .replace('envs = ["cartpole-swingup"]\n', ""),
+            "no runs of der+seer or der in the records",
+        ),
+        (
+            CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"\nmin_seeds = 4'),
+            "fewer than 4 finished seed(s)",
+        ),
+    ],
+)
 def test_records_that_cannot_decide_exit_2_with_the_reason(capsys, records, text, reason):
     code, out = check(capsys, records, text)
     assert code == 2 and "undecided" in out.out and reason in out.out, out.out
 
 
 def test_every_env_of_the_records_is_checked_when_the_claim_names_none(records):
-    claims = load_claims(claims_file(records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0").replace(
-        'envs = ["cartpole-swingup"]\n', "")))
+    claims = load_claims(
+        claims_file(
+            records,
+            CLAIM.format(kind="capacity_ratio", extra="min = 2.0").replace(
+                'envs = ["cartpole-swingup"]\n', ""
+            ),
+        )
+    )
     verdicts = evaluate(claims, *run_table(records / "out"))
-    assert [(v.env, v.result) for v in verdicts] == [("cartpole-swingup", "pass"), ("walker-walk", "undecided")]
+    assert [(v.env, v.result) for v in verdicts] == [
+        ("cartpole-swingup", "pass"),
+        ("walker-walk", "undecided"),
+    ]
 
 
-@pytest.mark.parametrize("extra,message", [
-    ("max = 0.6\nkindd = 1", "claims[0]: unknown key(s) kindd"),
-    ("min = 0.6", "claims[0].min: flops_ratio takes `max`, not `min`"),
-    ('max = "low"', "claims[0].max: expected a number, got 'low'"),
-    ("", "claims[0].max: expected a number, got None"),
-    ('max = 0.6\nrule = "ci_overlap"', "claims[0].rule: 'ci_overlap' is not a rule of flops_ratio"),
-    ("max = 0.6\nmin_seeds = 0", "claims[0].min_seeds: expected a positive integer, got 0"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ("max = 0.6\nkindd = 1", "claims[0]: unknown key(s) kindd"),
+        ("min = 0.6", "claims[0].min: flops_ratio takes `max`, not `min`"),
+        ('max = "low"', "claims[0].max: expected a number, got 'low'"),
+        ("", "claims[0].max: expected a number, got None"),
+        ('max = 0.6\nrule = "ci_overlap"', "claims[0].rule: 'ci_overlap' is not a rule of flops_ratio"),
+        ("max = 0.6\nmin_seeds = 0", "claims[0].min_seeds: expected a positive integer, got 0"),
+    ],
+)
 def test_malformed_claims_name_the_file_and_key(capsys, records, extra, message):
     code, out = check(capsys, records, CLAIM.format(kind="flops_ratio", extra=extra))
     assert code == 3 and "test.claims.toml: " + message in out.err, out.err
@@ -101,9 +137,17 @@ def test_malformed_claims_name_the_file_and_key(capsys, records, extra, message)
 
 def test_unknown_kind_and_missing_file_are_clear_errors(capsys, records):
     code, out = check(capsys, records, CLAIM.format(kind="speed", extra="max = 1.0"))
-    assert code == 3 and "claims[0].kind: unknown kind 'speed'; known: flops_ratio, return_gap, capacity_ratio" in out.err
-    code, out = check(capsys, records, CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"\nmin_seeds = 1'))
-    assert code == 3 and "claims[0].min_seeds: ci_overlap needs confidence intervals, so at least 2 seeds" in out.err
+    assert (
+        code == 3
+        and "claims[0].kind: unknown kind 'speed'; known: flops_ratio, return_gap, capacity_ratio" in out.err
+    )
+    code, out = check(
+        capsys, records, CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"\nmin_seeds = 1')
+    )
+    assert (
+        code == 3
+        and "claims[0].min_seeds: ci_overlap needs confidence intervals, so at least 2 seeds" in out.err
+    )
     assert main(["check", "--out", str(records / "out"), "--claims", str(records / "none.toml")]) == 3
     assert "claims file not found" in capsys.readouterr().err
 
@@ -118,32 +162,62 @@ def test_a_failed_or_running_run_makes_the_gate_undecided(capsys, records):
     write_run(records / "out", "cartpole-swingup", "curl+seer", 3, 0.0, steps=(0, 100), status="running")
     write_run(records / "out", "cartpole-swingup", "curl", 3, 0.0, steps=(0,), status="failed")
     code, out = check(capsys, records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0"))
-    assert code == 2 and "incomplete records: 1 failed, 1 running run(s) of curl+seer / curl" in out.out, out.out
+    assert code == 2 and "incomplete records: 1 failed, 1 running run(s) of curl+seer / curl" in out.out, (
+        out.out
+    )
 
 
 def test_claims_check_only_the_env_and_budget_pairs_the_records_hold(records):
     for agent in FINALS:
-        write_run(records / "out", "walker-walk", agent, 1, 300.0, budget=0.3)  # a budget run on walker-walk only
-    claims = load_claims(claims_file(records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0").replace(
-        'envs = ["cartpole-swingup"]\n', "")))
+        write_run(
+            records / "out", "walker-walk", agent, 1, 300.0, budget=0.3
+        )  # a budget run on walker-walk only
+    claims = load_claims(
+        claims_file(
+            records,
+            CLAIM.format(kind="capacity_ratio", extra="min = 2.0").replace(
+                'envs = ["cartpole-swingup"]\n', ""
+            ),
+        )
+    )
     verdicts = evaluate(claims, *run_table(records / "out"))
     assert [(v.env, v.budget_gb, v.result) for v in verdicts] == [
-        ("cartpole-swingup", 0.6, "pass"), ("walker-walk", 0.3, "pass"), ("walker-walk", 0.6, "undecided")]
+        ("cartpole-swingup", 0.6, "pass"),
+        ("walker-walk", 0.3, "pass"),
+        ("walker-walk", 0.6, "undecided"),
+    ]
 
 
 def test_a_planned_run_that_never_started_makes_the_gate_undecided(capsys, records):
-    spec = {"env": "cartpole-swingup", "agent": "curl", "budget_gb": 0.6, "steps": 200, "action_repeat": 1, "seed": 9}
+    spec = {
+        "env": "cartpole-swingup",
+        "agent": "curl",
+        "budget_gb": 0.6,
+        "steps": 200,
+        "action_repeat": 1,
+        "seed": 9,
+    }
     write_plan(records / "out", {"curl/cartpole-swingup/budget_0.6/seed_9": spec})
     code, out = check(capsys, records, CLAIM.format(kind="capacity_ratio", extra="min = 2.0"))
     assert code == 2 and "incomplete records: 1 not started run(s) of curl+seer / curl" in out.out, out.out
 
 
 @pytest.mark.parametrize("ran,result", [("budget", "pass"), ("pixel", "n/a")])
-def test_a_claim_about_one_seer_capacity_setting_is_not_applied_to_runs_of_another(capsys, tmp_path, ran, result):
+def test_a_claim_about_one_seer_capacity_setting_is_not_applied_to_runs_of_another(
+    capsys, tmp_path, ran, result
+):
     for agent in ("curl", "curl+seer"):
-        write_run(tmp_path / "out", "cartpole-swingup", agent, 0, 500.0, seer_capacity=ran if "+seer" in agent else None)
-    text = (CLAIM.format(kind="capacity_ratio", extra='min = 2.5\nseer_capacity = "budget"')
-            + CLAIM.format(kind="flops_ratio", extra="max = 0.6"))
+        write_run(
+            tmp_path / "out",
+            "cartpole-swingup",
+            agent,
+            0,
+            500.0,
+            seer_capacity=ran if "+seer" in agent else None,
+        )
+    text = CLAIM.format(kind="capacity_ratio", extra='min = 2.5\nseer_capacity = "budget"') + CLAIM.format(
+        kind="flops_ratio", extra="max = 0.6"
+    )
     code, out = check(capsys, tmp_path, text)
     lines = out.out.splitlines()
     assert code == 0 and result in lines[1] and "pass" in lines[2], out.out
@@ -153,5 +227,9 @@ def test_a_claim_about_one_seer_capacity_setting_is_not_applied_to_runs_of_anoth
 
 
 def test_a_claim_names_a_known_seer_capacity(capsys, records):
-    code, out = check(capsys, records, CLAIM.format(kind="capacity_ratio", extra='min = 2.5\nseer_capacity = "all"'))
-    assert code == 3 and 'claims[0].seer_capacity: expected one of budget, pixel, public, got \'all\'' in out.err
+    code, out = check(
+        capsys, records, CLAIM.format(kind="capacity_ratio", extra='min = 2.5\nseer_capacity = "all"')
+    )
+    assert (
+        code == 3 and "claims[0].seer_capacity: expected one of budget, pixel, public, got 'all'" in out.err
+    )

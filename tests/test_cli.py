@@ -11,50 +11,85 @@ def run_cli(capsys, *argv):
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--suite", "dmc7"], "unknown suite 'dmc7'"),
-    (["--suite", "dmc6", "--envs", "cartpole-jump"], "unknown env 'cartpole-jump'"),
-    (["--suite", "dmc6", "--envs", "hopper-hop"], "unknown env 'hopper-hop': it is not in suite dmc6"),
-    (["--suite", "dmc6", "--agents", "curl,drq"], "unknown agent 'drq'"),
-    (["--suite", "dmc6", "--scale", "huge"], "unknown scale 'huge'"),
-    (["--suite", "dmc6", "--steps", "0"], "--steps must be a positive integer, got 0"),
-    (["--suite", "dmc6", "--steps", "-5"], "--steps must be a positive integer, got -5"),
-    (["--suite", "dmc6", "--eval-every", "0"], "--eval-every must be a positive integer"),
-    (["--suite", "dmc6", "--budget-gb", "-1"], "--budget-gb must be positive"),
-    (["--suite", "dmc6", "--budget-gb", "lots"], "expected comma-separated float values, got 'lots'"),
-    (["--suite", "dmc6", "--budget-gb", "nan"], "--budget-gb must be positive, got nan"),
-    (["--suite", "dmc6", "--device", "tpu"], "--device must be auto, cpu or cuda"),
-    (["--suite", "dmc6", "--envs", "cartpole-swingup", "--eval-every", "300"],
-     "cartpole-swingup: --eval-every 300 is in env steps and must be a multiple of the action repeat (8)"),
-    (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--budget-gb", "0.0001"],
-     "replay budget 0.0001 GB (100000 bytes) holds 0 transitions in the 'paper' layout, fewer than one batch of 16; "
-     "it needs at least 2880208 bytes"),
-    (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--steps", "80"],
-     "leave no update before or at learn start (20 agent steps)"),
-    (["--suite", "dmc6", "--freeze-at", "0"], "--freeze-at must be a positive integer, got 0"),
-    (["--suite", "dmc6", "--num-copies", "0"], "--num-copies must be a positive integer, got 0"),
-    (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--freeze-at", "10"],
-     "freeze_at 10 agent steps is not after the first update (agent step 20)"),
-    (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--freeze-at", "50"],
-     "freeze_at 50 agent steps is not before the run ends (50 agent steps = 400 env steps)"),
-    (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--seer-split", "conv9"],
-     "seer split 'conv9' is not a layer boundary of curl+seer; choose from conv1, conv2, conv3, conv4, fc"),
-    (["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--latent-dtype", "int8"],
-     "argument --latent-dtype: invalid choice: 'int8'"),
-    (["--suite", "atari8", "--envs", "alien", "--agents", "curl"],
-     "agent curl takes continuous actions, env alien has discrete ones"),
-    (["--suite", "atari8", "--envs", "aliens"],
-     "unknown env 'aliens': it is neither a DeepMind Control task nor an Atari game known here"),
-    (["--suite", "atari8", "--envs", "pong"], "unknown env 'pong': it is not in suite atari8"),
-    (["--suite", "dmc6", "--envs", "cartpole-swingup", "--agents", "der"],
-     "agent der takes discrete actions, env cartpole-swingup has continuous ones"),
-    (["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--num-copies", "4"],
-     "num_copies 4: der+seer does not augment, so every copy would be the same latent; set num_copies = 1"),
-    (["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--seer-capacity", "double"],
-     "argument --seer-capacity: invalid choice: 'double'"),
-    (["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--seer-split", "fc"],
-     "seer split 'fc' is not a layer boundary of der+seer; choose from conv1, conv2"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--suite", "dmc7"], "unknown suite 'dmc7'"),
+        (["--suite", "dmc6", "--envs", "cartpole-jump"], "unknown env 'cartpole-jump'"),
+        (["--suite", "dmc6", "--envs", "hopper-hop"], "unknown env 'hopper-hop': it is not in suite dmc6"),
+        (["--suite", "dmc6", "--agents", "curl,drq"], "unknown agent 'drq'"),
+        (["--suite", "dmc6", "--scale", "huge"], "unknown scale 'huge'"),
+        (["--suite", "dmc6", "--steps", "0"], "--steps must be a positive integer, got 0"),
+        (["--suite", "dmc6", "--steps", "-5"], "--steps must be a positive integer, got -5"),
+        (["--suite", "dmc6", "--eval-every", "0"], "--eval-every must be a positive integer"),
+        (["--suite", "dmc6", "--budget-gb", "-1"], "--budget-gb must be positive"),
+        (["--suite", "dmc6", "--budget-gb", "lots"], "expected comma-separated float values, got 'lots'"),
+        (["--suite", "dmc6", "--budget-gb", "nan"], "--budget-gb must be positive, got nan"),
+        (["--suite", "dmc6", "--device", "tpu"], "--device must be auto, cpu or cuda"),
+        (
+            ["--suite", "dmc6", "--envs", "cartpole-swingup", "--eval-every", "300"],
+            "cartpole-swingup: --eval-every 300 is in env steps and must be a multiple of the action repeat "
+            "(8)",
+        ),
+        (
+            ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--budget-gb", "0.0001"],
+            "replay budget 0.0001 GB (100000 bytes) holds 0 transitions in the 'paper' layout, fewer than "
+            "one "
+            "batch of 16; "
+            "it needs at least 2880208 bytes",
+        ),
+        (
+            ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--steps", "80"],
+            "leave no update before or at learn start (20 agent steps)",
+        ),
+        (["--suite", "dmc6", "--freeze-at", "0"], "--freeze-at must be a positive integer, got 0"),
+        (["--suite", "dmc6", "--num-copies", "0"], "--num-copies must be a positive integer, got 0"),
+        (
+            ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--freeze-at", "10"],
+            "freeze_at 10 agent steps is not after the first update (agent step 20)",
+        ),
+        (
+            ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--freeze-at", "50"],
+            "freeze_at 50 agent steps is not before the run ends (50 agent steps = 400 env steps)",
+        ),
+        (
+            ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--seer-split", "conv9"],
+            "seer split 'conv9' is not a layer boundary of curl+seer; choose from conv1, conv2, conv3, "
+            "conv4, "
+            "fc",
+        ),
+        (
+            ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--latent-dtype", "int8"],
+            "argument --latent-dtype: invalid choice: 'int8'",
+        ),
+        (
+            ["--suite", "atari8", "--envs", "alien", "--agents", "curl"],
+            "agent curl takes continuous actions, env alien has discrete ones",
+        ),
+        (
+            ["--suite", "atari8", "--envs", "aliens"],
+            "unknown env 'aliens': it is neither a DeepMind Control task nor an Atari game known here",
+        ),
+        (["--suite", "atari8", "--envs", "pong"], "unknown env 'pong': it is not in suite atari8"),
+        (
+            ["--suite", "dmc6", "--envs", "cartpole-swingup", "--agents", "der"],
+            "agent der takes discrete actions, env cartpole-swingup has continuous ones",
+        ),
+        (
+            ["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--num-copies", "4"],
+            "num_copies 4: der+seer does not augment, so every copy would be the same latent; set num_copies "
+            "= 1",
+        ),
+        (
+            ["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--seer-capacity", "double"],
+            "argument --seer-capacity: invalid choice: 'double'",
+        ),
+        (
+            ["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--seer-split", "fc"],
+            "seer split 'fc' is not a layer boundary of der+seer; choose from conv1, conv2",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, message):
     code, out, err = run_cli(capsys, *argv, "--out", str(tmp_path))
     assert code == 2
@@ -72,55 +107,132 @@ GOOD = open(__file__.replace("tests/test_cli.py", "suites/dmc6.toml")).read()
 ATARI = open(__file__.replace("tests/test_cli.py", "suites/atari8.toml")).read()
 
 
-@pytest.mark.parametrize("text,message", [
-    ("agents = [\"curl\"\n", "bad.toml: malformed TOML"),
-    (GOOD.replace("steps = 400\n", "steps = -400\n"), "bad.toml: scales.smoke.steps: must be positive, got -400"),
-    (GOOD.replace("eval_every = 200\n", ""), "bad.toml: scales.smoke: missing key 'eval_every'"),
-    (GOOD.replace("seeds = 1\nbudget_gb = 0.02", "seeds = 1\nbudget = 0.02"), "bad.toml: scales.smoke: unknown key(s) budget"),
-    (GOOD.replace("cartpole-swingup = 8", "cartpole-swingup = \"eight\""), "bad.toml: envs.cartpole-swingup: expected"),
-    (GOOD.replace("batch_size = 16", "batch_sz = 16"), "agent curl: unknown setting 'batch_sz'"),
-    (GOOD.replace('default_scale = "paper"', 'default_scale = "full"'), "default_scale 'full' is not one of the scales"),
-    (GOOD.replace('agents = ["curl", "curl+seer"]', 'agents = []'), "bad.toml: agents: the list is empty"),
-    (GOOD.replace("num_copies = 4", "copies = 4"), "bad.toml: seer: unknown key(s) copies"),
-    (GOOD.replace("num_copies = 4", 'num_copies = "four"'), "bad.toml: seer.num_copies: expected int, got 'four'"),
-    (GOOD.replace('latent_dtype = "float32"', 'latent_dtype = "int8"'),
-     "bad.toml: seer: latent_dtype must be one of float32, float16, got 'int8'"),
-    (GOOD.replace("cartpole-swingup = 10000", "cartpole-balance = 10000"),
-     "bad.toml: seer.freeze_at.cartpole-balance: not an env of this suite"),
-    (GOOD.replace("freeze_at = 30", "freeze_at = -3"), "bad.toml: scales.smoke.freeze_at: must be positive, got -3"),
-    (GOOD.replace("init_steps = 20", "init_steps = 0"), "agent curl: init_steps must be positive, got 0"),
-    (GOOD.replace('init_steps = 20', 'init_steps = 20\nencoder_optimizer = "rad"'),
-     "agent curl: encoder_optimizer must be one of seer, curl, got 'rad'"),
-    (GOOD.replace('capacity = "budget"', 'capacity = "double"'),
-     "bad.toml: seer: capacity must be one of budget, pixel, public, got 'double'"),
-    (GOOD.replace("seeds = 1\nbudget_gb = 0.02", "seeds = []\nbudget_gb = 0.02"), "bad.toml: scales.smoke.seeds: the list of seeds is empty"),
-    (GOOD.replace("seeds = 1\nbudget_gb = 0.02", "seeds = [3, 3]\nbudget_gb = 0.02"), "bad.toml: scales.smoke.seeds: a seed is listed twice"),
-    (GOOD.replace("seeds = 1\nbudget_gb = 0.02", "seeds = [-1]\nbudget_gb = 0.02"), "bad.toml: scales.smoke.seeds: seeds must be non-negative"),
-    (GOOD.replace("budget_gb = 0.6 ", "budget_gb = [0.6, -1] "), "bad.toml: budget_gb: must be positive, got -1"),
-    (GOOD.replace("init_steps = 20", "init_steps = 20\nimage_size = 100"), "image_size 100 leaves no room"),
-    (GOOD.replace("init_steps = 20", "init_steps = 20\ncritic_tau = 1.5"), "critic_tau must be in [0, 1], got 1.5"),
-    (GOOD.replace("[seer]", "[env_options]\nnoop_max = 30\n\n[seer]"),
-     "bad.toml: env_options: cartpole-swingup is a DeepMind Control task, which takes no env options (got noop_max)"),
-    (ATARI.replace("noop_max = 30 ", "noop_maxx = 30 "), "bad.toml: env_options: unknown Atari option 'noop_maxx'"),
-    (ATARI.replace("noop_max = 30 ", "noop_max = -1 "), "bad.toml: env_options: noop_max"),
-    (ATARI.replace("repeat_action_probability = 0.0", "repeat_action_probability = 1.5"),
-     "bad.toml: env_options: repeat_action_probability"),
-    (ATARI.replace("terminal_on_life_loss = true", "terminal_on_life_loss = 1"),
-     "bad.toml: env_options: Atari option 'terminal_on_life_loss' expects bool, got 1"),
-    (ATARI.replace("multi_step = 5", "multi_step = 0"), "agent der: multi_step must be positive, got 0"),
-    (ATARI.replace("learn_start = 100", "learn_start = 3"), "agent der: learn_start 3 must be >= multi_step 5"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('agents = ["curl"\n', "bad.toml: malformed TOML"),
+        (
+            GOOD.replace("steps = 400\n", "steps = -400\n"),
+            "bad.toml: scales.smoke.steps: must be positive, got -400",
+        ),
+        (GOOD.replace("eval_every = 200\n", ""), "bad.toml: scales.smoke: missing key 'eval_every'"),
+        (
+            GOOD.replace("seeds = 1\nbudget_gb = 0.02", "seeds = 1\nbudget = 0.02"),
+            "bad.toml: scales.smoke: unknown key(s) budget",
+        ),
+        (
+            GOOD.replace("cartpole-swingup = 8", 'cartpole-swingup = "eight"'),
+            "bad.toml: envs.cartpole-swingup: expected",
+        ),
+        (GOOD.replace("batch_size = 16", "batch_sz = 16"), "agent curl: unknown setting 'batch_sz'"),
+        (
+            GOOD.replace('default_scale = "paper"', 'default_scale = "full"'),
+            "default_scale 'full' is not one of the scales",
+        ),
+        (
+            GOOD.replace('agents = ["curl", "curl+seer"]', "agents = []"),
+            "bad.toml: agents: the list is empty",
+        ),
+        (GOOD.replace("num_copies = 4", "copies = 4"), "bad.toml: seer: unknown key(s) copies"),
+        (
+            GOOD.replace("num_copies = 4", 'num_copies = "four"'),
+            "bad.toml: seer.num_copies: expected int, got 'four'",
+        ),
+        (
+            GOOD.replace('latent_dtype = "float32"', 'latent_dtype = "int8"'),
+            "bad.toml: seer: latent_dtype must be one of float32, float16, got 'int8'",
+        ),
+        (
+            GOOD.replace("cartpole-swingup = 10000", "cartpole-balance = 10000"),
+            "bad.toml: seer.freeze_at.cartpole-balance: not an env of this suite",
+        ),
+        (
+            GOOD.replace("freeze_at = 30", "freeze_at = -3"),
+            "bad.toml: scales.smoke.freeze_at: must be positive, got -3",
+        ),
+        (GOOD.replace("init_steps = 20", "init_steps = 0"), "agent curl: init_steps must be positive, got 0"),
+        (
+            GOOD.replace("init_steps = 20", 'init_steps = 20\nencoder_optimizer = "rad"'),
+            "agent curl: encoder_optimizer must be one of seer, curl, got 'rad'",
+        ),
+        (
+            GOOD.replace('capacity = "budget"', 'capacity = "double"'),
+            "bad.toml: seer: capacity must be one of budget, pixel, public, got 'double'",
+        ),
+        (
+            GOOD.replace("seeds = 1\nbudget_gb = 0.02", "seeds = []\nbudget_gb = 0.02"),
+            "bad.toml: scales.smoke.seeds: the list of seeds is empty",
+        ),
+        (
+            GOOD.replace("seeds = 1\nbudget_gb = 0.02", "seeds = [3, 3]\nbudget_gb = 0.02"),
+            "bad.toml: scales.smoke.seeds: a seed is listed twice",
+        ),
+        (
+            GOOD.replace("seeds = 1\nbudget_gb = 0.02", "seeds = [-1]\nbudget_gb = 0.02"),
+            "bad.toml: scales.smoke.seeds: seeds must be non-negative",
+        ),
+        (
+            GOOD.replace("budget_gb = 0.6 ", "budget_gb = [0.6, -1] "),
+            "bad.toml: budget_gb: must be positive, got -1",
+        ),
+        (
+            GOOD.replace("init_steps = 20", "init_steps = 20\nimage_size = 100"),
+            "image_size 100 leaves no room",
+        ),
+        (
+            GOOD.replace("init_steps = 20", "init_steps = 20\ncritic_tau = 1.5"),
+            "critic_tau must be in [0, 1], got 1.5",
+        ),
+        (
+            GOOD.replace("[seer]", "[env_options]\nnoop_max = 30\n\n[seer]"),
+            "bad.toml: env_options: cartpole-swingup is a DeepMind Control task, which takes no env options "
+            "(got noop_max)",
+        ),
+        (
+            ATARI.replace("noop_max = 30 ", "noop_maxx = 30 "),
+            "bad.toml: env_options: unknown Atari option 'noop_maxx'",
+        ),
+        (ATARI.replace("noop_max = 30 ", "noop_max = -1 "), "bad.toml: env_options: noop_max"),
+        (
+            ATARI.replace("repeat_action_probability = 0.0", "repeat_action_probability = 1.5"),
+            "bad.toml: env_options: repeat_action_probability",
+        ),
+        (
+            ATARI.replace("terminal_on_life_loss = true", "terminal_on_life_loss = 1"),
+            "bad.toml: env_options: Atari option 'terminal_on_life_loss' expects bool, got 1",
+        ),
+        (ATARI.replace("multi_step = 5", "multi_step = 0"), "agent der: multi_step must be positive, got 0"),
+        (
+            ATARI.replace("learn_start = 100", "learn_start = 3"),
+            "agent der: learn_start 3 must be >= multi_step 5",
+        ),
+    ],
+)
 def test_malformed_suite_names_file_and_key(capsys, tmp_path, text, message):
     env = "alien" if "atari" in text[:40] else "cartpole-swingup"
-    code, _, err = run_cli(capsys, "--suite", write_suite(tmp_path, text), "--scale", "smoke", "--envs", env,
-                           "--out", str(tmp_path))
+    code, _, err = run_cli(
+        capsys,
+        "--suite",
+        write_suite(tmp_path, text),
+        "--scale",
+        "smoke",
+        "--envs",
+        env,
+        "--out",
+        str(tmp_path),
+    )
     assert code == 2 and message in err, err
 
 
 def test_list_shows_suites_agents_envs_and_scales(capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
-    for word in ("agents: curl", "suite dmc6", "ball_in_cup-catch (4)", "scale smoke", "scale quick",
-                 "scale paper (default)"):
+    for word in (
+        "agents: curl",
+        "suite dmc6",
+        "ball_in_cup-catch (4)",
+        "scale smoke",
+        "scale quick",
+        "scale paper (default)",
+    ):
         assert word in out
-

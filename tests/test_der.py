@@ -7,18 +7,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import OpLog, ledger_and_torch
 
 from seer_bench.agents.contract import networks
 from seer_bench.agents.der import Der, DerConfig
 from seer_bench.agents.seer import Seer, SeerConfig
 from seer_bench.envs import ATARI_SCORES, human_normalized_score
 from seer_bench.instrument.flops import FlopLedger
-from seer_bench.replay import (CompactLatentReplay, CompactReplay, LatentSpec, PaperLatentReplay, PaperReplay,
-                               TransitionSpec)
+from seer_bench.replay import (
+    CompactLatentReplay,
+    CompactReplay,
+    LatentSpec,
+    PaperLatentReplay,
+    PaperReplay,
+    TransitionSpec,
+)
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
-
-from conftest import OpLog, ledger_and_torch
 
 CFG = DerConfig(batch_size=8, multi_step=5)  # the full-size network, a small batch
 SPEC = TransitionSpec((4, 84, 84), action_dim=18, frame_stack=4, episode_steps=100, discrete=True)
@@ -36,13 +41,21 @@ def fill_atari(replay, n, seed=0, episode_steps=23):
     frames, episode = None, 0
     for t in range(n):
         if frames is None:
-            frames = [np.zeros((1, 84, 84), np.uint8)] * 3 + [rng.integers(0, 256, (1, 84, 84), dtype=np.uint8)]
+            frames = [np.zeros((1, 84, 84), np.uint8)] * 3 + [
+                rng.integers(0, 256, (1, 84, 84), dtype=np.uint8)
+            ]
             start = t
         obs = np.concatenate(frames)
         frames = frames[1:] + [rng.integers(0, 256, (1, 84, 84), dtype=np.uint8)]
         last = t - start + 1 == episode_steps
-        replay.add(obs, int(rng.integers(18)), float(rng.normal()), np.concatenate(frames),
-                   terminal=last and episode % 2 == 0, last=last)
+        replay.add(
+            obs,
+            int(rng.integers(18)),
+            float(rng.normal()),
+            np.concatenate(frames),
+            terminal=last and episode % 2 == 0,
+            last=last,
+        )
         if last:
             frames, episode = None, episode + 1
 
@@ -57,8 +70,8 @@ def pixels():
 # --- the network ---------------------------------------------------------------------------------------
 def test_conv_forward_at_batch_1_is_the_reference_1_28_m_multiply_adds():
     side1, side2 = (84 - 5) // 5 + 1, ((84 - 5) // 5 + 1 - 5) // 5 + 1  # 16, 3: 5x5 kernels, stride 5
-    conv1, conv2 = side1 ** 2 * 32 * 4 * 5 * 5, side2 ** 2 * 64 * 32 * 5 * 5
-    assert (conv1, conv2, side2 ** 2 * 64) == (819_200, 460_800, 576)
+    conv1, conv2 = side1**2 * 32 * 4 * 5 * 5, side2**2 * 64 * 32 * 5 * 5
+    assert (conv1, conv2, side2**2 * 64) == (819_200, 460_800, 576)
     agent = make()
     assert agent.latent_streams("conv2") == (("conv", 576),)
     with torch.no_grad():
@@ -81,7 +94,7 @@ def test_n_step_returns_stop_at_episode_ends_like_a_direct_loop(cls):
     for k, i in enumerate(idx):
         ret, j = 0.0, i - replay.tail
         for m in range(n):
-            ret += gamma ** m * s["reward"][j + m]
+            ret += gamma**m * s["reward"][j + m]
             if s["last"][j + m] or m == n - 1:
                 break
         assert got["end"][k] == i + m
@@ -96,8 +109,10 @@ def test_c51_projection_matches_a_per_atom_loop():
     agent, cfg = make(), CFG
     rng = np.random.default_rng(1)
     b = cfg.batch_size
-    ret = {"return": rng.uniform(-15, 15, b).astype(np.float32),  # some outside the support: clamped
-           "discount": np.array([0.0, 0.9 ** 5, 1.0, 0.5, 0.9 ** 5, 0.0, 0.2, 0.9 ** 5], np.float32)}
+    ret = {
+        "return": rng.uniform(-15, 15, b).astype(np.float32),  # some outside the support: clamped
+        "discount": np.array([0.0, 0.9**5, 1.0, 0.5, 0.9**5, 0.0, 0.2, 0.9**5], np.float32),
+    }
     ret["return"][2] = 0.0  # exact hits on atoms
     p = torch.softmax(torch.from_numpy(rng.normal(size=(b, 18, cfg.atoms)).astype(np.float32)), dim=2)
     online = torch.softmax(torch.from_numpy(rng.normal(size=(b, 18, cfg.atoms)).astype(np.float32)), dim=2)
@@ -139,8 +154,15 @@ def test_evaluation_never_shifts_the_training_stream():
 
 # --- FLOP ledger against torch's own count ---------------------------------------------------------------
 def frozen(agent, replay, split):
-    seer = Seer(SeerConfig(freeze_at=1, num_copies=1, split=split), 10**9, seed=0, chunk=8, layout=replay.layout,
-                transitions=replay.spec, total_steps=100)
+    seer = Seer(
+        SeerConfig(freeze_at=1, num_copies=1, split=split),
+        10**9,
+        seed=0,
+        chunk=8,
+        layout=replay.layout,
+        transitions=replay.spec,
+        total_steps=100,
+    )
     return seer.freeze(agent, replay, step=0)
 
 
@@ -158,11 +180,14 @@ def test_update_act_and_encode_ledgers_equal_torch_counter(split):
     assert ledger == pytest.approx(measured, rel=1e-3)
     if split is not None:
         pixels = np.stack([obs] * 5)
-        ledger, measured = ledger_and_torch(agent, lambda: agent.encode(pixels, np.random.default_rng(0), 1, "float32"))
+        ledger, measured = ledger_and_torch(
+            agent, lambda: agent.encode(pixels, np.random.default_rng(0), 1, "float32")
+        )
         assert ledger == pytest.approx(measured, rel=1e-3)
 
 
-# --- SEER on der ---------------------------------------------------------------------------------------------
+# --- SEER on der
+# ---------------------------------------------------------------------------------------------
 def test_freeze_skips_the_convs_keeps_them_bitwise_and_still_copies_the_target():
     cfg = DerConfig(batch_size=8, multi_step=5, target_update=3)
     agent = make(cfg=cfg)
@@ -189,7 +214,9 @@ def test_freeze_skips_the_convs_keeps_them_bitwise_and_still_copies_the_target()
     assert torch.equal(agent.target.fc_h_v.weight_mu, agent.online.fc_h_v.weight_mu)
 
 
-@pytest.mark.parametrize("pixel_cls,latent_cls", [(CompactReplay, CompactLatentReplay), (PaperReplay, PaperLatentReplay)])
+@pytest.mark.parametrize(
+    "pixel_cls,latent_cls", [(CompactReplay, CompactLatentReplay), (PaperReplay, PaperLatentReplay)]
+)
 def test_latents_equal_the_frozen_convs_output_for_obs_and_next_obs(pixel_cls, latent_cls):
     agent = make()
     replay = pixel_cls(SPEC, 120)
@@ -203,8 +230,12 @@ def test_latents_equal_the_frozen_convs_output_for_obs_and_next_obs(pixel_cls, l
         want_obs = agent.online.conv(torch.from_numpy(obs).float() / 255).numpy()
         want_next = agent.online.conv(torch.from_numpy(nxt).float() / 255).numpy()
     idx, copy = np.arange(latents.tail, latents.head), np.zeros(len(live), np.int64)
-    np.testing.assert_allclose(latents.latents(idx, copy, next_obs=False)["conv"], want_obs, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(latents.latents(idx, copy, next_obs=True)["conv"], want_next, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        latents.latents(idx, copy, next_obs=False)["conv"], want_obs, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        latents.latents(idx, copy, next_obs=True)["conv"], want_next, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_compact_latent_bytes_are_one_latent_per_state_and_match_numpy():
@@ -213,19 +244,45 @@ def test_compact_latent_bytes_are_one_latent_per_state_and_match_numpy():
     arrays = [*replay._states.values(), replay._newest, *replay._scalars.values()]
     assert replay.allocated_bytes == sum(a.nbytes for a in arrays)
     per = replay.allocated_bytes / replay.capacity
-    assert 576 * 4 + 8 + 13 < per < 576 * 4 + 8 + 13 + 1  # latent, state index, scalars; one spare state per episode
+    assert (
+        576 * 4 + 8 + 13 < per < 576 * 4 + 8 + 13 + 1
+    )  # latent, state index, scalars; one spare state per episode
     long_episodes = TransitionSpec((4, 84, 84), 18, frame_stack=4, episode_steps=27_000, discrete=True)
     pixels_per = CompactReplay.total_bytes(long_episodes, 10_000) / 10_000
-    assert 84 * 84 / (576 * 4) == 3.0625 and 2.9 < pixels_per / per < 3.1  # the public factor, from real arrays
+    assert (
+        84 * 84 / (576 * 4) == 3.0625 and 2.9 < pixels_per / per < 3.1
+    )  # the public factor, from real arrays
 
 
 # --- real runs --------------------------------------------------------------------------------------------
 def atari_spec(agent: str, capacity: str = "budget") -> RunSpec:
-    seer = SeerConfig(freeze_at=120, num_copies=1, split="conv2", capacity=capacity) if agent.endswith("+seer") else None
-    return RunSpec(suite="test", scale="tiny", agent=agent, env="alien", action_repeat=4, seed=1, budget_gb=0.01,
-                   steps=4 * 240, eval_every=4 * 120, eval_episodes=1, replay_layout="compact", device="cpu",
-                   agent_overrides={"batch_size": 8, "learn_start": 40, "multi_step": 5, "target_update": 30,
-                                    "hidden_dim": 64}, seer=seer)
+    seer = (
+        SeerConfig(freeze_at=120, num_copies=1, split="conv2", capacity=capacity)
+        if agent.endswith("+seer")
+        else None
+    )
+    return RunSpec(
+        suite="test",
+        scale="tiny",
+        agent=agent,
+        env="alien",
+        action_repeat=4,
+        seed=1,
+        budget_gb=0.01,
+        steps=4 * 240,
+        eval_every=4 * 120,
+        eval_episodes=1,
+        replay_layout="compact",
+        device="cpu",
+        agent_overrides={
+            "batch_size": 8,
+            "learn_start": 40,
+            "multi_step": 5,
+            "target_update": 30,
+            "hidden_dim": 64,
+        },
+        seer=seer,
+    )
 
 
 def test_der_and_der_seer_match_until_freeze_then_seer_stores_latents(tmp_path):
@@ -244,7 +301,10 @@ def test_der_and_der_seer_match_until_freeze_then_seer_stores_latents(tmp_path):
         np.testing.assert_allclose(m["hns"], want)
     r, h = ATARI_SCORES["alien"]
     assert m_base["hns"].iloc[0] == pytest.approx((m_base["eval_return"].iloc[0] - r) / (h - r))
-    events = [json.loads(line) for line in (runs / "der+seer/alien/budget_0.01/seed_1/events.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)
+        for line in (runs / "der+seer/alien/budget_0.01/seed_1/events.jsonl").read_text().splitlines()
+    ]
     event = next(e for e in events if e["event"] == "frozen")
     assert event["layout"] == "latent-compact" and event["transitions_converted"] == 120
     assert event["capacity_policy"] == "budget" and event["capacity_after"] > 2.9 * event["capacity_before"]
@@ -259,7 +319,8 @@ def test_der_and_der_seer_match_until_freeze_then_seer_stores_latents(tmp_path):
 
 def test_der_seer_with_pixel_capacity_keeps_the_pixel_replays_capacity_as_the_public_atari_scripts(tmp_path):
     """The public Atari scripts do not pass --increase-buffer: after T_f the latent replay has the pixel
-    replay's capacity. config.json and the frozen event say which setting ran, and what the budget would hold."""
+    replay's capacity. config.json and the frozen event say which setting ran, and what
+    the budget would hold."""
     run(atari_spec("der+seer", capacity="pixel"), tmp_path)
     path = tmp_path / "runs/der+seer/alien/budget_0.01/seed_1"
     metrics = pd.read_csv(path / "metrics.csv")
@@ -267,8 +328,24 @@ def test_der_seer_with_pixel_capacity_keeps_the_pixel_replays_capacity_as_the_pu
     event = next(e for e in events if e["event"] == "frozen")
     config = json.loads((path / "config.json").read_text())
     pixel_capacity = config["replay"]["capacity"]
-    assert event["capacity_policy"] == config["seer"]["capacity_policy"] == config["spec"]["seer"]["capacity"] == "pixel"
-    assert event["capacity_before"] == event["capacity_after"] == pixel_capacity == config["seer"]["capacity_after"]
+    assert (
+        event["capacity_policy"]
+        == config["seer"]["capacity_policy"]
+        == config["spec"]["seer"]["capacity"]
+        == "pixel"
+    )
+    assert (
+        event["capacity_before"]
+        == event["capacity_after"]
+        == pixel_capacity
+        == config["seer"]["capacity_after"]
+    )
     assert config["seer"]["capacity_budget"] > 2.9 * pixel_capacity  # what "budget" would have held
-    assert metrics["replay_capacity"].tolist() == [pixel_capacity] * 3 and metrics["frozen"].tolist() == [0, 0, 1]
-    assert metrics["replay_alloc_bytes"].iloc[-1] < metrics["replay_alloc_bytes"].iloc[0]  # same count, fewer bytes
+    assert metrics["replay_capacity"].tolist() == [pixel_capacity] * 3 and metrics["frozen"].tolist() == [
+        0,
+        0,
+        1,
+    ]
+    assert (
+        metrics["replay_alloc_bytes"].iloc[-1] < metrics["replay_alloc_bytes"].iloc[0]
+    )  # same count, fewer bytes

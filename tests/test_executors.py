@@ -10,8 +10,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from seer_bench.cli import main
 from seer_bench.agents import AGENTS
+from seer_bench.cli import main
 from seer_bench.envs import KNOWN_ENVS
 from seer_bench.executors import _worker_outcome
 from seer_bench.records import append_event, read_events, run_dir
@@ -38,7 +38,9 @@ def test_ray_cluster_runs_two_smoke_runs_with_complete_records(tmp_path, capsys)
         err = capsys.readouterr().err
         nodes = ray.nodes()
         # resources no node has would queue for ever: refused, naming the flags
-        assert main([*SMOKE, "--executor", "ray", "--gpus-per-run", "0.5", "--out", str(tmp_path / "gpu")]) == 2
+        assert (
+            main([*SMOKE, "--executor", "ray", "--gpus-per-run", "0.5", "--out", str(tmp_path / "gpu")]) == 2
+        )
         assert "no node of the Ray cluster fits a run of 1 CPU and 0.5 GPU" in capsys.readouterr().err
     finally:
         ray.shutdown()
@@ -50,13 +52,21 @@ def test_ray_cluster_runs_two_smoke_runs_with_complete_records(tmp_path, capsys)
 
 
 def test_a_killed_worker_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
-    proc = subprocess.Popen([sys.executable, "bench.py", *SMOKE, "--jobs", "2", "--out", str(tmp_path)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "bench.py", *SMOKE, "--jobs", "2", "--out", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     victim, deadline = None, time.time() + 300
     while victim is None and time.time() < deadline:
         time.sleep(0.2)
         for child in psutil.Process(proc.pid).children():
-            if '"agent": "curl"' in " ".join(child.cmdline()) and (run_dir(tmp_path, RUNS[0]) / "config.json").exists():
+            if (
+                '"agent": "curl"' in " ".join(child.cmdline())
+                and (run_dir(tmp_path, RUNS[0]) / "config.json").exists()
+            ):
                 victim = child
     assert victim is not None, "no curl worker process appeared"
     victim.kill()  # SIGKILL, as the out-of-memory killer would
@@ -98,7 +108,9 @@ def test_a_diverging_run_fails_with_its_reason_and_the_next_one_still_runs(tmp_p
     failed = pd.read_csv(tmp_path / "out" / "failures.csv")
     assert list(failed["seed"]) == [0, 1]  # seed 1 ran after seed 0 failed
     assert all(r.startswith("FloatingPointError: non-finite") and "(diverged)" in r for r in failed["reason"])
-    assert (failed["stopped_env_steps"] > 10 * 8).all()  # after the 10 random agent steps, where updates begin
+    assert (
+        failed["stopped_env_steps"] > 10 * 8
+    ).all()  # after the 10 random agent steps, where updates begin
     err = capsys.readouterr().err
     assert "2 run(s) failed" in err and "FloatingPointError: non-finite" in err
 
@@ -106,8 +118,13 @@ def test_a_diverging_run_fails_with_its_reason_and_the_next_one_still_runs(tmp_p
 def test_a_worker_that_dies_is_not_given_an_earlier_attempts_reason(tmp_path):
     spec_run = RUNS[0]
     append_event(run_dir(tmp_path, spec_run), "failed", reason="FloatingPointError: an earlier attempt")
-    spec = next(s for s in resolve(load_suite("dmc6"), Overrides(scale="smoke", envs=["cartpole-swingup"]), AGENTS,
-                                   KNOWN_ENVS) if s.run_id == spec_run)
+    spec = next(
+        s
+        for s in resolve(
+            load_suite("dmc6"), Overrides(scale="smoke", envs=["cartpole-swingup"]), AGENTS, KNOWN_ENVS
+        )
+        if s.run_id == spec_run
+    )
     outcome = _worker_outcome(spec, tmp_path, -9, launched=time.time())  # died before writing any event
     assert outcome.status == "failed" and "killed by signal 9" in outcome.text
     assert read_events(run_dir(tmp_path, spec_run))[-1]["reason"] == outcome.text  # recorded this time

@@ -4,14 +4,13 @@ arithmetic. Nothing here tells the ledger what a call computes: it watches the c
 import numpy as np
 import pytest
 import torch
+from conftest import ledger_and_torch
 
 from seer_bench.agents.contract import networks
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig
 from seer_bench.instrument import flops
 from seer_bench.instrument.flops import FlopLedger
-
-from conftest import ledger_and_torch
 
 CFG = CurlConfig(batch_size=8)  # full-size networks, a small batch
 
@@ -22,8 +21,15 @@ def make(seed=0, cls=CurlSac):
 
 
 def freeze(agent, replay, split, copies=2):
-    seer = Seer(SeerConfig(freeze_at=1, num_copies=copies, split=split), 10**9, seed=0, chunk=8, layout="paper",
-                transitions=replay.spec, total_steps=100)
+    seer = Seer(
+        SeerConfig(freeze_at=1, num_copies=copies, split=split),
+        10**9,
+        seed=0,
+        chunk=8,
+        layout="paper",
+        transitions=replay.spec,
+        total_steps=100,
+    )
     return seer.freeze(agent, replay, step=0)[0]
 
 
@@ -59,7 +65,9 @@ def test_act_and_encode_ledgers_equal_torch_counter(filled_replay, split):
     assert ledger == pytest.approx(measured, rel=1e-3)
     freeze(agent, filled_replay, split)
     pixels = np.stack([obs] * 5)
-    ledger, measured = ledger_and_torch(agent, lambda: agent.encode(pixels, np.random.default_rng(0), 3, "float32"))
+    ledger, measured = ledger_and_torch(
+        agent, lambda: agent.encode(pixels, np.random.default_rng(0), 3, "float32")
+    )
     assert ledger == pytest.approx(measured, rel=1e-3)
 
 
@@ -104,7 +112,9 @@ def test_observing_a_run_changes_nothing_it_computes(filled_replay):
         for (k, a), b in zip(module.state_dict().items(), networks(plain)[name].state_dict().values()):
             assert torch.equal(a, b), f"{name}.{k}"
     prices = [ledger.prices[("update", p)] for p in (0, 1)]
-    assert ledger.totals["update"] == 2 * sum(prices) and prices[0] > prices[1]  # the actor step on even steps
+    assert (
+        ledger.totals["update"] == 2 * sum(prices) and prices[0] > prices[1]
+    )  # the actor step on even steps
 
 
 def test_a_call_that_changes_under_its_key_is_caught_when_observed_again(filled_replay, monkeypatch):

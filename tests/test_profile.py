@@ -12,14 +12,30 @@ def test_profile_json_rows_for_curl_and_curl_seer(capsys):
     code = main(["profile", "--suite", "dmc6", "--envs", "cartpole-swingup", "--budget-gb", "0.6", "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 0
-    keys = {"agent", "env", "phase", "layout", "update_flops", "act_flops", "bytes_per_transition", "capacity"}
+    keys = {
+        "agent",
+        "env",
+        "phase",
+        "layout",
+        "update_flops",
+        "act_flops",
+        "bytes_per_transition",
+        "capacity",
+    }
     assert all(keys <= set(r) for r in rows)
     by = {(r["agent"], r["phase"], r["layout"]): r for r in rows}
-    assert set(by) == {("curl", "pixels", "paper"), ("curl", "pixels", "compact"), ("curl+seer", "pixels", "paper"),
-                       ("curl+seer", "pixels", "compact"), ("curl+seer", "frozen", "latent")}
+    assert set(by) == {
+        ("curl", "pixels", "paper"),
+        ("curl", "pixels", "compact"),
+        ("curl+seer", "pixels", "paper"),
+        ("curl+seer", "pixels", "compact"),
+        ("curl+seer", "frozen", "latent"),
+    }
 
     # Bytes: numpy's itemsizes times the shapes the replay arrays have (cartpole: 9x100x100 uint8, 1 action).
-    scalars = np.dtype(np.float32).itemsize * 3 + np.dtype(np.uint8).itemsize  # action (1), reward, not_done; last
+    scalars = (
+        np.dtype(np.float32).itemsize * 3 + np.dtype(np.uint8).itemsize
+    )  # action (1), reward, not_done; last
     paper = 2 * 9 * 100 * 100 * np.dtype(np.uint8).itemsize + scalars
     latent = 2 * 2 * 4 * 50 * np.dtype(np.float32).itemsize + scalars  # critic+actor, obs+next, 4 copies
     assert by["curl", "pixels", "paper"]["bytes_per_transition"] == paper == 180_013
@@ -33,14 +49,35 @@ def test_profile_json_rows_for_curl_and_curl_seer(capsys):
     assert by["curl", "pixels", "paper"]["act_flops"] == pytest.approx(act, rel=1e-4)
     # Before T_f curl+seer is curl; after it an update skips every conv: a small fraction of the FLOPs.
     assert by["curl+seer", "pixels", "paper"]["update_flops"] == by["curl", "pixels", "paper"]["update_flops"]
-    assert by["curl+seer", "frozen", "latent"]["update_flops"] < 0.05 * by["curl", "pixels", "paper"]["update_flops"]
+    assert (
+        by["curl+seer", "frozen", "latent"]["update_flops"]
+        < 0.05 * by["curl", "pixels", "paper"]["update_flops"]
+    )
 
 
 def test_profile_table_has_units_and_ratios(capsys):
-    code = main(["profile", "--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--agents", "curl+seer"])
+    code = main(
+        [
+            "profile",
+            "--suite",
+            "dmc6",
+            "--scale",
+            "smoke",
+            "--envs",
+            "cartpole-swingup",
+            "--agents",
+            "curl+seer",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
-    for text in ("update GFLOP", "act MFLOP", "bytes/transition", "after T_f an update costs", "x the transitions"):
+    for text in (
+        "update GFLOP",
+        "act MFLOP",
+        "bytes/transition",
+        "after T_f an update costs",
+        "x the transitions",
+    ):
         assert text in out
 
 
@@ -54,7 +91,8 @@ def test_profile_prices_der_and_its_compact_latents(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert code == 0
     by = {(r["agent"], r["phase"], r["layout"]): r for r in rows}
-    # Acting: conv 1.28 M multiply-adds, then the dueling noisy streams 576 -> 256 -> 51 and 576 -> 256 -> 18 x 51.
+    # Acting: conv 1.28 M multiply-adds, then the dueling noisy streams 576 -> 256 -> 51 and 576 -> 256 -> 18
+    # x 51.
     act = 1_280_000 + 2 * 576 * 256 + 256 * 51 + 256 * 18 * 51
     assert by["der", "pixels", "compact"]["act_flops"] == act == 1_822_976
     # Bytes: one 84x84 uint8 frame per transition, its int64 index, int32 action, float32 reward and not_done,
@@ -64,10 +102,12 @@ def test_profile_prices_der_and_its_compact_latents(capsys):
     assert per_transition < pixels["bytes_per_transition"] < per_transition + 2
     latent = by["der+seer", "frozen", "latent-compact"]
     assert 576 * 4 + 8 + 13 < latent["bytes_per_transition"] < 576 * 4 + 8 + 13 + 1
-    # atari8 keeps the pixel replay's capacity after T_f (the public Atari scripts); the whole budget holds ~3x.
+    # atari8 keeps the pixel replay's capacity after T_f (the public Atari scripts); the whole budget
+    # would hold about 3x as many.
     assert latent["capacity_policy"] == "pixel" and latent["capacity"] == pixels["capacity"]
-    assert latent["capacity_budget"] == pytest.approx(pixels["capacity"] * pixels["bytes_per_transition"]
-                                                      / latent["bytes_per_transition"], rel=1e-3)
+    assert latent["capacity_budget"] == pytest.approx(
+        pixels["capacity"] * pixels["bytes_per_transition"] / latent["bytes_per_transition"], rel=1e-3
+    )
     # After T_f an update runs only the heads: the 3 conv passes (one with backward) are gone.
     assert latent["update_flops"] < 0.35 * pixels["update_flops"]
 
@@ -78,7 +118,9 @@ def test_profile_of_the_public_protocol_holds_exactly_the_public_scripts_replays
     code = main(["profile", "--suite", "seer_public", "--agents", "curl+seer", "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 0
-    pixels = {r["budget_gb"]: r["capacity"] for r in rows if r["phase"] == "pixels" and r["layout"] == "paper"}
+    pixels = {
+        r["budget_gb"]: r["capacity"] for r in rows if r["phase"] == "pixels" and r["layout"] == "paper"
+    }
     frozen = {r["budget_gb"]: (r["capacity"], r["capacity_policy"]) for r in rows if r["phase"] == "frozen"}
     assert pixels == {0.180013: 1_000, 14.40104: 80_000}
     assert frozen == {0.180013: (18_750, "public"), 14.40104: (80_000, "public")}
@@ -94,6 +136,11 @@ def test_the_public_protocol_suite_resolves_to_the_public_scripts_runs():
     assert len(specs) == 2 * 2 * 3  # agents x budgets x seeds
     seer = next(s for s in specs if s.agent == "curl+seer")
     assert (seer.env, seer.action_repeat, seer.agent_steps, seer.eval_every // 8, seer.eval_episodes) == (
-        "cartpole-swingup", 8, 80_000, 2_500, 10)
+        "cartpole-swingup",
+        8,
+        80_000,
+        2_500,
+        10,
+    )
     assert (seer.seer.freeze_at, seer.seer.num_copies, seer.seer.capacity) == (10_000, 4, "public")
     assert "budget_14.40104/seed_123" in seer.run_id or "budget_0.180013/seed_123" in seer.run_id

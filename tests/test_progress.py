@@ -12,16 +12,28 @@ from seer_bench.suites import Overrides, load_suite, resolve
 
 
 def test_log_lines_count_a_resumed_runs_earlier_steps_as_done_but_not_as_speed(tmp_path):
-    spec = resolve(load_suite("dmc6"), Overrides(scale="smoke", envs=["cartpole-swingup"], agents=["curl"]),
-                   AGENTS, KNOWN_ENVS)[0]  # 400 env steps
+    spec = resolve(
+        load_suite("dmc6"),
+        Overrides(scale="smoke", envs=["cartpole-swingup"], agents=["curl"]),
+        AGENTS,
+        KNOWN_ENVS,
+    )[0]  # 400 env steps
     path = run_dir(tmp_path, spec.run_id)
     stream = io.StringIO()  # not a terminal: plain lines
     began = time.time()
     view = SweepProgress(tmp_path, [spec], skipped=1, stream=stream, interval=0.05, log_every=0).start()
     view.run_started(spec)
     for env_steps in (200, 300):  # resumed from a checkpoint at 200 env steps, then 100 more
-        write_json(path / "progress.json", {"env_steps": env_steps, "start_env_steps": 200, "time": time.time(),
-                                            "phase": "training", "eval_return": 12.5})
+        write_json(
+            path / "progress.json",
+            {
+                "env_steps": env_steps,
+                "start_env_steps": 200,
+                "time": time.time(),
+                "phase": "training",
+                "eval_return": 12.5,
+            },
+        )
         time.sleep(0.3)
     view.run_ended(spec, "finished", "final eval return 12.5")
     view.close()

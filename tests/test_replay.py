@@ -1,19 +1,19 @@
 import numpy as np
 import psutil
 import pytest
+from conftest import fill_random
 
 from seer_bench.errors import ConfigError
 from seer_bench.replay import CompactReplay, PaperReplay, TransitionSpec, make_replay
-
-from conftest import fill_random
 
 DMC = TransitionSpec((9, 100, 100), action_dim=6, frame_stack=3, episode_steps=250)
 
 
 def arrays_nbytes(replay) -> int:
     """Independent count: numpy's nbytes of every array the replay holds."""
-    return sum(v.nbytes for v in vars(replay).values() if isinstance(v, np.ndarray)) + \
-        sum(v.nbytes for v in replay._scalars.values())
+    return sum(v.nbytes for v in vars(replay).values() if isinstance(v, np.ndarray)) + sum(
+        v.nbytes for v in replay._scalars.values()
+    )
 
 
 @pytest.mark.parametrize("cls", [PaperReplay, CompactReplay])
@@ -28,7 +28,9 @@ def test_allocated_bytes_equal_numpy_nbytes_and_capacity_is_maximal(cls):
 def test_paper_layout_prices_a_transition_like_curl():
     # obs + next_obs: 2 x 9 x 100 x 100 uint8; action 6 x float32; reward and not_done float32
     replay = PaperReplay(DMC, 10)
-    assert replay.bytes_per_transition == 2 * 9 * 100 * 100 + 6 * 4 + 4 + 4 + 1  # pixels, action, reward, not_done, last
+    assert (
+        replay.bytes_per_transition == 2 * 9 * 100 * 100 + 6 * 4 + 4 + 4 + 1
+    )  # pixels, action, reward, not_done, last
 
 
 def test_compact_layout_holds_about_six_times_more():
@@ -38,7 +40,9 @@ def test_compact_layout_holds_about_six_times_more():
 
 
 def test_budget_below_one_batch_names_budget_and_bytes_needed():
-    with pytest.raises(ConfigError, match=r"0.001 GB .*fewer than one batch of 128.*needs at least 23044224 bytes"):
+    with pytest.raises(
+        ConfigError, match=r"0.001 GB .*fewer than one batch of 128.*needs at least 23044224 bytes"
+    ):
         make_replay("paper", DMC, 1_000_000, batch_size=128)
 
 
@@ -70,7 +74,9 @@ def test_sampled_crops_are_the_stored_pixels(filled_replay):
     offsets = rng.integers(0, 17, size=(8, 2))
     crops = filled_replay.obs(idx, offsets, 84)
     for i, (j, (y, x)) in enumerate(zip(idx, offsets)):
-        assert np.array_equal(crops[i], filled_replay._obs[j % filled_replay.capacity, :, y:y + 84, x:x + 84])
+        assert np.array_equal(
+            crops[i], filled_replay._obs[j % filled_replay.capacity, :, y : y + 84, x : x + 84]
+        )
 
 
 def test_fifo_keeps_the_newest_transitions(filled_replay):
@@ -95,13 +101,16 @@ def test_resident_bytes_grow_with_writes_and_match_real_rss(layout):
 
 
 def test_compact_layout_writes_a_carried_on_stack_once_after_an_episode_end():
-    """Atari after a lost life: the episode ends, the game and its frames go on; only new frames are stored."""
+    """Atari after a lost life: the episode ends, the game and its frames go on; only
+    new frames are stored."""
     spec = TransitionSpec((4, 6, 6), action_dim=3, frame_stack=4, episode_steps=50, discrete=True)
     replay = CompactReplay(spec, 40)
     frames = np.random.default_rng(0).integers(0, 256, (30, 1, 6, 6), dtype=np.uint8)
-    stack = lambda i: np.concatenate(frames[i - 3:i + 1])  # noqa: E731 - frames i-3..i, newest last
+    stack = lambda i: np.concatenate(frames[i - 3 : i + 1])  # noqa: E731 - frames i-3..i, newest last
     pairs = [(stack(i), stack(i + 1), i == 7) for i in range(3, 8)]  # ends at 7 (a life lost)
-    pairs += [(stack(i), stack(i + 1), i == 11) for i in range(9, 12)]  # one no-op frame (8 -> 9) later; game over
+    pairs += [
+        (stack(i), stack(i + 1), i == 11) for i in range(9, 12)
+    ]  # one no-op frame (8 -> 9) later; game over
     reset = np.concatenate([np.zeros((3, 6, 6), np.uint8), frames[20]])  # a new game: zero-padded
     pairs += [(reset, np.concatenate([reset[1:], frames[21]]), False)]
     for obs, nxt, last in pairs:

@@ -1,20 +1,19 @@
 """Report tables against direct numpy/scipy computations on synthetic records with known values."""
 
-import matplotlib.pyplot as plt
 import subprocess
 import sys
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_run
 from scipy import stats
 
 from seer_bench.cli import main
-from seer_bench.records import write_plan, append_event, run_dir
+from seer_bench.records import append_event, run_dir, write_plan
 from seer_bench.reports import aggregates, run_table, summary, write_report
 from seer_bench.reports.tables import flops_ratio
-
-from conftest import write_run
 
 RETURNS = {  # (env, agent) -> final return per seed
     ("cartpole-swingup", "curl"): [800.0, 700.0, 750.0],
@@ -22,6 +21,8 @@ RETURNS = {  # (env, agent) -> final return per seed
     ("walker-walk", "curl"): [400.0, 500.0, 450.0],
     ("walker-walk", "curl+seer"): [420.0, 380.0, 900.0],
 }
+
+
 @pytest.fixture
 def sweep(tmp_path):
     for (env, agent), finals in RETURNS.items():
@@ -47,7 +48,11 @@ def test_summary_matches_direct_computation(sweep):
     seer_walker = table.loc[("walker-walk", "curl+seer")]
     assert seer_walker["status"] == "3/4 finished, 1 running (partial: 100 of 200 env steps)"
     assert (seer_walker["env_steps"], seer_walker["seeds"], seer_walker["finished"]) == (200, 4, 3)
-    assert (seer_walker["running"], seer_walker["running_return_mean"], seer_walker["running_env_steps"]) == (1, 50.0, 100)
+    assert (seer_walker["running"], seer_walker["running_return_mean"], seer_walker["running_env_steps"]) == (
+        1,
+        50.0,
+        100,
+    )
     base_walker = table.loc[("walker-walk", "curl")]
     assert base_walker["failed"] == 1 and base_walker["status"] == "3/4 finished, 1 failed"
     assert base_walker["peak_rss_bytes"] == 6e8 + 3 and base_walker["peak_replay_bytes"] == 3e6 + 2
@@ -107,13 +112,19 @@ def test_agents_aggregate_over_the_same_envs_and_one_seed_has_no_ci(tmp_path):
     seer = agg.loc[("curl+seer", "mean")]
     assert np.isnan(seer["value"]) and (seer["envs"], seer["seeds"], seer["runs_left_out"]) == (2, 0, 1)
     md = write_report(tmp_path, reps=50)
-    assert "0.500 (1 seed, no CI)" in md and "500.0 (1 seed, no CI)" in md and "n/a (no seed finished on every env)" in md
+    assert (
+        "0.500 (1 seed, no CI)" in md
+        and "500.0 (1 seed, no CI)" in md
+        and "n/a (no seed finished on every env)" in md
+    )
 
 
 def test_planned_runs_without_records_are_reported_not_started(tmp_path):
     write_run(tmp_path, "cartpole-swingup", "curl", 0, 500.0)
     spec = {"env": "cartpole-swingup", "agent": "curl", "budget_gb": 0.6, "steps": 201, "action_repeat": 2}
-    write_plan(tmp_path, {f"curl/cartpole-swingup/budget_0.6/seed_{s}": {**spec, "seed": s} for s in range(3)})
+    write_plan(
+        tmp_path, {f"curl/cartpole-swingup/budget_0.6/seed_{s}": {**spec, "seed": s} for s in range(3)}
+    )
     runs, curves = run_table(tmp_path)
     assert sorted(runs["status"]) == ["finished", "not started", "not started"]
     row = summary(runs, curves).iloc[0]
@@ -123,7 +134,9 @@ def test_planned_runs_without_records_are_reported_not_started(tmp_path):
     agg = aggregates(runs, reps=50).set_index("metric")
     assert agg.loc["mean", "runs_left_out"] == 2
     # a planned run that failed before writing its config (building the env, say) is failed, with its reason
-    append_event(run_dir(tmp_path, "curl/cartpole-swingup/budget_0.6/seed_2"), "failed", reason="OSError: no ROM")
+    append_event(
+        run_dir(tmp_path, "curl/cartpole-swingup/budget_0.6/seed_2"), "failed", reason="OSError: no ROM"
+    )
     runs, curves = run_table(tmp_path)
     assert runs.loc[runs["seed"] == 2, "reason"].item() == "OSError: no ROM"
     assert summary(runs, curves).iloc[0]["status"] == "1/3 finished, 1 failed, 1 not started"
@@ -135,12 +148,21 @@ def test_planned_runs_without_records_are_reported_not_started(tmp_path):
 def test_flops_ratio_uses_seeds_finished_for_both_agents(tmp_path):
     for seed in range(3):
         write_run(tmp_path, "cartpole-swingup", "curl+seer", seed, 100.0)
-        write_run(tmp_path, "cartpole-swingup", "curl", seed, 100.0, steps=(0, 100) if seed == 0 else (0, 100, 200),
-                  status="failed" if seed == 0 else "finished")
+        write_run(
+            tmp_path,
+            "cartpole-swingup",
+            "curl",
+            seed,
+            100.0,
+            steps=(0, 100) if seed == 0 else (0, 100, 200),
+            status="failed" if seed == 0 else "finished",
+        )
     table = summary(*run_table(tmp_path)).set_index("agent")
     # seeds 1 and 2 only, at step 200 (the failed seed 0 stopped at 100): 4 x (1 + s) / 10 x (1 + s)
     assert table.loc["curl+seer", "flops_ratio_to_baseline"] == pytest.approx(0.4)
-    assert flops_ratio(run_table(tmp_path)[1], "cartpole-swingup", "curl+seer", 0.6, [1, 2]) == pytest.approx(0.4)
+    assert flops_ratio(run_table(tmp_path)[1], "cartpole-swingup", "curl+seer", 0.6, [1, 2]) == pytest.approx(
+        0.4
+    )
 
 
 def test_a_run_killed_before_its_first_row_reads_as_no_evaluations(tmp_path):
@@ -171,8 +193,12 @@ def test_atari_runs_aggregate_human_normalized_scores(tmp_path):
     agg = aggregates(runs, reps=200).set_index("metric")
     assert agg.loc["mean", "score"] == "human-normalized" and agg.loc["mean", "value"] == pytest.approx(0.7)
     assert agg.loc["mean", "envs"] == 2  # asteroids is left out, not scored as a DMC return
-    write_run(tmp_path, "asteroids", "der", 2, 0.0, steps=(0, 100), status="running")  # still out while running
-    assert aggregates(run_table(tmp_path)[0], reps=200).set_index("metric").loc["mean", "value"] == pytest.approx(0.7)
+    write_run(
+        tmp_path, "asteroids", "der", 2, 0.0, steps=(0, 100), status="running"
+    )  # still out while running
+    assert aggregates(run_table(tmp_path)[0], reps=200).set_index("metric").loc[
+        "mean", "value"
+    ] == pytest.approx(0.7)
 
 
 def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):
@@ -180,7 +206,10 @@ def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):
     printed = capsys.readouterr().out
     md = (sweep / "summary.md").read_text()
     assert md in printed and "| n/a |" in md and "final return, mean [95% CI]" in md and "0.400x curl" in md
-    assert "3/4 finished, 1 running (partial: 100 of 200 env steps); running: latest return 50.0 at >= 100 env steps" in md
+    assert (
+        "3/4 finished, 1 running (partial: 100 of 200 env steps); running: latest return 50.0 at >= 100 env "
+        "steps" in md
+    )
     assert len(pd.read_csv(sweep / "summary.csv")) == 4 and len(pd.read_csv(sweep / "aggregates.csv")) == 4
     assert write_report(sweep, reps=100) == write_report(sweep, reps=100)  # seeded bootstrap: reproducible
 
@@ -214,11 +243,19 @@ def test_budget_figure_when_runs_hold_several_budgets(tmp_path):
 
 
 def test_figures_keep_running_seeds_and_skip_failed_ones(sweep):
-    write_report(sweep, reps=100)  # walker-walk: one curl seed failed at step 0, one curl+seer seed still running
+    write_report(
+        sweep, reps=100
+    )  # walker-walk: one curl seed failed at step 0, one curl+seer seed still running
     for name in ("return_vs_flops", "return_vs_env_steps", "replay_capacity", "resident_memory", "aggregate"):
         assert_figure(sweep / "figures" / name)
     table = summary(*run_table(sweep))
-    assert table.loc[(table["env"] == "cartpole-swingup") & (table["agent"] == "curl"), "flops_ratio_to_baseline"].isna().all()
+    assert (
+        table.loc[
+            (table["env"] == "cartpole-swingup") & (table["agent"] == "curl"), "flops_ratio_to_baseline"
+        ]
+        .isna()
+        .all()
+    )
 
 
 def test_flops_ratio_compares_runs_on_different_evaluation_grids(tmp_path):
@@ -235,16 +272,18 @@ def test_report_and_check_read_records_only_without_torch_or_simulators(sweep):
     blocked = ("torch", "dm_control", "mujoco", "ale_py", "gymnasium", "fvcore")
     claims = sweep / "gate.claims.toml"
     claims.write_text('[[claims]]\nkind = "flops_ratio"\nagent = "curl+seer"\nbaseline = "curl"\nmax = 0.6\n')
-    code = ("import sys\n"
-            "class Blocked:  # any import of them raises ImportError\n"
-            "    def find_spec(self, name, path, target=None):\n"
-            f"        if name.split('.')[0] in {blocked!r}: raise ImportError('blocked: ' + name)\n"
-            "sys.meta_path.insert(0, Blocked())\n"
-            "from seer_bench.cli import main\n"
-            f"assert main(['report', '--out', {str(sweep)!r}]) == 0\n"
-            f"code = main(['check', '--out', {str(sweep)!r}, '--claims', {str(claims)!r}])\n"
-            "assert not [m for m in sys.modules if m.split('.')[0] in " + repr(blocked) + "]\n"
-            "sys.exit(code)\n")
+    code = (
+        "import sys\n"
+        "class Blocked:  # any import of them raises ImportError\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        f"        if name.split('.')[0] in {blocked!r}: raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Blocked())\n"
+        "from seer_bench.cli import main\n"
+        f"assert main(['report', '--out', {str(sweep)!r}]) == 0\n"
+        f"code = main(['check', '--out', {str(sweep)!r}, '--claims', {str(claims)!r}])\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in " + repr(blocked) + "]\n"
+        "sys.exit(code)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode in (0, 2), proc.stderr[-3000:]  # 2: the sweep has a running run (undecided)
     assert (sweep / "summary.md").exists() and "SEER" not in proc.stderr

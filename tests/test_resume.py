@@ -11,19 +11,28 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import fill_random
 
 from seer_bench import checkpoint
 from seer_bench.cli import main
 from seer_bench.records import read_events, run_dir
 from seer_bench.replay import TransitionSpec, replay_class
 
-from conftest import fill_random
-
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "curl+seer/cartpole-swingup/budget_0.02/seed_0"
 # smoke scale: 50 agent steps (action repeat 8), evaluations at 0, 25, 50, T_f at 30; a checkpoint every 10
-COMMAND = ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--agents", "curl+seer",
-           "--checkpoint-every", "80"]
+COMMAND = [
+    "--suite",
+    "dmc6",
+    "--scale",
+    "smoke",
+    "--envs",
+    "cartpole-swingup",
+    "--agents",
+    "curl+seer",
+    "--checkpoint-every",
+    "80",
+]
 
 
 def progress(path: Path) -> dict:
@@ -36,27 +45,37 @@ def progress(path: Path) -> dict:
 def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     out = tmp_path / "out"
     path = run_dir(out, RUN)
-    proc = subprocess.Popen([sys.executable, "bench.py", *COMMAND, "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "bench.py", *COMMAND, "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 600
     while progress(path).get("checkpoint_step") != 30 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)  # the checkpoint after T_f (30): progress.json is rewritten as each one is saved
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    last = progress(path)["checkpoint_step"]  # the newest checkpoint when it died (30, or 40 if it got that far)
+    last = progress(path)[
+        "checkpoint_step"
+    ]  # the newest checkpoint when it died (30, or 40 if it got that far)
     assert last in (30, 40) and (path / "checkpoint.pt").exists() and not list(path.glob("*.tmp"))
 
     assert main([*COMMAND, "--out", str(out)]) == 0
     events = read_events(path)
     resumed = [e for e in events if e["event"] == "resumed"]
-    assert [e["step"] for e in resumed] == [last]  # from the newest: at most one interval (10 agent steps) lost
+    assert [e["step"] for e in resumed] == [
+        last
+    ]  # from the newest: at most one interval (10 agent steps) lost
     assert [e["event"] for e in events if e["event"] != "frozen"] == ["started", "resumed", "finished"]
     assert len([e for e in events if e["event"] == "frozen"]) == 1  # frozen state came from the checkpoint
     metrics = pd.read_csv(path / "metrics.csv")
     assert list(metrics["step"]) == [0, 25, 50]  # every evaluation once: none missing, none duplicated
     learn_start = json.loads((path / "config.json").read_text())["agent_config"]["init_steps"]
-    assert list(metrics["frozen"]) == [0, 0, 1] and metrics["updates"].iloc[-1] == 50 - learn_start  # counted across
+    assert (
+        list(metrics["frozen"]) == [0, 0, 1] and metrics["updates"].iloc[-1] == 50 - learn_start
+    )  # counted across
     assert metrics["replay_size"].iloc[-1] == 50  # every transition kept across the resume
     assert metrics["train_episodes"].iloc[-1] == 1  # the 125-agent-step episode cut at the resume counts
     assert metrics["cum_flops"].is_monotonic_increasing and metrics["wall_s"].is_monotonic_increasing
@@ -88,8 +107,12 @@ def test_a_run_recorded_before_an_agent_setting_existed_is_refused(tmp_path, cap
     from seer_bench.envs import KNOWN_ENVS
     from seer_bench.suites import Overrides, load_suite, resolve
 
-    spec = resolve(load_suite("dmc6"), Overrides(scale="smoke", envs=["cartpole-swingup"], agents=["curl+seer"]),
-                   AGENTS, KNOWN_ENVS)[0]
+    spec = resolve(
+        load_suite("dmc6"),
+        Overrides(scale="smoke", envs=["cartpole-swingup"], agents=["curl+seer"]),
+        AGENTS,
+        KNOWN_ENVS,
+    )[0]
     cfg = asdict(agent_config(spec.agent, spec.agent_overrides))
     del cfg["encoder_optimizer"]
     path = run_dir(tmp_path / "out", spec.run_id)

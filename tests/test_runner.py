@@ -16,10 +16,33 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "bench.py", "--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup",
-         "--agents", "curl", "--seeds", "1", "--budget-gb", "0.02", "--replay-layout", "compact", "--out", str(out),
-         "--train-log-every", "8"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)  # a hang guard: 20-90 s normally
+        [
+            sys.executable,
+            "bench.py",
+            "--suite",
+            "dmc6",
+            "--scale",
+            "smoke",
+            "--envs",
+            "cartpole-swingup",
+            "--agents",
+            "curl",
+            "--seeds",
+            "1",
+            "--budget-gb",
+            "0.02",
+            "--replay-layout",
+            "compact",
+            "--out",
+            str(out),
+            "--train-log-every",
+            "8",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # a hang guard: 20-90 s normally
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = out / "runs" / "curl" / "cartpole-swingup" / "budget_0.02" / "seed_0"
     config = json.loads((run / "config.json").read_text())
@@ -40,11 +63,20 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     assert metrics["eval_return"].notna().all()
     # FLOPs: every category adds up, counted only when a pass runs (30 updates and actions, no SEER here).
     categories = metrics[[f"cum_flops_{c}" for c in ("act", "update", "encode", "convert")]]
-    assert (categories.sum(axis=1) == metrics["cum_flops"]).all() and metrics["cum_flops"].is_monotonic_increasing
-    assert metrics["cum_flops"].iloc[0] == 0 and (metrics[["cum_flops_encode", "cum_flops_convert"]] == 0).all().all()
+    assert (categories.sum(axis=1) == metrics["cum_flops"]).all() and metrics[
+        "cum_flops"
+    ].is_monotonic_increasing
+    assert (
+        metrics["cum_flops"].iloc[0] == 0
+        and (metrics[["cum_flops_encode", "cum_flops_convert"]] == 0).all().all()
+    )
     last = metrics.iloc[-1]
-    assert last["cum_flops_update"] == pytest.approx(30 * last["update_flops"], rel=1e-12)  # 15 even + 15 odd steps
-    assert last["cum_flops_act"] / 30 == pytest.approx(44_240_992 + 50 * 1024 + 1024 * 1024 + 1024 * 2, rel=1e-4)
+    assert last["cum_flops_update"] == pytest.approx(
+        30 * last["update_flops"], rel=1e-12
+    )  # 15 even + 15 odd steps
+    assert last["cum_flops_act"] / 30 == pytest.approx(
+        44_240_992 + 50 * 1024 + 1024 * 1024 + 1024 * 2, rel=1e-4
+    )
 
     # Training metrics: what each update returned, averaged over windows of 8 updates; the checkpoint at agent
     # step 25 (the evaluation interval) ends a window, and so does the run's end.
@@ -56,9 +88,13 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     # the actor updates on even steps: 20, 22, 24 in the first window, none at step 49
     assert counts["actor_loss"].tolist()[:4] == counts["alpha"].tolist()[:4] == [3, 4, 4, 4]
     assert counts[["actor_loss", "alpha"]].iloc[4].isna().all()
-    assert train.loc[train["updates"] == 5, "step"].unique().tolist() == [24]  # 20 random steps, then 1 update a step
+    assert train.loc[train["updates"] == 5, "step"].unique().tolist() == [
+        24
+    ]  # 20 random steps, then 1 update a step
     assert (train.loc[train["metric"] == "critic_loss", "mean"] > 0).all() and train["mean"].notna().all()
 
     events = [json.loads(line)["event"] for line in (run / "events.jsonl").read_text().splitlines()]
     assert events == ["started", "finished"]
-    assert "| cartpole-swingup | curl |" in proc.stdout and (out / "summary.md").is_file()  # the report, printed and written
+    assert (
+        "| cartpole-swingup | curl |" in proc.stdout and (out / "summary.md").is_file()
+    )  # the report, printed and written

@@ -1,7 +1,7 @@
 """SEER: freeze semantics, latents, conversion, capacity, and the curl / curl+seer identity before T_f."""
 
-from copy import deepcopy
 import json
+from copy import deepcopy
 
 import numpy as np
 import pandas as pd
@@ -9,14 +9,20 @@ import psutil
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import OpLog, fill_random
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig, public_capacity
-from seer_bench.replay import CompactLatentReplay, CompactReplay, LatentSpec, PaperLatentReplay, PaperReplay, TransitionSpec
+from seer_bench.replay import (
+    CompactLatentReplay,
+    CompactReplay,
+    LatentSpec,
+    PaperLatentReplay,
+    PaperReplay,
+    TransitionSpec,
+)
 from seer_bench.runner import run
 from seer_bench.suites import RunSpec
-
-from conftest import OpLog, fill_random
 
 CFG = CurlConfig(batch_size=8, hidden_dim=64)
 
@@ -30,14 +36,25 @@ def frozen_agent_and_replay(filled_replay, split="fc", dtype="float32"):
     agent = make()
     for step in range(4):  # train the encoder a little, so frozen weights are not the init
         agent.update(filled_replay, step)
-    seer = Seer(SeerConfig(freeze_at=4, num_copies=3, split=split, latent_dtype=dtype), 50_000_000, seed=0, chunk=8,
-                layout="paper", transitions=filled_replay.spec, total_steps=100)
+    seer = Seer(
+        SeerConfig(freeze_at=4, num_copies=3, split=split, latent_dtype=dtype),
+        50_000_000,
+        seed=0,
+        chunk=8,
+        layout="paper",
+        transitions=filled_replay.spec,
+        total_steps=100,
+    )
     latent, event = seer.freeze(agent, filled_replay, step=4)
     return agent, latent, event
 
 
 def encoder_params(agent):
-    mods = {"critic": agent.critic.encoder, "actor": agent.actor.encoder, "target": agent.critic_target.encoder}
+    mods = {
+        "critic": agent.critic.encoder,
+        "actor": agent.actor.encoder,
+        "target": agent.critic_target.encoder,
+    }
     params = {f"{m}.{k}": v.detach().clone() for m, enc in mods.items() for k, v in enc.state_dict().items()}
     params["curl.W"] = agent.curl.W.detach().clone()
     return params
@@ -46,7 +63,9 @@ def encoder_params(agent):
 def test_after_freeze_updates_never_call_the_frozen_layers_and_leave_them_bitwise_equal(filled_replay):
     with OpLog() as pixel_log:  # the same check on a pixel update does see the convs
         make().update(filled_replay, 0)
-    assert {"mkldnn._convolution_pointwise.default", "aten.convolution_backward.default"} <= set(pixel_log.ops)
+    assert {"mkldnn._convolution_pointwise.default", "aten.convolution_backward.default"} <= set(
+        pixel_log.ops
+    )
     agent, latent, _ = frozen_agent_and_replay(filled_replay)
     # The target's frozen encoder was set equal to the online one.
     for k, v in agent.critic.encoder.state_dict().items():
@@ -75,14 +94,18 @@ def first_latent_critic_loss(agent, latent, step, target):
     rng, b = np.random.default_rng(5), agent.cfg.batch_size
     idx = latent.sample_indices(b, rng)
     crop = rng.integers(0, latent.spec.copies, size=b)  # which stored crop of each transition
-    obs, nxt = ({k: torch.from_numpy(v) for k, v in latent.latents(idx, crop, next_obs=n).items()} for n in (False, True))
+    obs, nxt = (
+        {k: torch.from_numpy(v) for k, v in latent.latents(idx, crop, next_obs=n).items()}
+        for n in (False, True)
+    )
     sc = {k: torch.from_numpy(v) for k, v in latent.scalars(idx).items()}
     torch.manual_seed(9)
     with torch.no_grad():
         _, pi, log_pi, _ = agent.actor.policy(agent.actor.encoder.ln(nxt["actor"]))
         tq1, tq2 = target.q(target.encoder.ln(nxt["critic"]), pi)
         target_q = sc["reward"][:, None] + sc["not_done"][:, None] * agent.cfg.discount * (
-            torch.min(tq1, tq2) - agent.alpha * log_pi)
+            torch.min(tq1, tq2) - agent.alpha * log_pi
+        )
         q1, q2 = agent.critic.q(agent.critic.encoder.ln(obs["critic"]), sc["action"])
         return (F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)).item()
 
@@ -94,8 +117,15 @@ def test_at_freeze_the_whole_online_critic_is_copied_into_the_target(filled_repl
         agent.update(filled_replay, step)
     stale = deepcopy(agent.critic_target)
     assert not torch.equal(stale.q1[0].weight, agent.critic.q1[0].weight)  # soft updates left them apart
-    seer = Seer(SeerConfig(freeze_at=4, num_copies=3), 50_000_000, seed=0, chunk=8, layout="paper",
-                transitions=filled_replay.spec, total_steps=100)
+    seer = Seer(
+        SeerConfig(freeze_at=4, num_copies=3),
+        50_000_000,
+        seed=0,
+        chunk=8,
+        layout="paper",
+        transitions=filled_replay.spec,
+        total_steps=100,
+    )
     latent, _ = seer.freeze(agent, filled_replay, step=4)
     target = dict(agent.critic_target.named_parameters())
     for name, p in agent.critic.named_parameters():
@@ -119,7 +149,9 @@ def test_conv_split_freezes_only_lower_convs_and_upper_layers_keep_training(fill
     for step in range(4, 6):
         agent.update(latent, step)
     assert all(torch.equal(a, p) for a, p in zip(lower, [p for m in enc.convs[:2] for p in m.parameters()]))
-    assert any(not torch.equal(a, p) for a, p in zip(upper, [p for m in enc.convs[2:] for p in m.parameters()]))
+    assert any(
+        not torch.equal(a, p) for a, p in zip(upper, [p for m in enc.convs[2:] for p in m.parameters()])
+    )
 
 
 def reference_crops(pixels, rng, copies, size):
@@ -127,7 +159,7 @@ def reference_crops(pixels, rng, copies, size):
     n, pad = len(pixels), pixels.shape[-1] - size
     corners = rng.integers(0, pad, size=(n * copies, 2))
     rows = np.repeat(np.arange(n), copies)
-    return np.stack([pixels[r, :, y:y + size, x:x + size] for r, (y, x) in zip(rows, corners)])
+    return np.stack([pixels[r, :, y : y + size, x : x + size] for r, (y, x) in zip(rows, corners)])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -144,8 +176,12 @@ def test_latents_equal_the_frozen_linear_output_on_the_same_crops(filled_replay,
             h = h.permute(0, 2, 3, 1).flatten(1)  # the Linear reads the conv map in (H, W, C) order
             want = (h @ encoder.fc.weight.T + encoder.fc.bias).numpy().reshape(5, 3, 50)
             assert got[stream].dtype == np.dtype(dtype) and got[stream].shape == (5, 3, 50)
-            np.testing.assert_allclose(got[stream], want.astype(dtype), rtol=1e-3 if dtype == "float16" else 1e-5,
-                                       atol=1e-3 if dtype == "float16" else 1e-6)
+            np.testing.assert_allclose(
+                got[stream],
+                want.astype(dtype),
+                rtol=1e-3 if dtype == "float16" else 1e-5,
+                atol=1e-3 if dtype == "float16" else 1e-6,
+            )
 
 
 def digest_encoder(pixels: np.ndarray) -> dict[str, np.ndarray]:
@@ -162,7 +198,10 @@ def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cl
     fill_random(pixels, n, seed=3, episode_steps=7)
     live = np.arange(pixels.tail, pixels.head)
     corners = np.zeros((len(live), 2), int)
-    want_obs, want_next = digest_encoder(pixels.obs(live, corners, 12)), digest_encoder(pixels.next_obs(live, corners, 12))
+    want_obs, want_next = (
+        digest_encoder(pixels.obs(live, corners, 12)),
+        digest_encoder(pixels.next_obs(live, corners, 12)),
+    )
     want_scalars = pixels.scalars(live)
 
     lspec = LatentSpec((("a", 9), ("b", 9)), copies=2, action_dim=2)
@@ -173,8 +212,12 @@ def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cl
     for copy in (0, 1):
         c = np.full(len(idx), copy)
         for stream in ("a", "b"):
-            np.testing.assert_array_equal(latent.latents(idx, c, next_obs=False)[stream], want_obs[stream][:, copy])
-            np.testing.assert_array_equal(latent.latents(idx, c, next_obs=True)[stream], want_next[stream][:, copy])
+            np.testing.assert_array_equal(
+                latent.latents(idx, c, next_obs=False)[stream], want_obs[stream][:, copy]
+            )
+            np.testing.assert_array_equal(
+                latent.latents(idx, c, next_obs=True)[stream], want_next[stream][:, copy]
+            )
     for key, values in latent.scalars(idx).items():
         np.testing.assert_array_equal(values, want_scalars[key])
     # New transitions are encoded on add and evict the oldest, like any ring.
@@ -184,13 +227,16 @@ def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cl
         latent.add(obs, np.ones(2), 1.0, nxt, terminal=False, last=False)
     assert len(latent) == 100
     newest = np.array([latent.head - 1])
-    np.testing.assert_array_equal(latent.latents(newest, np.array([1]), next_obs=True)["b"],
-                                  digest_encoder(nxt[None])["b"][:, 1])
+    np.testing.assert_array_equal(
+        latent.latents(newest, np.array([1]), next_obs=True)["b"], digest_encoder(nxt[None])["b"][:, 1]
+    )
 
 
 def test_latent_bytes_and_capacity_follow_from_array_sizes():
     spec = LatentSpec((("critic", 50), ("actor", 50)), copies=4, action_dim=1)
-    per = 2 * 2 * 4 * 50 * 4 + (1 + 1 + 1) * 4 + 1  # streams x (obs, next) x copies x dim x float32 + action, reward, not_done; last
+    per = (
+        2 * 2 * 4 * 50 * 4 + (1 + 1 + 1) * 4 + 1
+    )  # streams x (obs, next) x copies x dim x float32 + action, reward, not_done; last
     assert PaperLatentReplay.total_bytes(spec, 1) == per == 3213
     replay = PaperLatentReplay(spec, 1000, digest_encoder)
     arrays = [*replay._latents.values(), *replay._scalars.values()]
@@ -207,13 +253,22 @@ def test_public_formula_matches_the_reference_examples():
 
 def test_capacity_settings_size_the_latent_replay_from_the_budget_the_pixel_replay_or_the_public_formula():
     spec = TransitionSpec((9, 100, 100), action_dim=1, frame_stack=3, episode_steps=125)
-    budget = PaperReplay(spec, 1_000).allocated_bytes  # numpy's bytes of the pixel arrays for 1,000 transitions
+    budget = PaperReplay(
+        spec, 1_000
+    ).allocated_bytes  # numpy's bytes of the pixel arrays for 1,000 transitions
     assert PaperReplay.capacity_for(spec, budget) == 1_000
     agent = CurlSac((9, 100, 100), 1, CFG, torch.device("cpu"), 0)
 
     def capacity(policy, total_steps=80_000):
-        return Seer(SeerConfig(freeze_at=10, capacity=policy), budget, seed=0, chunk=8, layout="paper",
-                    transitions=spec, total_steps=total_steps).capacity(agent)
+        return Seer(
+            SeerConfig(freeze_at=10, capacity=policy),
+            budget,
+            seed=0,
+            chunk=8,
+            layout="paper",
+            transitions=spec,
+            total_steps=total_steps,
+        ).capacity(agent)
 
     assert capacity("budget") == budget // 3213 == 56_026  # every byte, at 3,213 bytes per latent transition
     assert capacity("pixel") == 1_000
@@ -230,8 +285,11 @@ def test_conversion_never_holds_more_than_the_budget_and_returns_pixel_memory():
     fill_random(pixels, pixels.capacity + 50, seed=1, episode_steps=125)  # full and wrapped
     assert pixels.resident_bytes <= budget
     lspec = LatentSpec((("critic", 50), ("actor", 50)), copies=4, action_dim=1)
-    latent = PaperLatentReplay(lspec, PaperLatentReplay.capacity_for(lspec, budget), lambda x: {
-        name: np.zeros((len(x), 4, 50), np.float32) for name in ("critic", "actor")})
+    latent = PaperLatentReplay(
+        lspec,
+        PaperLatentReplay.capacity_for(lspec, budget),
+        lambda x: {name: np.zeros((len(x), 4, 50), np.float32) for name in ("critic", "actor")},
+    )
     seen = []
     rss_before = psutil.Process().memory_info().rss
     latent.fill_from(pixels, chunk=32, on_chunk=seen.append)
@@ -243,10 +301,23 @@ def test_conversion_never_holds_more_than_the_budget_and_returns_pixel_memory():
 
 
 def seer_spec(agent: str, **kw) -> RunSpec:
-    return RunSpec(suite="test", scale="tiny", agent=agent, env="cartpole-swingup", action_repeat=8, seed=3,
-                   budget_gb=0.01, steps=320, eval_every=160, eval_episodes=1, replay_layout="paper", device="cpu",
-                   agent_overrides={"batch_size": 8, "init_steps": 10, "hidden_dim": 64},
-                   seer=SeerConfig(freeze_at=20, num_copies=2) if agent.endswith("+seer") else None, **kw)
+    return RunSpec(
+        suite="test",
+        scale="tiny",
+        agent=agent,
+        env="cartpole-swingup",
+        action_repeat=8,
+        seed=3,
+        budget_gb=0.01,
+        steps=320,
+        eval_every=160,
+        eval_episodes=1,
+        replay_layout="paper",
+        device="cpu",
+        agent_overrides={"batch_size": 8, "init_steps": 10, "hidden_dim": 64},
+        seer=SeerConfig(freeze_at=20, num_copies=2) if agent.endswith("+seer") else None,
+        **kw,
+    )
 
 
 def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_conversion(tmp_path):
@@ -256,7 +327,15 @@ def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_con
     path = tmp_path / "runs/curl+seer/cartpole-swingup/budget_0.01/seed_3"
     seer = pd.read_csv(path / "metrics.csv")
     assert seer["step"].tolist() == base["step"].tolist() == [0, 20, 40]
-    same = ["eval_return", "updates", "replay_size", "replay_bytes", "replay_capacity", "cum_flops", "update_flops"]
+    same = [
+        "eval_return",
+        "updates",
+        "replay_size",
+        "replay_bytes",
+        "replay_capacity",
+        "cum_flops",
+        "update_flops",
+    ]
     # Step 20 is evaluated before freezing: 10 updates in, the deterministic policies must agree exactly.
     pd.testing.assert_frame_equal(seer.loc[:1, same], base.loc[:1, same])
     assert seer["frozen"].tolist() == [0, 0, 1] and base["frozen"].tolist() == [0, 0, 0]
@@ -266,18 +345,24 @@ def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_con
     frozen = [e for e in events if e["event"] == "frozen"]
     assert len(frozen) == 1 and frozen[0]["step"] == 20 and frozen[0]["transitions_converted"] == 20
     assert frozen[0]["bytes_after"] < frozen[0]["bytes_before"] == 20 * 180_013
-    # FLOPs after T_f: the conversion (20 transitions x obs and next_obs x 2 copies, one encoder pass each) and
-    # cheaper updates; the baseline never encodes.
+    # FLOPs after T_f: the conversion (20 transitions x obs and next_obs x 2 copies, one encoder pass each)
+    # and cheaper updates; the baseline never encodes.
     last, base_last = seer.iloc[-1], base.iloc[-1]
     per_crop = (last["cum_flops_convert"]) / (20 * 2 * 2)
-    assert per_crop == pytest.approx(44_240_992 + 1_960_000, rel=1e-4)  # convs + the critic's and actor's Linear
+    assert per_crop == pytest.approx(
+        44_240_992 + 1_960_000, rel=1e-4
+    )  # convs + the critic's and actor's Linear
     assert last["cum_flops_encode"] == pytest.approx(20 * 2 * 2 * per_crop, rel=1e-9)  # 20 adds after T_f
     assert last["update_flops"] < 0.1 * base_last["update_flops"] and base_last["cum_flops_encode"] == 0
-    per = 2 * 2 * 2 * 50 * 4 + 13  # critic + actor, obs + next_obs, 2 copies, 50 floats; action, reward, not_done, last
+    per = (
+        2 * 2 * 2 * 50 * 4 + 13
+    )  # critic + actor, obs + next_obs, 2 copies, 50 floats; action, reward, not_done, last
     assert frozen[0]["capacity_after"] == 10_000_000 // per == seer["replay_capacity"].iloc[-1]
     assert frozen[0]["capacity_policy"] == "budget"
     config = json.loads((path / "config.json").read_text())
-    assert config["seer"]["capacity_public_formula"] == frozen[0]["capacity_public_formula"] == 40  # capped: 40 steps
+    assert (
+        config["seer"]["capacity_public_formula"] == frozen[0]["capacity_public_formula"] == 40
+    )  # capped: 40 steps
     assert config["seer"]["latent_bytes_per_transition"] == per
 
 
@@ -290,10 +375,18 @@ def test_one_sweep_holds_curl_and_curl_seer_and_only_seer_reads_the_freeze_point
     envs = ["cartpole-swingup", "walker-walk"]
 
     def freeze_points(**flags):
-        specs = resolve(suite, Overrides(envs=envs, agents=["curl", "curl+seer"], **flags), AGENTS, KNOWN_TASKS)
+        specs = resolve(
+            suite, Overrides(envs=envs, agents=["curl", "curl+seer"], **flags), AGENTS, KNOWN_TASKS
+        )
         assert all(s.seer is None for s in specs if s.agent == "curl")
         return {s.env: s.seer.freeze_at for s in specs if s.agent == "curl+seer"}
 
-    assert freeze_points(scale="paper") == {"cartpole-swingup": 10_000, "walker-walk": 10_000}  # [seer.freeze_at]
+    assert freeze_points(scale="paper") == {
+        "cartpole-swingup": 10_000,
+        "walker-walk": 10_000,
+    }  # [seer.freeze_at]
     assert freeze_points(scale="smoke") == {"cartpole-swingup": 30, "walker-walk": 30}  # the scale's own T_f
-    assert freeze_points(scale="smoke", freeze_at=35, num_copies=2) == {"cartpole-swingup": 35, "walker-walk": 35}
+    assert freeze_points(scale="smoke", freeze_at=35, num_copies=2) == {
+        "cartpole-swingup": 35,
+        "walker-walk": 35,
+    }

@@ -29,8 +29,9 @@ def agent_class(name: str) -> type:
         return AGENTS[name]
     base = name.removesuffix(SEER_SUFFIX)
     if ":" not in base:
-        raise ConfigError(f"unknown agent {name!r}; known: {', '.join(AGENTS)}, or an import path "
-                          f"package.module:ClassName")
+        raise ConfigError(
+            f"unknown agent {name!r}; known: {', '.join(AGENTS)}, or an import path package.module:ClassName"
+        )
     module, _, attr = base.partition(":")
     try:
         cls = getattr(importlib.import_module(module), attr)
@@ -39,8 +40,12 @@ def agent_class(name: str) -> type:
     except AttributeError:
         raise ConfigError(f"agent {name!r}: module {module!r} has no {attr!r}") from None
     config = getattr(cls, "Config", None)
-    if not isinstance(cls, type) or not (isinstance(config, type) and hasattr(config, "__dataclass_fields__")):
-        raise ConfigError(f"agent {name!r}: expected a class with a dataclass `Config` attribute (its settings)")
+    if not isinstance(cls, type) or not (
+        isinstance(config, type) and hasattr(config, "__dataclass_fields__")
+    ):
+        raise ConfigError(
+            f"agent {name!r}: expected a class with a dataclass `Config` attribute (its settings)"
+        )
     return cls
 
 
@@ -49,6 +54,7 @@ def agent_config(name: str, overrides: dict[str, Any]) -> Any:
     return config_from(agent_class(name).Config, overrides, f"agent {name}")
 
 
-def make_agent(name: str, cfg: Any, obs_shape: tuple[int, int, int], action_dim: int,
-               device: torch.device, seed: int) -> Any:
+def make_agent(
+    name: str, cfg: Any, obs_shape: tuple[int, int, int], action_dim: int, device: torch.device, seed: int
+) -> Any:
     return agent_class(name)(obs_shape, action_dim, cfg, device, seed)

@@ -49,6 +49,8 @@ def networks(agent: Any) -> dict[str, nn.Module]:
 
 def missing_members(agent: Any, protocol: type) -> list[str]:
     """The members of `protocol` that the agent instance lacks (attributes and methods alike)."""
-    members = [*getattr(protocol, "__annotations__", {}),
-               *(n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_"))]
+    members = [
+        *getattr(protocol, "__annotations__", {}),
+        *(n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")),
+    ]
     return [name for name in members if not hasattr(agent, name)]

@@ -84,9 +84,22 @@ class CurlConfig:
 
     def __post_init__(self) -> None:
         """Reject settings that would crash or silently misbehave mid-run (ValueError names the field)."""
-        positive = ("image_size", "batch_size", "init_steps", "hidden_dim", "feature_dim", "num_layers",
-                    "num_filters", "actor_update_freq", "critic_target_update_freq", "alpha_lr", "actor_lr",
-                    "critic_lr", "encoder_lr", "init_temperature")
+        positive = (
+            "image_size",
+            "batch_size",
+            "init_steps",
+            "hidden_dim",
+            "feature_dim",
+            "num_layers",
+            "num_filters",
+            "actor_update_freq",
+            "critic_target_update_freq",
+            "alpha_lr",
+            "actor_lr",
+            "critic_lr",
+            "encoder_lr",
+            "init_temperature",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
@@ -94,15 +107,18 @@ class CurlConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.encoder_optimizer not in ENCODER_OPTIMIZERS:
-            raise ValueError(f"encoder_optimizer must be one of {', '.join(ENCODER_OPTIMIZERS)}, "
-                             f"got {self.encoder_optimizer!r}")
+            raise ValueError(
+                f"encoder_optimizer must be one of {', '.join(ENCODER_OPTIMIZERS)}, "
+                f"got {self.encoder_optimizer!r}"
+            )
         if conv_output_size(self.image_size, self.num_layers) < 1:
             raise ValueError(f"image_size {self.image_size} is too small for {self.num_layers} conv layers")
 
 
 def mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, out))
+    return nn.Sequential(
+        nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out)
+    )
 
 
 class Actor(nn.Module):
@@ -121,7 +137,9 @@ class Actor(nn.Module):
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (log_std + 1)
         noise = torch.randn_like(mu)
         pi = mu + noise * log_std.exp()
-        log_pi = (-0.5 * noise.pow(2) - log_std).sum(-1, keepdim=True) - 0.5 * math.log(2 * math.pi) * noise.size(-1)
+        log_pi = (-0.5 * noise.pow(2) - log_std).sum(-1, keepdim=True) - 0.5 * math.log(
+            2 * math.pi
+        ) * noise.size(-1)
         mu, pi = torch.tanh(mu), torch.tanh(pi)
         log_pi = log_pi - torch.log(F.relu(1 - pi.pow(2)) + 1e-6).sum(-1, keepdim=True)
         return mu, pi, log_pi, log_std
@@ -155,8 +173,11 @@ class Bilinear(nn.Module):
         return z_a @ (self.W @ z_pos.T)
 
 
-def _step(optimizers: tuple[torch.optim.Optimizer, ...], loss: torch.Tensor,
-          inputs: list[torch.Tensor] | None = None) -> None:
+def _step(
+    optimizers: tuple[torch.optim.Optimizer, ...],
+    loss: torch.Tensor,
+    inputs: list[torch.Tensor] | None = None,
+) -> None:
     """Clear the optimizers' gradients, backpropagate `loss`, then step each optimizer in the given order."""
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
@@ -185,15 +206,23 @@ class CurlSac:
     discrete = False
     random_crops = True  # SEER's stored copies are independent random crops
 
-    def __init__(self, obs_shape: tuple[int, int, int], action_dim: int, cfg: CurlConfig,
-                 device: torch.device, seed: int) -> None:
+    def __init__(
+        self,
+        obs_shape: tuple[int, int, int],
+        action_dim: int,
+        cfg: CurlConfig,
+        device: torch.device,
+        seed: int,
+    ) -> None:
         self.cfg = cfg
         self.device = device
         self.action_dim = action_dim
         self.pad = obs_shape[-1] - cfg.image_size
         if self.pad < 1:
-            raise ConfigError(f"agent curl: image_size {cfg.image_size} leaves no room for random crops of "
-                              f"{obs_shape[-1]}px frames")
+            raise ConfigError(
+                f"agent curl: image_size {cfg.image_size} leaves no room for random crops of "
+                f"{obs_shape[-1]}px frames"
+            )
         self.random_steps = self.learn_start = cfg.init_steps  # random actions, then an update every step
         self.sample_horizon = 1  # one-step targets
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])  # replay indices, crops
@@ -216,12 +245,15 @@ class CurlSac:
         self.split: str | None = None  # SEER's freeze point once frozen (see `freeze`)
         self._buffers: dict[str, torch.Tensor] = {}  # reused batch inputs (see `_batch_input`)
         self.update_every = 1
-        self.update_period = cfg.actor_update_freq  # the actor and target update every few steps (agents.contract)
+        self.update_period = (
+            cfg.actor_update_freq
+        )  # the actor and target update every few steps (agents.contract)
         self._streams: dict[str, str] = {}
 
         self._build_optimizers()
         shared = {id(p) for p in self.critic.encoder.convs.parameters()}
-        # What the actor loss differentiates: the convs it reads detached get no actor gradient. Shrinks at freeze.
+        # What the actor loss differentiates (the convs it reads detached get no actor gradient); shrinks at
+        # freeze when layers stop training.
         self._actor_trainable = [p for p in self.actor.parameters() if id(p) not in shared]
 
     def _build_optimizers(self) -> None:
@@ -232,15 +264,21 @@ class CurlSac:
         spends 7-10x longer on these ~2M-parameter groups, a third of a latent update.
         """
         cfg, adam = self.cfg, partial(torch.optim.Adam, fused=True)
-        encoder_adam = partial(adam, lr=cfg.encoder_lr)  # both reference codes leave these betas at their default
+        encoder_adam = partial(
+            adam, lr=cfg.encoder_lr
+        )  # both reference codes leave these betas at their default
         self.alpha_opt = adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta, 0.999))
         self.cpc_opt = encoder_adam([self.curl.W, *self.critic.encoder.parameters()])
         if cfg.encoder_optimizer == "seer":
-            self.actor_opt = adam(self.actor.trunk.parameters(), lr=cfg.actor_lr, betas=(cfg.actor_beta, 0.999))
+            self.actor_opt = adam(
+                self.actor.trunk.parameters(), lr=cfg.actor_lr, betas=(cfg.actor_beta, 0.999)
+            )
             self.actor_encoder_opt = encoder_adam(self.actor.encoder.parameters())
             heads = [*self.critic.q1.parameters(), *self.critic.q2.parameters()]
             self.critic_opt = adam(heads, lr=cfg.critic_lr, betas=(cfg.critic_beta, 0.999))
-            self.critic_encoder_opt = encoder_adam(self.critic.encoder.parameters())  # critic loss, then CURL's
+            self.critic_encoder_opt = encoder_adam(
+                self.critic.encoder.parameters()
+            )  # critic loss, then CURL's
             self._critic_opts = (self.critic_opt, self.critic_encoder_opt)
             self._actor_opts = (self.actor_opt, self.actor_encoder_opt)
             self._contrastive_opts = (self.critic_encoder_opt, self.cpc_opt)
@@ -264,7 +302,7 @@ class CurlSac:
     def act(self, obs: np.ndarray, sample: bool) -> np.ndarray:
         """Action for one (C, H, W) uint8 observation, centre-cropped; sampled at training, mean at eval."""
         top = self.pad // 2
-        crop = obs[None, :, top:top + self.cfg.image_size, top:top + self.cfg.image_size]
+        crop = obs[None, :, top : top + self.cfg.image_size, top : top + self.cfg.image_size]
         mu, pi, _, _ = self.actor.policy(self.actor.encoder(self._to_input(np.ascontiguousarray(crop))))
         return (pi if sample else mu)[0].cpu().numpy()
 
@@ -275,8 +313,11 @@ class CurlSac:
         idx = replay.sample_indices(b, self.rng)
         # CURL draws corners with np.random.randint(0, 100 - 84): 0..15, never the last row/column. Kept.
         offsets = self.rng.integers(0, self.pad, size=(3, b, 2))
-        batch = {"obs": replay.obs(idx, offsets[0], size), "next_obs": replay.next_obs(idx, offsets[1], size),
-                 "pos": replay.obs(idx, offsets[2], size)}
+        batch = {
+            "obs": replay.obs(idx, offsets[0], size),
+            "next_obs": replay.next_obs(idx, offsets[1], size),
+            "pos": replay.obs(idx, offsets[2], size),
+        }
         return {**{k: self._batch_input(k, v) for k, v in batch.items()}, **self._scalar_tensors(replay, idx)}
 
     def _batch_input(self, name: str, pixels: np.ndarray) -> torch.Tensor:
@@ -294,9 +335,11 @@ class CurlSac:
 
     def _scalar_tensors(self, replay: RingReplay, idx: np.ndarray) -> dict[str, torch.Tensor]:
         scalars = replay.scalars(idx)
-        return {"action": torch.from_numpy(scalars["action"]).to(self.device),
-                "reward": torch.from_numpy(scalars["reward"]).to(self.device).unsqueeze(1),
-                "not_done": torch.from_numpy(scalars["not_done"]).to(self.device).unsqueeze(1)}
+        return {
+            "action": torch.from_numpy(scalars["action"]).to(self.device),
+            "reward": torch.from_numpy(scalars["reward"]).to(self.device).unsqueeze(1),
+            "not_done": torch.from_numpy(scalars["not_done"]).to(self.device).unsqueeze(1),
+        }
 
     def update(self, replay: RingReplay, step: int) -> dict[str, float]:
         """One CURL-SAC update at agent step `step` (its parity gates the actor and target updates)."""
@@ -308,7 +351,9 @@ class CurlSac:
             # The actor's convs are the critic's: one conv pass on next_obs for the policy.
             actor_next = self.actor.encoder.head(self.critic.encoder.conv(batch["next_obs"]))
             target_q = self._target_q(batch, actor_next, self.critic_target.encoder(batch["next_obs"]))
-        metrics = {"critic_loss": self._critic_step(self.critic.encoder(batch["obs"]), batch["action"], target_q)}
+        metrics = {
+            "critic_loss": self._critic_step(self.critic.encoder(batch["obs"]), batch["action"], target_q)
+        }
 
         # One conv pass on obs with the post-critic-step weights, and one critic head pass on it, serve the
         # actor loss (detached: the critic's encoder gets no step from it) and the contrastive anchor. The
@@ -316,7 +361,9 @@ class CurlSac:
         h_obs = self.critic.encoder.conv(batch["obs"])
         z_anchor = self.critic.encoder.head(h_obs)
         if step % cfg.actor_update_freq == 0:
-            metrics.update(self._actor_and_alpha_step(self.actor.encoder.head(h_obs.detach()), z_anchor.detach()))
+            metrics.update(
+                self._actor_and_alpha_step(self.actor.encoder.head(h_obs.detach()), z_anchor.detach())
+            )
         if step % cfg.critic_target_update_freq == 0:
             self._soft_update_targets()
         metrics["curl_loss"] = self._update_contrastive(z_anchor, batch["pos"])
@@ -336,13 +383,17 @@ class CurlSac:
         critic_in, actor_in = self._streams["critic"], self._streams["actor"]
         with torch.no_grad():
             actor_next = self.actor.encoder.upper(nxt[actor_in], split)
-            target_q = self._target_q(scalars, actor_next, self.critic_target.encoder.upper(nxt[critic_in], split))
+            target_q = self._target_q(
+                scalars, actor_next, self.critic_target.encoder.upper(nxt[critic_in], split)
+            )
         critic_features = self.critic.encoder.upper(obs[critic_in], split)
         metrics = {"critic_loss": self._critic_step(critic_features, scalars["action"], target_q)}
         if step % cfg.actor_update_freq == 0:
             with torch.no_grad():
                 critic_features = self.critic.encoder.upper(obs[critic_in], split)
-            metrics.update(self._actor_and_alpha_step(self.actor.encoder.upper(obs[actor_in], split), critic_features))
+            metrics.update(
+                self._actor_and_alpha_step(self.actor.encoder.upper(obs[actor_in], split), critic_features)
+            )
         if step % cfg.critic_target_update_freq == 0:
             self._soft_update_targets()
         return metrics
@@ -351,8 +402,9 @@ class CurlSac:
         return {k: torch.from_numpy(v).to(self.device, torch.float32) for k, v in latents.items()}
 
     # --- the SAC losses, shared by both phases ------------------------------------------------------------
-    def _target_q(self, batch: dict[str, torch.Tensor], actor_next: torch.Tensor,
-                  target_next: torch.Tensor) -> torch.Tensor:
+    def _target_q(
+        self, batch: dict[str, torch.Tensor], actor_next: torch.Tensor, target_next: torch.Tensor
+    ) -> torch.Tensor:
         _, pi, log_pi, _ = self.actor.policy(actor_next)
         tq1, tq2 = self.critic_target.q(target_next, pi)
         target_v = torch.min(tq1, tq2) - self.alpha * log_pi
@@ -364,7 +416,9 @@ class CurlSac:
         _step(self._critic_opts, loss)  # frozen layers get no gradient: Adam skips them
         return loss.item()
 
-    def _actor_and_alpha_step(self, actor_features: torch.Tensor, critic_features: torch.Tensor) -> dict[str, float]:
+    def _actor_and_alpha_step(
+        self, actor_features: torch.Tensor, critic_features: torch.Tensor
+    ) -> dict[str, float]:
         _, pi, log_pi, _ = self.actor.policy(actor_features)
         q1, q2 = self.critic.q(critic_features, pi)
         actor_loss = (self.alpha.detach() * log_pi - torch.min(q1, q2)).mean()
@@ -414,11 +468,14 @@ class CurlSac:
         self.curl.requires_grad_(False)
         self._actor_trainable = [p for p in self._actor_trainable if p.requires_grad]
         # an optimizer left with frozen parameters only (the encoder Adams at split fc) has nothing to step
-        self._critic_opts, self._actor_opts = (tuple(o for o in opts if _holds_trainable(o))
-                                               for opts in (self._critic_opts, self._actor_opts))
+        self._critic_opts, self._actor_opts = (
+            tuple(o for o in opts if _holds_trainable(o)) for opts in (self._critic_opts, self._actor_opts)
+        )
         self.split = split
         # With split "fc" each Linear differs: a critic and an actor stream. Below it the convs are shared.
-        self._streams = {"critic": "critic", "actor": "actor"} if split == "fc" else {"critic": "conv", "actor": "conv"}
+        self._streams = (
+            {"critic": "critic", "actor": "actor"} if split == "fc" else {"critic": "conv", "actor": "conv"}
+        )
 
     def latent_streams(self, split: str) -> tuple[tuple[str, int], ...]:
         """(name, dim) of what is stored at `split`: one stream per distinct module output."""
@@ -426,7 +483,9 @@ class CurlSac:
         return (("critic", dim), ("actor", dim)) if split == "fc" else (("conv", dim),)
 
     @torch.no_grad()
-    def encode(self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str) -> dict[str, np.ndarray]:
+    def encode(
+        self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str
+    ) -> dict[str, np.ndarray]:
         """Latents of `copies` independent random crops of each uint8 (N, C, H, W) observation.
 
         Crops are drawn like the training crops (corners 0..pad-1) and encoded `batch_size` at a time, so
@@ -438,7 +497,9 @@ class CurlSac:
         out = {name: np.empty((n * copies, dim), dtype) for name, dim in self.latent_streams(self.split)}
         for lo in range(0, n * copies, self.cfg.batch_size):
             sl = slice(lo, lo + self.cfg.batch_size)
-            crops = np.stack([pixels[r, :, y:y + size, x:x + size] for r, (y, x) in zip(rows[sl], corners[sl])])
+            crops = np.stack(
+                [pixels[r, :, y : y + size, x : x + size] for r, (y, x) in zip(rows[sl], corners[sl])]
+            )
             x = self._batch_input("encode", crops)
             if self.split == "fc":
                 h = self.critic.encoder.conv(x)
@@ -449,4 +510,9 @@ class CurlSac:
         return {name: v.reshape(n, copies, -1) for name, v in out.items()}
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target, "curl": self.curl}
+        return {
+            "actor": self.actor,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "curl": self.curl,
+        }

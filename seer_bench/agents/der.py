@@ -47,16 +47,28 @@ class DerConfig:
 
     def __post_init__(self) -> None:
         """Reject settings that would crash or silently misbehave mid-run (ValueError names the field)."""
-        for name in ("batch_size", "hidden_dim", "multi_step", "target_update", "lr", "adam_eps", "grad_clip"):
+        for name in (
+            "batch_size",
+            "hidden_dim",
+            "multi_step",
+            "target_update",
+            "lr",
+            "adam_eps",
+            "grad_clip",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.noisy_std < 0:
             raise ValueError(f"noisy_std must be >= 0, got {self.noisy_std}")
         if self.learn_start < self.multi_step:
-            raise ValueError(f"learn_start {self.learn_start} must be >= multi_step {self.multi_step}: the first update "
-                             f"samples complete {self.multi_step}-step windows")
+            raise ValueError(
+                f"learn_start {self.learn_start} must be >= multi_step {self.multi_step}: the first update "
+                f"samples complete {self.multi_step}-step windows"
+            )
         if self.atoms < 2 or not self.v_min < self.v_max:
-            raise ValueError(f"need atoms >= 2 and v_min < v_max, got {self.atoms}, [{self.v_min}, {self.v_max}]")
+            raise ValueError(
+                f"need atoms >= 2 and v_min < v_max, got {self.atoms}, [{self.v_min}, {self.v_max}]"
+            )
         for name in ("discount", "eval_epsilon"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
@@ -94,8 +106,11 @@ class NoisyLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            return F.linear(x, self.weight_mu + self.weight_sigma * self.weight_epsilon,
-                            self.bias_mu + self.bias_sigma * self.bias_epsilon)
+            return F.linear(
+                x,
+                self.weight_mu + self.weight_sigma * self.weight_epsilon,
+                self.bias_mu + self.bias_sigma * self.bias_epsilon,
+            )
         return F.linear(x, self.weight_mu, self.bias_mu)
 
 
@@ -109,8 +124,9 @@ class RainbowNet(nn.Module):
     def __init__(self, channels: int, size: int, actions: int, cfg: DerConfig) -> None:
         super().__init__()
         self.actions, self.atoms = actions, cfg.atoms
-        self.convs = nn.Sequential(nn.Conv2d(channels, 32, 5, stride=5), nn.ReLU(),
-                                   nn.Conv2d(32, 64, 5, stride=5), nn.ReLU())
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 32, 5, stride=5), nn.ReLU(), nn.Conv2d(32, 64, 5, stride=5), nn.ReLU()
+        )
         with torch.no_grad():
             shapes = [tuple(t.shape[1:]) for t in self._layer_outputs(torch.zeros(1, channels, size, size))]
         self.map_shapes = dict(zip(SPLITS, shapes))  # (C, H, W) after each conv
@@ -150,10 +166,10 @@ class RainbowNet(nn.Module):
 
     # --- SEER's split: the convs below `split` are frozen and their output stored ----------------------
     def lower_modules(self, split: str) -> list[nn.Module]:
-        return list(self.convs[:2 * (SPLITS.index(split) + 1)])
+        return list(self.convs[: 2 * (SPLITS.index(split) + 1)])
 
     def upper_convs(self, split: str) -> nn.Sequential:
-        return self.convs[2 * (SPLITS.index(split) + 1):]
+        return self.convs[2 * (SPLITS.index(split) + 1) :]
 
     def lower(self, x: torch.Tensor, split: str) -> torch.Tensor:
         """Pixels -> the flattened map at `split` (what SEER stores)."""
@@ -172,8 +188,14 @@ class Der:
     discrete = True
     random_crops = False  # no augmentation: SEER stores one latent per observation
 
-    def __init__(self, obs_shape: tuple[int, int, int], action_dim: int, cfg: DerConfig,
-                 device: torch.device, seed: int) -> None:
+    def __init__(
+        self,
+        obs_shape: tuple[int, int, int],
+        action_dim: int,
+        cfg: DerConfig,
+        device: torch.device,
+        seed: int,
+    ) -> None:
         if obs_shape[-1] != obs_shape[-2]:
             raise ConfigError(f"der expects square frames, got {obs_shape}")
         self.cfg = cfg
@@ -219,7 +241,8 @@ class Der:
 
     # --- learning ---------------------------------------------------------------------------------------
     def update(self, replay: RingReplay, step: int) -> dict[str, float]:
-        """One update at agent step `step`, then the target copy every `target_update` steps (Kaixhin's order)."""
+        """One update at agent step `step`, then the target copy every
+        `target_update` steps (Kaixhin's order)."""
         cfg = self.cfg
         idx = replay.sample_indices(cfg.batch_size, self.rng, horizon=cfg.multi_step)
         ret = replay.n_step(idx, cfg.multi_step, cfg.discount)
@@ -233,8 +256,9 @@ class Der:
             obs, nxt = self._latents(replay, idx, False), self._latents(replay, ret["end"], True)
             log_p = self._upper(self.online, obs, log=True)
             with torch.no_grad():
-                target = self._target_distribution(ret, self._upper(self.online, nxt),
-                                                   lambda: self._upper(self.target, nxt))
+                target = self._target_distribution(
+                    ret, self._upper(self.online, nxt), lambda: self._upper(self.target, nxt)
+                )
         log_p = log_p[torch.arange(cfg.batch_size, device=self.device), actions]
         loss = -(target * log_p).sum(1).mean()
         self.opt.zero_grad(set_to_none=True)
@@ -256,10 +280,12 @@ class Der:
         h = net.upper_conv(z, self.split) if len(net.upper_convs(self.split)) else z
         return net.head(h, log)
 
-    def _target_distribution(self, ret: dict[str, np.ndarray], online_next: torch.Tensor, target_next) -> torch.Tensor:
+    def _target_distribution(
+        self, ret: dict[str, np.ndarray], online_next: torch.Tensor, target_next
+    ) -> torch.Tensor:
         """C51's projected n-step target (B, atoms): double-Q action from the online network, its
-        distribution from the target network (fresh noise), shifted by the return and projected onto
-        the support."""
+        distribution from the target network (fresh noise), shifted by the return
+        and projected onto the support."""
         cfg, b = self.cfg, self.cfg.batch_size
         best = (online_next * self.support).sum(2).argmax(1)
         self.target.reset_noise(self.noise)
@@ -297,13 +323,15 @@ class Der:
         return (("conv", math.prod(self.online.map_shapes[split])),)
 
     @torch.no_grad()
-    def encode(self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str) -> dict[str, np.ndarray]:
+    def encode(
+        self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str
+    ) -> dict[str, np.ndarray]:
         """The frozen convs' output for each uint8 (N, C, H, W) observation, `batch_size` at a time. No
         augmentation, so `copies` must be 1 (checked before a run); `rng` is unused."""
         out = np.empty((len(pixels), copies, self.latent_streams(self.split)[0][1]), dtype)
         for lo in range(0, len(pixels), self.cfg.batch_size):
-            z = self.online.lower(self._to_input(pixels[lo:lo + self.cfg.batch_size]), self.split)
-            out[lo:lo + len(z)] = z.cpu().numpy()[:, None]
+            z = self.online.lower(self._to_input(pixels[lo : lo + self.cfg.batch_size]), self.split)
+            out[lo : lo + len(z)] = z.cpu().numpy()[:, None]
         return {"conv": out}
 
     def modules(self) -> dict[str, nn.Module]:

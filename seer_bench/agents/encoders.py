@@ -47,12 +47,24 @@ class _ConvReLU(torch.autograd.Function):
         x, weight, y = ctx.saved_tensors
         grad = torch.ops.aten.threshold_backward(grad, y, 0)
         gx, gw, gb = torch.ops.aten.convolution_backward(
-            grad, x, weight, [weight.shape[0]], [ctx.stride] * 2, [0, 0], [1, 1], False, [0, 0], 1,
-            list(ctx.needs_input_grad[:3]))
+            grad,
+            x,
+            weight,
+            [weight.shape[0]],
+            [ctx.stride] * 2,
+            [0, 0],
+            [1, 1],
+            False,
+            [0, 0],
+            1,
+            list(ctx.needs_input_grad[:3]),
+        )
         return gx, gw, gb, None
 
 
-def _fused_conv_flop(x_shape, w_shape, _bias, _padding, _stride, _dilation, *args, out_shape=None, **kwargs) -> int:
+def _fused_conv_flop(
+    x_shape, w_shape, _bias, _padding, _stride, _dilation, *args, out_shape=None, **kwargs
+) -> int:
     """torch's FlopCounterMode must see the fused op's cost: that of the conv (the ReLU costs no flops)."""
     return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
 
@@ -67,9 +79,18 @@ class ConvReLU2d(nn.Conv2d):
     encoder's convs only: no padding, no dilation, one group, square stride."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and _FUSED is not None and torch.backends.mkldnn.is_available() \
-                and not torch.jit.is_tracing():
-            assert self.padding == (0, 0) and self.dilation == (1, 1) and self.groups == 1 and len(set(self.stride)) == 1
+        if (
+            x.device.type == "cpu"
+            and _FUSED is not None
+            and torch.backends.mkldnn.is_available()
+            and not torch.jit.is_tracing()
+        ):
+            assert (
+                self.padding == (0, 0)
+                and self.dilation == (1, 1)
+                and self.groups == 1
+                and len(set(self.stride)) == 1
+            )
             return _ConvReLU.apply(x, self.weight, self.bias, self.stride[0])
         return torch.relu(super().forward(x))
 
@@ -95,8 +116,14 @@ def weight_init(module: nn.Module) -> None:
 class PixelEncoder(nn.Module):
     """Input: float pixels already scaled to [0, 1], shape (B, C, S, S). Output: (B, feature_dim)."""
 
-    def __init__(self, in_channels: int, image_size: int, feature_dim: int = 50, num_layers: int = 4,
-                 num_filters: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        feature_dim: int = 50,
+        num_layers: int = 4,
+        num_filters: int = 32,
+    ) -> None:
         super().__init__()
         self.convs = nn.ModuleList([ConvReLU2d(in_channels, num_filters, 3, stride=2)])
         self.convs.extend(ConvReLU2d(num_filters, num_filters, 3, stride=1) for _ in range(num_layers - 1))
@@ -141,7 +168,7 @@ class PixelEncoder(nn.Module):
 
     def lower(self, x: torch.Tensor, split: str) -> torch.Tensor:
         """What SEER stores for input pixels `x`: (B, latent_dim); conv maps flattened in (H, W, C) order."""
-        h = self._convs(x, self.convs[:self._frozen_convs(split)])
+        h = self._convs(x, self.convs[: self._frozen_convs(split)])
         return self.fc(h) if split == "fc" else h
 
     def upper(self, z: torch.Tensor, split: str) -> torch.Tensor:
@@ -157,7 +184,9 @@ class PixelEncoder(nn.Module):
 
     def latent_dim(self, split: str) -> int:
         k = self._frozen_convs(split)
-        return self.feature_dim if split == "fc" else self.convs[k - 1].out_channels * self._side_after(k) ** 2
+        return (
+            self.feature_dim if split == "fc" else self.convs[k - 1].out_channels * self._side_after(k) ** 2
+        )
 
     def _side_after(self, k: int) -> int:
         return conv_output_size(self.image_size, k)

@@ -36,8 +36,8 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from seer_bench.replay import (
-    Encoder,
     LATENT_DTYPES,
+    Encoder,
     LatentReplay,
     LatentSpec,
     PixelReplay,
@@ -46,7 +46,11 @@ from seer_bench.replay import (
     replay_class,
 )
 
-CAPACITIES = ("budget", "pixel", "public")  # SeerConfig.capacity: how the latent replay is sized (module docstring)
+CAPACITIES = (
+    "budget",
+    "pixel",
+    "public",
+)  # SeerConfig.capacity: how the latent replay is sized (module docstring)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,9 @@ class SeerConfig:
         if self.num_copies < 1:
             raise ValueError(f"num_copies must be >= 1, got {self.num_copies}")
         if self.latent_dtype not in LATENT_DTYPES:
-            raise ValueError(f"latent_dtype must be one of {', '.join(LATENT_DTYPES)}, got {self.latent_dtype!r}")
+            raise ValueError(
+                f"latent_dtype must be one of {', '.join(LATENT_DTYPES)}, got {self.latent_dtype!r}"
+            )
         if self.capacity not in CAPACITIES:
             raise ValueError(f"capacity must be one of {', '.join(CAPACITIES)}, got {self.capacity!r}")
 
@@ -79,11 +85,14 @@ class Freezable(Protocol):
     def splits(self) -> tuple[str, ...]: ...
     def freeze(self, split: str) -> None: ...
     def latent_streams(self, split: str) -> tuple[tuple[str, int], ...]: ...
-    def encode(self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str) -> dict[str, np.ndarray]: ...
+    def encode(
+        self, pixels: np.ndarray, rng: np.random.Generator, copies: int, dtype: str
+    ) -> dict[str, np.ndarray]: ...
 
 
-def public_capacity(pixel_capacity: int, frame_pixels: int, latent_dim: int, num_copies: int, streams: int,
-                    total_steps: int) -> int:
+def public_capacity(
+    pixel_capacity: int, frame_pixels: int, latent_dim: int, num_copies: int, streams: int, total_steps: int
+) -> int:
     """The public SEER code's capacity after T_f: min(total steps, floor(C * p / (l * 4 * streams * copies))).
 
     C is the pixel capacity, p the pixels of one frame, l the latent size, 4 bytes per float32, one latent
@@ -99,9 +108,17 @@ def public_capacity(pixel_capacity: int, frame_pixels: int, latent_dim: int, num
 class Seer:
     """Applies SEER to one agent in one run: sizes, converts and hands back the latent replay."""
 
-    def __init__(self, cfg: SeerConfig, budget_bytes: int, seed: int, chunk: int, layout: str,
-                 transitions: TransitionSpec, total_steps: int,
-                 observe: Callable[[Encoder], Encoder] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SeerConfig,
+        budget_bytes: int,
+        seed: int,
+        chunk: int,
+        layout: str,
+        transitions: TransitionSpec,
+        total_steps: int,
+        observe: Callable[[Encoder], Encoder] | None = None,
+    ) -> None:
         self.cfg = cfg
         # wraps every encoding call (conversion and new transitions): how a harness watches SEER's compute
         # without SEER knowing about it (the runner's FLOP ledger)
@@ -121,8 +138,14 @@ class Seer:
     def latent_spec(self, agent: Freezable) -> LatentSpec:
         """What one latent transition will hold: known before T_f, so sizes can be reported at the start."""
         t = self.transitions
-        return LatentSpec(agent.latent_streams(self.cfg.split), self.cfg.num_copies, t.action_dim,
-                          self.cfg.latent_dtype, t.discrete, t.episode_steps)
+        return LatentSpec(
+            agent.latent_streams(self.cfg.split),
+            self.cfg.num_copies,
+            t.action_dim,
+            self.cfg.latent_dtype,
+            t.discrete,
+            t.episode_steps,
+        )
 
     def capacity(self, agent: Freezable) -> int:
         """The latent replay's capacity under `cfg.capacity`, never more than the budget holds."""
@@ -145,8 +168,14 @@ class Seer:
     def public_capacity(self, agent: Freezable) -> int:
         """The public code's formula for this run (see `public_capacity`)."""
         streams = self.latent_spec(agent).streams
-        return public_capacity(self.pixel_capacity, math.prod(self.transitions.frame_shape), streams[0][1],
-                               self.cfg.num_copies, len(streams), self.total_steps)
+        return public_capacity(
+            self.pixel_capacity,
+            math.prod(self.transitions.frame_shape),
+            streams[0][1],
+            self.cfg.num_copies,
+            len(streams),
+            self.total_steps,
+        )
 
     def bytes_per_transition(self, agent: Freezable) -> float:
         capacity = self.capacity(agent)
@@ -162,8 +191,9 @@ class Seer:
 
         return self.replay_class(agent)(self.latent_spec(agent), self.capacity(agent), self.observe(encode))
 
-    def freeze(self, agent: Freezable, pixels: PixelReplay, step: int,
-               on_chunk: Callable[[int], None] | None = None) -> tuple[LatentReplay, dict[str, Any]]:
+    def freeze(
+        self, agent: Freezable, pixels: PixelReplay, step: int, on_chunk: Callable[[int], None] | None = None
+    ) -> tuple[LatentReplay, dict[str, Any]]:
         """Freeze `agent`, convert `pixels`, and return the latent replay and the event to record."""
         start = time.perf_counter()
         bytes_before, live_before = pixels.resident_bytes, len(pixels)
@@ -171,10 +201,18 @@ class Seer:
         cfg, latent = self.cfg, self.latent_replay(agent)
         converted = latent.fill_from(pixels, self.chunk, on_chunk)
         return latent, {
-            "step": step, "split": cfg.split, "capacity_policy": cfg.capacity, "transitions_converted": converted,
-            "observations_encoded": latent.encoded, "layout": latent.layout,
-            "transitions_dropped": live_before - len(latent), "seconds": time.perf_counter() - start,
-            "bytes_before": bytes_before, "bytes_after": latent.resident_bytes + pixels.resident_bytes,
-            "capacity_before": pixels.capacity, "capacity_after": latent.capacity,
+            "step": step,
+            "split": cfg.split,
+            "capacity_policy": cfg.capacity,
+            "transitions_converted": converted,
+            "observations_encoded": latent.encoded,
+            "layout": latent.layout,
+            "transitions_dropped": live_before - len(latent),
+            "seconds": time.perf_counter() - start,
+            "bytes_before": bytes_before,
+            "bytes_after": latent.resident_bytes + pixels.resident_bytes,
+            "capacity_before": pixels.capacity,
+            "capacity_after": latent.capacity,
             "bytes_per_transition_before": pixels.bytes_per_transition,
-            "bytes_per_transition_after": latent.bytes_per_transition}
+            "bytes_per_transition_after": latent.bytes_per_transition,
+        }

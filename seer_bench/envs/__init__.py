@@ -12,8 +12,22 @@ from seer_bench.errors import ConfigError, config_from
 
 KNOWN_ENVS: frozenset[str] = KNOWN_TASKS | ATARI_GAMES
 
-__all__ = ["ATARI_GAMES", "ATARI_SCORES", "DMC_TASKS", "KNOWN_ENVS", "KNOWN_TASKS", "AtariEnv", "AtariOptions",
-           "DMCPixels", "PixelEnv", "StepResult", "env_options", "make_env", "normalized_score", "parse_task"]
+__all__ = [
+    "ATARI_GAMES",
+    "ATARI_SCORES",
+    "DMC_TASKS",
+    "KNOWN_ENVS",
+    "KNOWN_TASKS",
+    "AtariEnv",
+    "AtariOptions",
+    "DMCPixels",
+    "PixelEnv",
+    "StepResult",
+    "env_options",
+    "make_env",
+    "normalized_score",
+    "parse_task",
+]
 
 
 def env_options(name: str, options: dict[str, Any], where: str = "env_options") -> AtariOptions | None:
@@ -23,13 +37,17 @@ def env_options(name: str, options: dict[str, Any], where: str = "env_options") 
     """
     if name not in ATARI_GAMES:
         if options:
-            raise ConfigError(f"{where}: {name} is a DeepMind Control task, which takes no env options "
-                              f"(got {', '.join(sorted(options))})")
+            raise ConfigError(
+                f"{where}: {name} is a DeepMind Control task, which takes no env options "
+                f"(got {', '.join(sorted(options))})"
+            )
         return None
     return config_from(AtariOptions, options, where, noun="Atari option")
 
 
-def make_env(name: str, action_repeat: int, seed: int, train: bool, options: dict[str, Any] | None = None) -> PixelEnv:
+def make_env(
+    name: str, action_repeat: int, seed: int, train: bool, options: dict[str, Any] | None = None
+) -> PixelEnv:
     """Env `name` with `action_repeat` (Atari: the frame skip). `train` selects the training protocol where it
     differs from evaluation (Atari: clipped rewards, a life lost ends an episode); DMC ignores it."""
     atari = env_options(name, options or {})

@@ -46,14 +46,17 @@ def parse_game(name: str) -> str:
 
 @dataclass(frozen=True)
 class AtariOptions:
-    """Emulator and episode settings; the defaults are the Atari 100k protocol as data-efficient Rainbow runs it."""
+    """Emulator and episode settings; the defaults are the Atari 100k protocol as
+    data-efficient Rainbow runs it."""
 
     # Sticky actions off: Atari 100k (and Kaixhin's Rainbow) use the deterministic emulator, with the random
-    # no-ops at reset as the only source of start-state diversity. Machado et al.'s 0.25 is gymnasium's default.
+    # no-ops at reset as the only source of start-state diversity (Machado et al.'s 0.25 is gymnasium's
+    # default, the "v5" protocol).
     repeat_action_probability: float = 0.0
     # Up to this many no-op frames (uniform in 1..noop_max, drawn by the seeded env) after each full reset.
     noop_max: int = 30
-    # Episode cap in emulator frames (30 minutes of play at 60 Hz); reaching it truncates, it does not terminate.
+    # Episode cap in emulator frames (30 minutes of play at 60 Hz): reaching it truncates the episode, it
+    # does not terminate it.
     max_episode_frames: int = 108_000
     # Training envs only: a lost life ends the episode for the agent (terminal, no bootstrap), not the game.
     terminal_on_life_loss: bool = True
@@ -63,7 +66,9 @@ class AtariOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.repeat_action_probability <= 1.0:
-            raise ValueError(f"repeat_action_probability must be in [0, 1], got {self.repeat_action_probability}")
+            raise ValueError(
+                f"repeat_action_probability must be in [0, 1], got {self.repeat_action_probability}"
+            )
         if self.noop_max < 0:
             raise ValueError(f"noop_max must be >= 0, got {self.noop_max}")
         if self.max_episode_frames <= 0:
@@ -98,7 +103,8 @@ class AtariEnv:
         self.train = train
         self.options = options
         # gymnasium's v5 registration has no TimeLimit (max_episode_steps=None); the only cap is ALE's own
-        # frame counter, which reports truncation, counts the reset no-ops too, and is reset only with the game.
+        # frame counter, which reports truncation, counts the reset no-ops too, and is reset only when the
+        # whole game is.
         self._env = AtariPreprocessing(
             gymnasium.make(
                 env_id,

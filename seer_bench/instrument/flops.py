@@ -77,7 +77,9 @@ class CallRecorder:
                 if not list(m.children()):
                     self.leaves.setdefault(id(m), (name, m))
         self.calls: list[ModuleCall] = []
-        self.param_tasks: dict[int, set[int]] = defaultdict(set)  # id(parameter) -> passes that filled its grad
+        self.param_tasks: dict[int, set[int]] = defaultdict(
+            set
+        )  # id(parameter) -> passes that filled its grad
         self._handles: list[Any] = []
 
     def __enter__(self) -> "CallRecorder":
@@ -86,8 +88,9 @@ class CallRecorder:
             self._handles.append(m.register_forward_hook(self._hook(name)))
         for p in params.values():
             if p.requires_grad:
-                self._handles.append(p.register_post_accumulate_grad_hook(
-                    lambda q: self.param_tasks[id(q)].add(_task())))
+                self._handles.append(
+                    p.register_post_accumulate_grad_hook(lambda q: self.param_tasks[id(q)].add(_task()))
+                )
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -108,6 +111,7 @@ class CallRecorder:
             for inp in _tensors(args):
                 if inp.requires_grad:
                     inp.register_hook(lambda _g, c=call: c.in_tasks.add(_task()))
+
         return record
 
     def backward_passes(self, call: ModuleCall) -> tuple[int, int]:
@@ -136,7 +140,10 @@ class FlopLedger:
     def state_dict(self) -> dict[str, dict]:
         """What a checkpoint keeps: the totals and the ops fvcore could not count (prices are observed
         again after a resume)."""
-        return {"totals": dict(self.totals), "unsupported": {name: dict(ops) for name, ops in self.unsupported.items()}}
+        return {
+            "totals": dict(self.totals),
+            "unsupported": {name: dict(ops) for name, ops in self.unsupported.items()},
+        }
 
     def load_state_dict(self, state: dict[str, dict]) -> None:
         self.totals.update(state["totals"])
@@ -188,11 +195,16 @@ class FlopLedger:
 
     def _fvcore_forward(self, call: ModuleCall) -> int:
         device = next(call.module.parameters(), torch.empty(0)).device
-        inputs = tuple(torch.zeros(a[0], dtype=a[1], device=device) if _is_tensor_spec(a) else a for a in call.args)
+        inputs = tuple(
+            torch.zeros(a[0], dtype=a[1], device=device) if _is_tensor_spec(a) else a for a in call.args
+        )
         fvcore_log = logging.getLogger("fvcore")
         level = fvcore_log.level
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad(), \
-                warnings.catch_warnings():
+        with (
+            torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+            torch.no_grad(),
+            warnings.catch_warnings(),
+        ):
             warnings.simplefilter("ignore")  # jit tracing's deprecation and tracer warnings, at every trace
             fvcore_log.setLevel(logging.ERROR)
             try:
@@ -213,8 +225,12 @@ def _structure(module: nn.Module) -> tuple:
     """What a module's forward FLOPs depend on, apart from its inputs: its class, its settings (the
     `extra_repr` torch's modules print: kernel, stride, features...), its parameter and buffer shapes and its
     mode. Two modules alike in all of these compute the same."""
-    return (type(module), module.extra_repr(), module.training,
-            tuple((n, tuple(t.shape)) for n, t in [*module.named_parameters(), *module.named_buffers()]))
+    return (
+        type(module),
+        module.extra_repr(),
+        module.training,
+        tuple((n, tuple(t.shape)) for n, t in [*module.named_parameters(), *module.named_buffers()]),
+    )
 
 
 def _is_tensor_spec(arg: Any) -> bool:

@@ -119,7 +119,10 @@ class MemorySampler:
             self._rss_peak, self._gpu_peak = 0, None
         alloc = reserved = None
         if self.device.type == "cuda":
-            alloc, reserved = torch.cuda.max_memory_allocated(self.device), torch.cuda.max_memory_reserved(self.device)
+            alloc, reserved = (
+                torch.cuda.max_memory_allocated(self.device),
+                torch.cuda.max_memory_reserved(self.device),
+            )
             torch.cuda.reset_peak_memory_stats(self.device)
             gpu_peak = gpu_peak if gpu_peak is not None else reserved
         return MemoryWindow(rss_bytes(), rss_peak, gpu_peak, alloc, reserved)

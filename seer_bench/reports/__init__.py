@@ -9,6 +9,7 @@ figures of seer_bench.reports.figures under DIR/figures.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,49 +17,85 @@ import pandas as pd
 from seer_bench.reports.figures import write_figures
 from seer_bench.reports.tables import aggregates, run_table, summary
 
-__all__ = ["aggregates", "failures", "format_markdown", "run_table", "summary", "write_figures", "write_report"]
+__all__ = [
+    "aggregates",
+    "failures",
+    "format_markdown",
+    "run_table",
+    "summary",
+    "write_figures",
+    "write_report",
+]
 
 
 def _num(value: float, fmt: str, missing: str = "") -> str:
     return missing if pd.isna(value) else format(value, fmt)
 
 
+SUMMARY_HEADER = (
+    "| env | agent | budget (GB) | seeds | final return, mean [95% CI] | env steps | cum. TFLOP "
+    "| FLOPs vs baseline | peak replay (MB) | replay capacity | peak RSS (MB) | peak GPU (MB) | wall (min) "
+    "| status |"
+)
+SUMMARY_NOTE = (
+    "Final return, env steps, TFLOP and wall time: finished seeds only (a seed's final return is the mean "
+    "of its last evaluation's episodes); CI: Student t over those seeds. Seeds still running are in the "
+    "status column at their latest evaluation. FLOPs vs baseline: cumulative training FLOPs over the "
+    "baseline agent's at the same env step (fvcore convention, 1 multiply-add = 1 FLOP)."
+)
+AGGREGATE_NOTE = (
+    "Aggregates across envs of finished runs' final scores (rliable: interquartile mean and mean, "
+    "stratified bootstrap 95% CIs; agents of a budget are scored on the same envs, with only seeds "
+    "finished on every one of them)."
+)
+
+
 def format_markdown(table: pd.DataFrame, agg: pd.DataFrame) -> str:
     """The two tables as Markdown, with units in the headers and "n/a" where a quantity was not measured."""
     if table.empty:
         return "no runs found\n"
-    lines = ["| env | agent | budget (GB) | seeds | final return, mean [95% CI] | env steps | cum. TFLOP | "
-             "FLOPs vs baseline | peak replay (MB) | replay capacity | peak RSS (MB) | peak GPU (MB) | wall (min) | "
-             "status |", "|" + "---|" * 14]
-    for r in table.itertuples():
-        ci = f" [{r.return_ci_low:.1f}, {r.return_ci_high:.1f}]" if not np.isnan(r.return_ci_low) else \
-            " (1 seed, no CI)" if r.finished == 1 else ""
-        ratio = "" if not r.baseline else "n/a" if np.isnan(r.flops_ratio_to_baseline) else \
-            f"{r.flops_ratio_to_baseline:.3f}x {r.baseline}"
-        status = r.status if not r.running else \
-            f"{r.status}; running: latest return {r.running_return_mean:.1f} at >= {r.running_env_steps:,} env steps"
-        lines.append(
-            f"| {r.env} | {r.agent} | {r.budget_gb:g} | {r.seeds} | {_num(r.return_mean, '.1f', 'n/a')}{ci} | "
-            f"{r.env_steps:,} | {_num(r.cum_flops / 1e12, '.3f', 'n/a')} | {ratio} | "
-            f"{_num(r.peak_replay_bytes / 1e6, '.1f', 'n/a')} | {_num(r.replay_capacity, ',.0f', 'n/a')} | "
-            f"{_num(r.peak_rss_bytes / 1e6, '.0f', 'n/a')} | {_num(r.peak_gpu_bytes / 1e6, '.0f', 'n/a')} | "
-            f"{_num(r.wall_s / 60, '.1f', 'n/a')} | {status} |")
-    lines += ["", "Final return, env steps, TFLOP and wall time: finished seeds only (a seed's final return is the "
-              "mean of its last evaluation's episodes); CI: Student t over those seeds. Seeds still running are in "
-              "the status column at their latest evaluation. FLOPs vs baseline: cumulative training FLOPs over the baseline agent's at the same env step "
-              "(fvcore convention, 1 multiply-add = 1 FLOP)."]
+    lines = [SUMMARY_HEADER, "|" + "---|" * 14, *map(_summary_line, table.itertuples()), "", SUMMARY_NOTE]
     if not agg.empty:
-        lines += ["", "| agent | budget (GB) | score | metric | value [95% CI] | envs | seeds | runs left out |",
-                  "|" + "---|" * 8]
-        for r in agg.itertuples():
-            value = "n/a (no seed finished on every env)" if np.isnan(r.value) else \
-                f"{r.value:.3f} (1 seed, no CI)" if np.isnan(r.ci_low) else f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
-            lines.append(f"| {r.agent} | {r.budget_gb:g} | {r.score} | {r.metric} | {value} | {r.envs} | {r.seeds} | "
-                         f"{r.runs_left_out} |")
-        lines += ["", "Aggregates across envs of finished runs' final scores (rliable: interquartile mean and mean, "
-                  "stratified bootstrap 95% CIs; agents of a budget are scored on the same envs, with only seeds finished on "
-                  "every one of them)."]
+        header = "| agent | budget (GB) | score | metric | value [95% CI] | envs | seeds | runs left out |"
+        lines += ["", header, "|" + "---|" * 8, *map(_aggregate_line, agg.itertuples()), "", AGGREGATE_NOTE]
     return "\n".join(lines) + "\n"
+
+
+def _summary_line(r: Any) -> str:
+    if not np.isnan(r.return_ci_low):
+        ci = f" [{r.return_ci_low:.1f}, {r.return_ci_high:.1f}]"
+    else:
+        ci = " (1 seed, no CI)" if r.finished == 1 else ""
+    if not r.baseline:
+        ratio = ""
+    else:
+        ratio = (
+            "n/a" if np.isnan(r.flops_ratio_to_baseline) else f"{r.flops_ratio_to_baseline:.3f}x {r.baseline}"
+        )
+    status = r.status
+    if r.running:
+        status += (
+            f"; running: latest return {r.running_return_mean:.1f} at >= {r.running_env_steps:,} env steps"
+        )
+    cells = [
+        r.env, r.agent, f"{r.budget_gb:g}", r.seeds, f"{_num(r.return_mean, '.1f', 'n/a')}{ci}",
+        f"{r.env_steps:,}", _num(r.cum_flops / 1e12, ".3f", "n/a"), ratio,
+        _num(r.peak_replay_bytes / 1e6, ".1f", "n/a"), _num(r.replay_capacity, ",.0f", "n/a"),
+        _num(r.peak_rss_bytes / 1e6, ".0f", "n/a"), _num(r.peak_gpu_bytes / 1e6, ".0f", "n/a"),
+        _num(r.wall_s / 60, ".1f", "n/a"), status,
+    ]  # fmt: skip
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
+def _aggregate_line(r: Any) -> str:
+    if np.isnan(r.value):
+        value = "n/a (no seed finished on every env)"
+    elif np.isnan(r.ci_low):
+        value = f"{r.value:.3f} (1 seed, no CI)"
+    else:
+        value = f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+    cells = [r.agent, f"{r.budget_gb:g}", r.score, r.metric, value, r.envs, r.seeds, r.runs_left_out]
+    return "| " + " | ".join(map(str, cells)) + " |"
 
 
 FAILURE_COLUMNS = ["env", "agent", "budget_gb", "seed", "stopped_env_steps", "reason"]
@@ -68,12 +105,14 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
     """The failed runs, where they stopped and why (the reason their `failed` event gives)."""
     if runs.empty:
         return pd.DataFrame(columns=FAILURE_COLUMNS)
-    return runs.loc[runs["status"] == "failed", FAILURE_COLUMNS].sort_values(["env", "agent", "budget_gb", "seed"])
+    return runs.loc[runs["status"] == "failed", FAILURE_COLUMNS].sort_values(
+        ["env", "agent", "budget_gb", "seed"]
+    )
 
 
 def write_report(out: Path, reps: int = 2000) -> str:
-    """Write summary.csv, aggregates.csv, failures.csv, summary.md and figures/ under `out`; returns the
-    Markdown."""
+    """Write summary.csv, aggregates.csv, failures.csv, summary.md and figures/ under
+    `out`; returns the Markdown."""
     runs, curves = run_table(out)
     table, agg, failed = summary(runs, curves), aggregates(runs, reps=reps), failures(runs)
     out = Path(out)
@@ -83,9 +122,15 @@ def write_report(out: Path, reps: int = 2000) -> str:
     failed.to_csv(out / "failures.csv", index=False)
     text = format_markdown(table, agg)
     if len(failed):
-        text += "\nFailed runs (also in failures.csv):\n\n" + "\n".join(
-            f"- {r.agent}/{r.env}/budget_{r.budget_gb:g}/seed_{r.seed} at {r.stopped_env_steps:,} env steps: {r.reason}"
-            for r in failed.itertuples()) + "\n"
+        text += (
+            "\nFailed runs (also in failures.csv):\n\n"
+            + "\n".join(
+                f"- {r.agent}/{r.env}/budget_{r.budget_gb:g}/seed_{r.seed} at {r.stopped_env_steps:,} env "
+                f"steps: {r.reason}"
+                for r in failed.itertuples()
+            )
+            + "\n"
+        )
     (out / "summary.md").write_text(text)
     write_figures(out, runs, curves, table, agg)
     return text

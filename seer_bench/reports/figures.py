@@ -12,16 +12,24 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 from scipy import stats  # noqa: E402
-
 
 COLORS = {"curl": "#1f77b4", "curl+seer": "#ff7f0e", "der": "#2ca02c", "der+seer": "#d62728"}
 FALLBACK = plt.get_cmap("tab10").colors
-STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
-         "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100}
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": 100,
+}
 
 
 def color(agent: str, agents: list[str]) -> str:
@@ -31,8 +39,13 @@ def color(agent: str, agents: list[str]) -> str:
 def _panels(n: int) -> tuple[plt.Figure, np.ndarray]:
     cols = min(n, 4)
     grid = -(-n // cols)
-    fig, axes = plt.subplots(grid, cols, figsize=(min(7.0, 1.9 * cols + 0.4), 1.7 * grid + 0.5),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        grid,
+        cols,
+        figsize=(min(7.0, 1.9 * cols + 0.4), 1.7 * grid + 0.5),
+        squeeze=False,
+        constrained_layout=True,
+    )
     return fig, axes
 
 
@@ -52,11 +65,20 @@ def _band(ax: plt.Axes, x: np.ndarray, ys: np.ndarray, c: str, label: str, steps
 
 def _curves(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
     """Every evaluation row of every run that did not fail (failed ones are counted in the tables) and has
-    records (not a planned run yet to start), with its run's keys and T_f in env steps and TFLOP where SEER froze."""
-    frames = [curves[(r.env, r.agent, r.budget_gb, r.seed)].assign(
-        env=r.env, agent=r.agent, budget_gb=r.budget_gb, seed=r.seed, freeze_env_steps=r.freeze_env_steps,
-        freeze_tflop=r.freeze_flops / 1e12)
-        for r in runs.itertuples() if r.status != "failed" and (r.env, r.agent, r.budget_gb, r.seed) in curves]
+    records (not a planned run yet to start), with its run's keys and T_f in env steps and
+    TFLOP where SEER froze."""
+    frames = [
+        curves[(r.env, r.agent, r.budget_gb, r.seed)].assign(
+            env=r.env,
+            agent=r.agent,
+            budget_gb=r.budget_gb,
+            seed=r.seed,
+            freeze_env_steps=r.freeze_env_steps,
+            freeze_tflop=r.freeze_flops / 1e12,
+        )
+        for r in runs.itertuples()
+        if r.status != "failed" and (r.env, r.agent, r.budget_gb, r.seed) in curves
+    ]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -80,13 +102,27 @@ def _legend(fig: plt.Figure, agents: list[str], seeds: dict[str, set[int]]) -> N
     handles = []
     for agent in agents:
         counts = sorted(seeds[agent])
-        n = "" if counts == [1] else f" (n={counts[0]})" if len(counts) == 1 else f" (n={counts[0]}-{counts[-1]})"
+        n = (
+            ""
+            if counts == [1]
+            else f" (n={counts[0]})"
+            if len(counts) == 1
+            else f" (n={counts[0]}-{counts[-1]})"
+        )
         handles.append(plt.Line2D([], [], color=color(agent, agents), lw=1.2, label=agent + n))
     fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 4), frameon=False)
 
 
-def _per_env(data: pd.DataFrame, x: str, xlabel: str, ylabel: str, y: str, path: Path, log_x: bool = False,
-             steps: bool = False) -> list[Path]:
+def _per_env(
+    data: pd.DataFrame,
+    x: str,
+    xlabel: str,
+    ylabel: str,
+    y: str,
+    path: Path,
+    log_x: bool = False,
+    steps: bool = False,
+) -> list[Path]:
     """One panel per env x budget: y against x for each agent, mean and band over its seeds."""
     panels, agents = sorted(set(zip(data["env"], data["budget_gb"]))), sorted(data["agent"].unique())
     seeds: dict[str, set[int]] = {a: set() for a in agents}
@@ -101,16 +137,24 @@ def _per_env(data: pd.DataFrame, x: str, xlabel: str, ylabel: str, y: str, path:
             ys = runs.pivot_table(index="seed", columns="env_steps", values=y)
             seeds[agent].add(len(ys))
             evals = ys.columns.to_numpy(float)
-            xs = runs.pivot_table(index="seed", columns="env_steps", values=x).mean().to_numpy(float) \
-                if x != "env_steps" else evals
+            xs = (
+                runs.pivot_table(index="seed", columns="env_steps", values=x).mean().to_numpy(float)
+                if x != "env_steps"
+                else evals
+            )
             keep = xs > 0 if log_x else np.ones_like(xs, bool)  # a log axis cannot show the untrained start
             c = color(agent, agents)
             _band(ax, xs[keep], ys.to_numpy(float)[:, keep], c, agent, steps)
             tf = runs["freeze_env_steps"].dropna()
             if len(tf):  # T_f on this axis: the FLOPs counted when it froze (older records: interpolated)
                 recorded = runs["freeze_tflop"].dropna() if x == "cum_tflop" else pd.Series(dtype=float)
-                at = float(tf.iloc[0]) if x == "env_steps" else float(recorded.mean()) if len(recorded) else \
-                    float(np.interp(tf.iloc[0], evals, xs))
+                at = (
+                    float(tf.iloc[0])
+                    if x == "env_steps"
+                    else float(recorded.mean())
+                    if len(recorded)
+                    else float(np.interp(tf.iloc[0], evals, xs))
+                )
                 ax.axvline(at, color=c, ls=":", lw=1)
         ax.set_title(f"{env}\n{budget:g} GB replay")
         ax.set_xlabel(xlabel)
@@ -123,15 +167,15 @@ def _per_env(data: pd.DataFrame, x: str, xlabel: str, ylabel: str, y: str, path:
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(_compact))
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     _legend(fig, [a for a in agents if seeds[a]], seeds)
     return _save(fig, path)
 
 
 def _by_budget(table: pd.DataFrame, path: Path) -> list[Path]:
-    """Final return against the replay budget, one panel per env, mean and 95% CI over finished seeds per
-    agent."""
+    """Final return against the replay budget, one panel per env, mean and 95% CI over
+    finished seeds per agent."""
     envs, agents = sorted(table["env"].unique()), sorted(table["agent"].unique())
     fig, axes = _panels(len(envs))
     for ax, env in zip(axes.flat, envs):
@@ -139,9 +183,20 @@ def _by_budget(table: pd.DataFrame, path: Path) -> list[Path]:
             rows = table[(table["env"] == env) & (table["agent"] == agent)].sort_values("budget_gb")
             if rows.empty:
                 continue
-            err = np.vstack([rows["return_mean"] - rows["return_ci_low"], rows["return_ci_high"] - rows["return_mean"]])
-            ax.errorbar(rows["budget_gb"], rows["return_mean"], yerr=np.nan_to_num(err), color=color(agent, agents),
-                        marker="o", ms=3, lw=1.2, capsize=2, label=agent)
+            err = np.vstack(
+                [rows["return_mean"] - rows["return_ci_low"], rows["return_ci_high"] - rows["return_mean"]]
+            )
+            ax.errorbar(
+                rows["budget_gb"],
+                rows["return_mean"],
+                yerr=np.nan_to_num(err),
+                color=color(agent, agents),
+                marker="o",
+                ms=3,
+                lw=1.2,
+                capsize=2,
+                label=agent,
+            )
         ax.set_title(env)
         ax.set_xlabel("replay budget (GB)")
         ax.set_xscale("log")
@@ -150,7 +205,7 @@ def _by_budget(table: pd.DataFrame, path: Path) -> list[Path]:
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     for ax in axes[:, 0]:
         ax.set_ylabel("final return")
-    for ax in axes.flat[len(envs):]:
+    for ax in axes.flat[len(envs) :]:
         ax.set_visible(False)
     _legend(fig, agents, {a: {int(n)} for a, n in table.groupby("agent")["finished"].max().items()})
     return _save(fig, path)
@@ -161,22 +216,36 @@ def _aggregate(agg: pd.DataFrame, path: Path) -> list[Path]:
     agg = agg.dropna(subset=["value"])
     keys = sorted(agg.groupby(["score", "metric"]).groups)
     agents = sorted(agg["agent"].unique())
-    fig, axes = plt.subplots(1, len(keys), figsize=(min(7.0, 2.2 * len(keys) + 0.8), 0.35 * len(agg) / len(keys) + 0.9),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        1,
+        len(keys),
+        figsize=(min(7.0, 2.2 * len(keys) + 0.8), 0.35 * len(agg) / len(keys) + 0.9),
+        squeeze=False,
+        constrained_layout=True,
+    )
     for ax, (score, metric) in zip(axes.flat, keys):
         rows = agg[(agg["score"] == score) & (agg["metric"] == metric)].reset_index(drop=True)
         for i, r in rows.iterrows():
-            ax.errorbar(r["value"], i, xerr=np.nan_to_num([[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]), fmt="o", ms=3,
-                        capsize=2, color=color(r["agent"], agents))
+            ax.errorbar(
+                r["value"],
+                i,
+                xerr=np.nan_to_num([[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]),
+                fmt="o",
+                ms=3,
+                capsize=2,
+                color=color(r["agent"], agents),
+            )
         ax.set_yticks(range(len(rows)), [f"{r.agent} ({r.budget_gb:g} GB)" for r in rows.itertuples()])
         ax.set_xlabel(f"{metric} ({score} score)" if score == "human-normalized" else f"{metric} ({score})")
         ax.set_ylim(-0.6, len(rows) - 0.4)
     return _save(fig, path)
 
 
-def write_figures(out: Path, runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame], table: pd.DataFrame,
-                  agg: pd.DataFrame) -> list[Path]:
-    """All figures the records (`run_table`'s runs and curves) support, under out/figures; returns the files."""
+def write_figures(
+    out: Path, runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame], table: pd.DataFrame, agg: pd.DataFrame
+) -> list[Path]:
+    """All figures the records (`run_table`'s runs and curves) support, under
+    out/figures; returns the files."""
     data = _curves(runs, curves) if not runs.empty else pd.DataFrame()
     if data.empty:
         return []
@@ -187,15 +256,37 @@ def write_figures(out: Path, runs: pd.DataFrame, curves: dict[tuple, pd.DataFram
     trained = data.loc[data["cum_tflop"] > 0, "cum_tflop"]
     wide = len(trained) > 0 and trained.max() / trained.min() > 30  # log x once the range spans decades
     with plt.rc_context(STYLE):
-        files += _per_env(data, "cum_tflop", "cumulative TFLOP", "return", "eval_return",
-                          folder / "return_vs_flops", log_x=wide)
-        files += _per_env(data, "env_steps", "environment steps", "return", "eval_return",
-                          folder / "return_vs_env_steps")
-        files += _per_env(data, "env_steps", "environment steps", "replay capacity (transitions)", "replay_capacity",
-                          folder / "replay_capacity", steps=True)
+        files += _per_env(
+            data,
+            "cum_tflop",
+            "cumulative TFLOP",
+            "return",
+            "eval_return",
+            folder / "return_vs_flops",
+            log_x=wide,
+        )
+        files += _per_env(
+            data, "env_steps", "environment steps", "return", "eval_return", folder / "return_vs_env_steps"
+        )
+        files += _per_env(
+            data,
+            "env_steps",
+            "environment steps",
+            "replay capacity (transitions)",
+            "replay_capacity",
+            folder / "replay_capacity",
+            steps=True,
+        )
         data = data.assign(rss_mb=data.get("rss_peak_bytes", data["rss_bytes"]) / 1e6)
-        files += _per_env(data, "env_steps", "environment steps", "peak resident memory (MB)", "rss_mb",
-                          folder / "resident_memory", steps=True)
+        files += _per_env(
+            data,
+            "env_steps",
+            "environment steps",
+            "peak resident memory (MB)",
+            "rss_mb",
+            folder / "resident_memory",
+            steps=True,
+        )
         if table.groupby(["env", "agent"])["budget_gb"].nunique().max() > 1:
             files += _by_budget(table, folder / "return_vs_budget")
         if not agg.empty and agg["value"].notna().any():

@@ -21,6 +21,8 @@ from seer_bench.records import last_event, load_runs, read_events, read_plan, ru
 from seer_bench.scores import ATARI_SCORES, domain
 
 GROUP = ["env", "agent", "budget_gb"]
+
+
 def _target_env_steps(spec: dict) -> int:
     repeat = spec.get("action_repeat", 1)
     return spec["steps"] // repeat * repeat  # what the run's last agent step reaches
@@ -29,8 +31,10 @@ def _target_env_steps(spec: dict) -> int:
 def _failure(state: str, events: list[dict]) -> dict:
     """Why and where a failed run stopped (its latest failed event); empty for any other status."""
     failed = last_event(events, "failed") if state == "failed" else None
-    return {"reason": failed.get("reason", "") if failed else "",
-            "stopped_env_steps": failed.get("env_steps", 0) if failed else None}
+    return {
+        "reason": failed.get("reason", "") if failed else "",
+        "stopped_env_steps": failed.get("env_steps", 0) if failed else None,
+    }
 
 
 def _planned_row(spec: dict, events: list[dict]) -> dict:
@@ -38,12 +42,27 @@ def _planned_row(spec: dict, events: list[dict]) -> dict:
     env, agent or replay), with the reason its events give. Nothing is measured."""
     state = status(events)
     failure = _failure(state, events)
-    return {**{k: spec[k] for k in GROUP}, "seed": spec["seed"], "status": state, "reason": failure["reason"],
-            "domain": domain(spec["env"]), "target_env_steps": _target_env_steps(spec),
-            "env_steps": 0, "stopped_env_steps": failure["stopped_env_steps"] or 0, "final_return": np.nan, "score": np.nan, "cum_flops": np.nan, "wall_s": np.nan,
-            "replay_capacity": np.nan, "peak_replay_bytes": np.nan, "peak_rss_bytes": np.nan,
-            "peak_gpu_bytes": np.nan, "freeze_env_steps": np.nan, "freeze_flops": np.nan,
-            "seer_capacity": seer_capacity(spec)}
+    return {
+        **{k: spec[k] for k in GROUP},
+        "seed": spec["seed"],
+        "status": state,
+        "reason": failure["reason"],
+        "domain": domain(spec["env"]),
+        "target_env_steps": _target_env_steps(spec),
+        "env_steps": 0,
+        "stopped_env_steps": failure["stopped_env_steps"] or 0,
+        "final_return": np.nan,
+        "score": np.nan,
+        "cum_flops": np.nan,
+        "wall_s": np.nan,
+        "replay_capacity": np.nan,
+        "peak_replay_bytes": np.nan,
+        "peak_rss_bytes": np.nan,
+        "peak_gpu_bytes": np.nan,
+        "freeze_env_steps": np.nan,
+        "freeze_flops": np.nan,
+        "seer_capacity": seer_capacity(spec),
+    }
 
 
 def seer_capacity(spec: dict) -> str:
@@ -61,45 +80,69 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
     rows, curves = [], {}
     for cfg, metrics, events in load_runs(out):
         spec = cfg["spec"]
-        state = status(events)
-        if state == "not started":  # its config is written just before the started event: it has started
-            state = "running"
-        failure = _failure(state, events)
-        last = metrics.iloc[-1] if len(metrics) else None
-        atari = domain(spec["env"]) == "atari"
-        scored = last is not None and (not atari or ("hns" in metrics and pd.notna(last["hns"])))
-        key = (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"])
-        curves[key] = metrics
-        frozen = last_event(events, "frozen")  # SEER's T_f, where it froze: on the env-step and the FLOPs axes
-        repeat = spec.get("action_repeat", 1)
-        rows.append({
-            **dict(zip([*GROUP, "seed"], key)), "status": state, "reason": failure["reason"],
-            "domain": domain(spec["env"]),
-            "target_env_steps": _target_env_steps(spec),
-            "env_steps": int(last["env_steps"]) if last is not None else 0,  # of the last evaluation
-            # where a failed run stopped (its failed event), else where it evaluated last
-            "stopped_env_steps": failure["stopped_env_steps"] if state == "failed" else
-                                 int(last["env_steps"]) if last is not None else 0,
-            "final_return": float(last["eval_return"]) if last is not None else np.nan,
-            # the score rliable aggregates: human-normalized on Atari (NaN for games without a human reference,
-            # which aggregates leave out), return / 1000 on DMC (its maximum)
-            "score": (float(last["hns"]) if atari else float(last["eval_return"]) / 1000) if scored else np.nan,
-            "cum_flops": float(last["cum_flops"]) if last is not None and "cum_flops" in metrics else np.nan,
-            "wall_s": last_event(events, "finished")["wall_s"] if state == "finished" else
-                      float(last["wall_s"]) if last is not None else np.nan,
-            "replay_capacity": last["replay_capacity"] if last is not None else cfg["replay"]["capacity"],
-            "peak_replay_bytes": metrics["replay_bytes"].max() if last is not None else np.nan,
-            # rss_peak_bytes since the memory sampler; runs recorded before it have rss_bytes only
-            "peak_rss_bytes": metrics.get("rss_peak_bytes", metrics["rss_bytes"]).max() if last is not None else np.nan,
-            "peak_gpu_bytes": metrics["gpu_bytes"].max() if "gpu_bytes" in metrics and last is not None else np.nan,
-            "freeze_env_steps": frozen["step"] * repeat if frozen else np.nan,
-            "freeze_flops": frozen.get("cum_flops", np.nan) if frozen else np.nan,  # older records lack it
-            "seer_capacity": seer_capacity(spec),
-        })
+        curves[(spec["env"], spec["agent"], spec["budget_gb"], spec["seed"])] = metrics
+        rows.append(_run_row(cfg, metrics, events))
     seen = {(r["env"], r["agent"], r["budget_gb"], r["seed"]) for r in rows}
-    rows += [_planned_row(spec, read_events(run_dir(out, run_id))) for run_id, spec in read_plan(out).items()
-             if (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"]) not in seen]
+    rows += [
+        _planned_row(spec, read_events(run_dir(out, run_id)))
+        for run_id, spec in read_plan(out).items()
+        if (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"]) not in seen
+    ]
     return pd.DataFrame(rows), curves
+
+
+def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict]) -> dict:
+    spec = cfg["spec"]
+    state = status(events)
+    if state == "not started":  # its config is written just before the started event: it has started
+        state = "running"
+    failure = _failure(state, events)
+    last = metrics.iloc[-1] if len(metrics) else None
+    frozen = last_event(events, "frozen")  # SEER's T_f, where it froze: on the env-step and the FLOPs axes
+    evaluated = int(last["env_steps"]) if last is not None else 0  # env steps of the last evaluation
+    return {
+        **{k: spec[k] for k in (*GROUP, "seed")},
+        "status": state,
+        "reason": failure["reason"],
+        "domain": domain(spec["env"]),
+        "target_env_steps": _target_env_steps(spec),
+        "env_steps": evaluated,
+        # where a failed run stopped (its failed event), else where it evaluated last
+        "stopped_env_steps": failure["stopped_env_steps"] if state == "failed" else evaluated,
+        **_last_evaluation(cfg, metrics, last),
+        "wall_s": last_event(events, "finished")["wall_s"] if state == "finished" else _last(last, "wall_s"),
+        "freeze_env_steps": frozen["step"] * spec.get("action_repeat", 1) if frozen else np.nan,
+        "freeze_flops": frozen.get("cum_flops", np.nan) if frozen else np.nan,  # older records lack it
+        "seer_capacity": seer_capacity(spec),
+    }
+
+
+def _last(last: pd.Series | None, column: str) -> float:
+    return float(last[column]) if last is not None and column in last else np.nan
+
+
+def _last_evaluation(cfg: dict, metrics: pd.DataFrame, last: pd.Series | None) -> dict:
+    """Return, score, FLOPs and memory of a run at its last evaluation (NaN without one)."""
+    env = cfg["spec"]["env"]
+    atari = domain(env) == "atari"
+    scored = last is not None and (not atari or ("hns" in metrics and pd.notna(last["hns"])))
+    # The score rliable aggregates: human-normalized on Atari (NaN for games without a human reference,
+    # which aggregates leave out), return / 1000 on DMC (its maximum).
+    score = (float(last["hns"]) if atari else float(last["eval_return"]) / 1000) if scored else np.nan
+
+    def peak(column: str) -> float:
+        return metrics[column].max() if last is not None and column in metrics else np.nan
+
+    return {
+        "final_return": _last(last, "eval_return"),
+        "score": score,
+        "cum_flops": _last(last, "cum_flops"),
+        "replay_capacity": last["replay_capacity"] if last is not None else cfg["replay"]["capacity"],
+        "peak_replay_bytes": peak("replay_bytes"),
+        # rss_peak_bytes since the memory sampler; runs recorded before it have rss_bytes only
+        "peak_rss_bytes": peak("rss_peak_bytes" if "rss_peak_bytes" in metrics else "rss_bytes"),
+        "peak_gpu_bytes": peak("gpu_bytes"),
+    }
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -112,16 +155,25 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     return mean, mean - half, mean + half
 
 
-def flops_ratio(curves: dict[tuple, pd.DataFrame], env: str, agent: str, budget: float, seeds: list[int],
-                baseline: str | None = None) -> float:
+def flops_ratio(
+    curves: dict[tuple, pd.DataFrame],
+    env: str,
+    agent: str,
+    budget: float,
+    seeds: list[int],
+    baseline: str | None = None,
+) -> float:
     """Mean over seeds of cum_flops(agent) / cum_flops(baseline) at one env step shared by every seed: the
     largest that each seed of both agents reached. Cumulative FLOPs are piecewise linear between evaluations,
     so each curve is interpolated there, and runs on different evaluation grids compare too. The baseline
     defaults to the agent without SEER; NaN when nothing is comparable (no shared step, no FLOPs yet)."""
     base = baseline or baseline_of(agent)
     pairs = [(curves.get((env, agent, budget, s)), curves.get((env, base, budget, s))) for s in seeds]
-    pairs = [(a, b) for a, b in pairs if a is not None and b is not None and "cum_flops" in a and "cum_flops" in b
-             and len(a) and len(b)]  # records from before the FLOP ledger have no cum_flops
+    pairs = [
+        (a, b)
+        for a, b in pairs
+        if a is not None and b is not None and "cum_flops" in a and "cum_flops" in b and len(a) and len(b)
+    ]  # records from before the FLOP ledger have no cum_flops
     if not pairs:
         return np.nan
     at = min(min(a["env_steps"].max(), b["env_steps"].max()) for a, b in pairs)
@@ -135,7 +187,9 @@ def flops_ratio(curves: dict[tuple, pd.DataFrame], env: str, agent: str, budget:
 
 def _status(group: pd.DataFrame) -> str:
     counts = group["status"].value_counts()
-    done, running, failed, waiting = (int(counts.get(k, 0)) for k in ("finished", "running", "failed", "not started"))
+    done, running, failed, waiting = (
+        int(counts.get(k, 0)) for k in ("finished", "running", "failed", "not started")
+    )
     text = f"{done}/{len(group)} finished"
     for n, what in ((running, "running"), (failed, "failed"), (waiting, "not started")):
         if n:
@@ -149,7 +203,8 @@ def _status(group: pd.DataFrame) -> str:
 
 
 def summary(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
-    """Per env x agent x budget: final return (mean, 95% CI over finished seeds), compute, memory, time, status.
+    """Per env x agent x budget: final return (mean, 95% CI over finished seeds),
+    compute, memory, time, status.
 
     Final returns, FLOPs and wall time are over finished runs; runs still going are reported apart
     (`running_*`: how many, their mean latest return and the least env steps they reached), so a partial
@@ -157,36 +212,56 @@ def summary(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFra
     """
     if runs.empty:
         return pd.DataFrame()
-    out = []
-    for (env, agent, budget), group in runs.groupby(GROUP, sort=True):
-        done = group[(group["status"] == "finished") & group["final_return"].notna()]
-        running = group[(group["status"] == "running") & (group["env_steps"] > 0)]
-        mean, lo, hi = mean_ci(done["final_return"].to_numpy())
-        base = baseline_of(agent)
-        measured = group[group["status"] != "not started"]
-        out.append({
-            "env": env, "agent": agent, "budget_gb": budget, "seeds": len(group), "finished": len(done),
-            "failed": int((group["status"] == "failed").sum()), "status": _status(group),
-            "env_steps": int(done["env_steps"].min()) if len(done) else 0,
-            "return_mean": mean, "return_ci_low": lo, "return_ci_high": hi,
-            "running": len(running), "running_return_mean": float(running["final_return"].mean()) if len(running) else np.nan,
-            "running_env_steps": int(running["env_steps"].min()) if len(running) else 0,
-            "cum_flops": float(done["cum_flops"].mean()) if len(done) else np.nan,
-            "baseline": base or "",
-            # over the seeds finished for both agents (as `check` measures it): a baseline seed that failed
-            # early would otherwise set the shared env step for every seed
-            "flops_ratio_to_baseline": flops_ratio(curves, env, agent, budget, sorted(
-                set(done["seed"]) & set(runs.loc[(runs["env"] == env) & (runs["agent"] == base) &
-                                                 (runs["budget_gb"] == budget) & (runs["status"] == "finished"),
-                                                 "seed"]))) if base else np.nan,
-            "peak_replay_bytes": measured["peak_replay_bytes"].max(),
-            "replay_capacity": measured["replay_capacity"].max(),
-            "peak_rss_bytes": measured["peak_rss_bytes"].max(), "peak_gpu_bytes": measured["peak_gpu_bytes"].max(),
-            "wall_s": float(done["wall_s"].mean()) if len(done) else np.nan,
-        })
+    out = [_summary_row(runs, curves, key, group) for key, group in runs.groupby(GROUP, sort=True)]
     table = pd.DataFrame(out)
     table["replay_capacity"] = table["replay_capacity"].astype("Int64")  # a count; <NA> before any record
     return table
+
+
+def _summary_row(runs: pd.DataFrame, curves: dict, key: tuple, group: pd.DataFrame) -> dict:
+    env, agent, budget = key
+    done = group[(group["status"] == "finished") & group["final_return"].notna()]
+    running = group[(group["status"] == "running") & (group["env_steps"] > 0)]
+    mean, lo, hi = mean_ci(done["final_return"].to_numpy())
+    base = baseline_of(agent)
+    measured = group[group["status"] != "not started"]
+    return {
+        "env": env,
+        "agent": agent,
+        "budget_gb": budget,
+        "seeds": len(group),
+        "finished": len(done),
+        "failed": int((group["status"] == "failed").sum()),
+        "status": _status(group),
+        "env_steps": int(done["env_steps"].min()) if len(done) else 0,
+        "return_mean": mean,
+        "return_ci_low": lo,
+        "return_ci_high": hi,
+        "running": len(running),
+        "running_return_mean": float(running["final_return"].mean()) if len(running) else np.nan,
+        "running_env_steps": int(running["env_steps"].min()) if len(running) else 0,
+        "cum_flops": float(done["cum_flops"].mean()) if len(done) else np.nan,
+        "baseline": base or "",
+        "flops_ratio_to_baseline": _ratio_to_baseline(runs, curves, key, done, base),
+        "peak_replay_bytes": measured["peak_replay_bytes"].max(),
+        "replay_capacity": measured["replay_capacity"].max(),
+        "peak_rss_bytes": measured["peak_rss_bytes"].max(),
+        "peak_gpu_bytes": measured["peak_gpu_bytes"].max(),
+        "wall_s": float(done["wall_s"].mean()) if len(done) else np.nan,
+    }
+
+
+def _ratio_to_baseline(
+    runs: pd.DataFrame, curves: dict, key: tuple, done: pd.DataFrame, base: str | None
+) -> float:
+    """FLOPs over the baseline's, over the seeds finished for both agents (as `check` measures it): a
+    baseline seed that failed early would otherwise set the shared env step for every seed."""
+    if not base:
+        return np.nan
+    env, agent, budget = key
+    theirs = runs[(runs["env"] == env) & (runs["agent"] == base) & (runs["budget_gb"] == budget)]
+    seeds = sorted(set(done["seed"]) & set(theirs.loc[theirs["status"] == "finished", "seed"]))
+    return flops_ratio(curves, env, agent, budget, seeds)
 
 
 def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -199,40 +274,59 @@ def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFr
     what went in and `runs_left_out` how many of the agent's runs did not (running, failed, not started, or
     finished on only some envs). With one seed the bootstrap has nothing to resample: no CI (NaN).
     """
-    from rliable import library as rly
-    from rliable import metrics
-
     rows = []
     if runs.empty:
         return pd.DataFrame()
     # an Atari game without a human reference has no score: left out of every Atari aggregate, whatever
     # the state of its runs
     scorable = runs[(runs["domain"] == "dmc") | runs["env"].isin(list(ATARI_SCORES))]
-    for (budget, domain), cell in scorable.groupby(["budget_gb", "domain"], sort=True):
+    for (budget, kind), cell in scorable.groupby(["budget_gb", "domain"], sort=True):
         envs = sorted(cell["env"].unique())
         for agent, every in cell.groupby("agent", sort=True):
             group = every[every["status"] == "finished"]
             seeds = sorted(set.intersection(*(set(group.loc[group["env"] == e, "seed"]) for e in envs)))
-            base = {"agent": agent, "budget_gb": budget, "domain": domain, "envs": len(envs), "seeds": len(seeds),
-                    "runs_left_out": len(every) - len(envs) * len(seeds),
-                    "score": "human-normalized" if domain == "atari" else "return / 1000"}
+            base = {
+                "agent": agent,
+                "budget_gb": budget,
+                "domain": kind,
+                "envs": len(envs),
+                "seeds": len(seeds),
+                "runs_left_out": len(every) - len(envs) * len(seeds),
+                "score": "human-normalized" if kind == "atari" else "return / 1000",
+            }
             if not seeds:
-                rows += [{**base, "metric": m, "value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
-                         for m in ("IQM", "mean")]
+                rows += [
+                    {**base, "metric": m, "value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+                    for m in ("IQM", "mean")
+                ]
                 continue
             table = group.pivot_table(index="seed", columns="env", values="score").loc[seeds, envs].to_numpy()
-            # rliable 1.2's StratifiedBootstrap draws from numpy's global generator whatever random_state it is
-            # given: seed that, and give the caller's state back
-            state = np.random.get_state()
-            np.random.seed(seed)
-            try:
-                point, ci = rly.get_interval_estimates(
-                    {agent: table}, lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
-                    reps=reps)
-            finally:
-                np.random.set_state(state)
+            point, ci = _bootstrap(agent, table, reps, seed)
             for i, name in enumerate(("IQM", "mean")):
-                lo, hi = (ci[agent][0, i], ci[agent][1, i]) if len(seeds) > 1 else (np.nan, np.nan)
-                rows.append({**base, "metric": name, "value": point[agent][i], "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)[["agent", "budget_gb", "domain", "score", "metric", "value", "ci_low", "ci_high",
-                               "envs", "seeds", "runs_left_out"]]
+                lo, hi = (ci[0, i], ci[1, i]) if len(seeds) > 1 else (np.nan, np.nan)
+                rows.append({**base, "metric": name, "value": point[i], "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)[AGGREGATE_COLUMNS]
+
+
+AGGREGATE_COLUMNS = ["agent", "budget_gb", "domain", "score", "metric", "value", "ci_low", "ci_high", "envs",
+                     "seeds", "runs_left_out"]  # fmt: skip
+
+
+def _bootstrap(agent: str, table: np.ndarray, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """rliable's IQM and mean of a seeds x envs score table, with stratified bootstrap CIs (2 x 2)."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    # rliable 1.2's StratifiedBootstrap draws from numpy's global generator whatever random_state it is
+    # given: seed that, and give the caller's state back
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        point, ci = rly.get_interval_estimates(
+            {agent: table},
+            lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
+            reps=reps,
+        )
+    finally:
+        np.random.set_state(state)
+    return point[agent], ci[agent]
