@@ -44,10 +44,10 @@ def timed_blocks(agent: CurlSac, replay, obs: np.ndarray, blocks: int, block: in
         start = time.perf_counter()
         for _ in range(n):
             if instrumented:
-                ledger.observe("act", "act", agent.act, obs, sample=True)
+                ledger.observe("act", "act", agent.act, obs, step, eval_mode=False)
                 ledger.observe("update", ("update", step % 2), agent.update, replay, step)
             else:
-                agent.act(obs, sample=True)
+                agent.act(obs, step, eval_mode=False)
                 agent.update(replay, step)
             step += 1
         return time.perf_counter() - start

@@ -91,9 +91,9 @@ class PixelDdpg:
         return torch.as_tensor(obs, device=self.device).float().div_(255.0)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, sample: bool) -> np.ndarray:
+    def act(self, obs: np.ndarray, step: int, eval_mode: bool) -> np.ndarray:
         action = torch.tanh(self.actor(self.encoder(self._pixels(obs[None]))))[0].cpu().numpy()
-        if sample:
+        if not eval_mode:
             action = action + self.rng.normal(0.0, self.cfg.noise_std, action.shape)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 

@@ -71,7 +71,7 @@ def _measure(
     if seer is None:
         obs = np.zeros(tspec.obs_shape, np.uint8)
         out = {
-            "act": ledger.measure(agent.act, obs, sample=True)[1],
+            "act": ledger.measure(agent.act, obs, 0, eval_mode=False)[1],
             "pixels": _mean_update(ledger, agent, replay),
         }
     else:

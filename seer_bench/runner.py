@@ -201,12 +201,13 @@ class RunResult:
     wall_s: float
 
 
-def evaluate(env: PixelEnv, agent: Any, episodes: int) -> tuple[float, float]:
+def evaluate(env: PixelEnv, agent: Any, episodes: int, step: int) -> tuple[float, float]:
+    """Mean and standard deviation of `episodes` returns of the evaluation policy at agent step `step`."""
     returns = []
     for _ in range(episodes):
         obs, total, last = env.reset(), 0.0, False
         while not last:
-            res = env.step(agent.act(obs, sample=False))
+            res = env.step(agent.act(obs, step, eval_mode=True))
             obs, total, last = res.obs, total + res.reward, res.last
         returns.append(total)
     return float(np.mean(returns)), float(np.std(returns))
@@ -427,7 +428,7 @@ class Workspace:
     def _act(self, obs: np.ndarray, step: int) -> Any:
         if step < self.agent.random_steps:
             return self.env.random_action(self.rng)
-        action = self.ledger.observe("act", ("act", self.phase), self.agent.act, obs, sample=True)
+        action = self.ledger.observe("act", ("act", self.phase), self.agent.act, obs, step, eval_mode=False)
         if not np.all(np.isfinite(action)):  # before the env sees it (MuJoCo would reject it less clearly)
             raise FloatingPointError(f"non-finite action at agent step {step} (diverged)")
         return action
@@ -454,7 +455,7 @@ class Workspace:
     # --- what happens at scheduled steps ------------------------------------------------------------------
     def _evaluate(self, step: int) -> None:
         check_finite(self.agent, step)
-        mean, std = evaluate(self.eval_env, self.agent, self.spec.eval_episodes)
+        mean, std = evaluate(self.eval_env, self.agent, self.spec.eval_episodes, step)
         self.last_eval = mean
         replay, ledger = self.replay, self.ledger
         self.metrics.write(

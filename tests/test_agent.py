@@ -283,9 +283,9 @@ def test_update_equals_the_naive_public_update(filled_replay, step, wiring):
 def test_act_is_bounded_and_deterministic_at_eval():
     agent = make()
     obs = np.random.default_rng(0).integers(0, 256, (9, 100, 100), dtype=np.uint8)
-    a1, a2 = agent.act(obs, sample=False), agent.act(obs, sample=False)
+    a1, a2 = agent.act(obs, 0, eval_mode=True), agent.act(obs, 0, eval_mode=True)
     assert a1.shape == (2,) and np.array_equal(a1, a2) and np.all(np.abs(a1) <= 1)
-    assert np.all(np.abs(agent.act(obs, sample=True)) <= 1)
+    assert np.all(np.abs(agent.act(obs, 0, eval_mode=False)) <= 1)
 
 
 def test_agent_overrides_are_checked():

@@ -144,7 +144,7 @@ def test_evaluation_never_shifts_the_training_stream():
     for agent in (evaluated, plain):
         agent.update(replay, 1)
     for _ in range(50):  # epsilon-greedy with the noise off draws from the evaluation stream only
-        evaluated.act(obs, sample=False)
+        evaluated.act(obs, 0, eval_mode=True)
     assert evaluated.online.training  # back to noisy weights for training
     for agent in (evaluated, plain):
         agent.update(replay, 2)
@@ -176,7 +176,7 @@ def test_update_act_and_encode_ledgers_equal_torch_counter(split):
     ledger, measured = ledger_and_torch(agent, lambda: agent.update(replay, 1))
     assert ledger == pytest.approx(measured, rel=1e-3)
     obs = np.random.default_rng(0).integers(0, 256, (4, 84, 84), dtype=np.uint8)
-    ledger, measured = ledger_and_torch(agent, lambda: agent.act(obs, True))
+    ledger, measured = ledger_and_torch(agent, lambda: agent.act(obs, 0, eval_mode=False))
     assert ledger == pytest.approx(measured, rel=1e-3)
     if split is not None:
         pixels = np.stack([obs] * 5)

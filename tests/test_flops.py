@@ -61,7 +61,7 @@ def test_update_ledger_equals_torch_counter(filled_replay, split, step):
 def test_act_and_encode_ledgers_equal_torch_counter(filled_replay, split):
     agent = make()
     obs = np.random.default_rng(0).integers(0, 256, (9, 100, 100), dtype=np.uint8)
-    ledger, measured = ledger_and_torch(agent, lambda: agent.act(obs, True))
+    ledger, measured = ledger_and_torch(agent, lambda: agent.act(obs, 0, eval_mode=False))
     assert ledger == pytest.approx(measured, rel=1e-3)
     freeze(agent, filled_replay, split)
     pixels = np.stack([obs] * 5)

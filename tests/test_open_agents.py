@@ -77,7 +77,7 @@ def test_the_example_agents_flops_equal_torch_counter(frozen):
         ).freeze(agent, replay, step=0)
     for call in (
         lambda: agent.update(replay, 0),
-        lambda: agent.act(obs, True),
+        lambda: agent.act(obs, 0, eval_mode=False),
         lambda: agent.encode(np.stack([obs] * 3), np.random.default_rng(0), 1, "float32"),
     ):
         ledger, measured = ledger_and_torch(agent, call)
@@ -94,7 +94,7 @@ class NoUpdate:
     def __init__(self, *args):
         pass
 
-    def act(self, obs, sample):
+    def act(self, obs, step, eval_mode):
         return np.zeros(1, np.float32)
 
 

@@ -3,11 +3,13 @@ benchmarked, from inside the package or by import path.
 
 The runner builds an agent as `Class(obs_shape, action_dim, config, device, seed)` (the config a dataclass,
 the class's `Config` or the one registered with it), then, each agent step `step`:
-1. acts: a uniformly random action while `step < random_steps`, else `act(obs, sample=True)`;
+1. acts: a uniformly random action while `step < random_steps`, else `act(obs, step, eval_mode=False)`
+   (the step lets an agent schedule its exploration);
 2. updates: `update(replay, step)` when `step >= learn_start` and `(step - learn_start) % update_every == 0`;
    it samples its own batch from the replay and returns a dict of training metrics (losses, Q values...);
 3. steps the environment and adds the transition to the replay.
-Evaluation calls `act(obs, sample=False)` on an environment of its own.
+Evaluation calls `act(obs, step, eval_mode=True)` on an environment of its own (`step`: the agent step the
+evaluation is at).
 
 Checkpoints hold the agent's state found among its attributes: modules, optimizers, free tensors (such as
 SAC's log alpha) and random generators (numpy and torch). FLOPs are observed, not declared: the FLOP ledger
@@ -37,7 +39,7 @@ class Agent(Protocol):
     update_period: int  # updates after which the update's computation repeats (the FLOP ledger's cycle)
     sample_horizon: int  # consecutive transitions one sample reads (n-step returns); the replay keeps them
 
-    def act(self, obs: np.ndarray, sample: bool) -> Any: ...
+    def act(self, obs: np.ndarray, step: int, eval_mode: bool) -> Any: ...
 
     def update(self, replay: Any, step: int) -> dict[str, float]: ...
 

@@ -299,12 +299,12 @@ class CurlSac:
         return x.to(torch.float32, memory_format=torch.channels_last).div_(255.0)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, sample: bool) -> np.ndarray:
+    def act(self, obs: np.ndarray, step: int, eval_mode: bool) -> np.ndarray:
         """Action for one (C, H, W) uint8 observation, centre-cropped; sampled at training, mean at eval."""
         top = self.pad // 2
         crop = obs[None, :, top : top + self.cfg.image_size, top : top + self.cfg.image_size]
         mu, pi, _, _ = self.actor.policy(self.actor.encoder(self._to_input(np.ascontiguousarray(crop))))
-        return (pi if sample else mu)[0].cpu().numpy()
+        return (mu if eval_mode else pi)[0].cpu().numpy()
 
     # --- learning ---------------------------------------------------------------------------------------
     def sample(self, replay: PixelReplay) -> dict[str, torch.Tensor]:

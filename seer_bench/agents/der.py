@@ -226,10 +226,10 @@ class Der:
         return torch.from_numpy(pixels).to(self.device, torch.float32).div_(255.0)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, sample: bool) -> int:
+    def act(self, obs: np.ndarray, step: int, eval_mode: bool) -> int:
         """Greedy action for one uint8 (C, H, W) stack: with fresh noise at training (the exploration),
         with the noise off and epsilon-greedy at evaluation."""
-        if not sample:
+        if eval_mode:
             if self.eval_rng.random() < self.cfg.eval_epsilon:
                 return int(self.eval_rng.integers(self.action_dim))
             self.online.eval()
