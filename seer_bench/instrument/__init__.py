@@ -1,1 +1,2 @@
-"""Observers of a run: memory readings (and, later, the FLOP ledger). Agents never import this package."""
+"""Observers of a run: the FLOP ledger (it watches an agent's modules run) and memory readings. Agents
+never import this package."""
