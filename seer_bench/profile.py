@@ -45,10 +45,11 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
         tspec, discrete = transition_spec(env), env.discrete
         env.close()
         agent = (spec.agent.removesuffix("+seer"), spec.env, repr(spec.agent_overrides))
+        # curl+seer's pixels are curl's
         phases = [
             (agent, None),
             *([(agent, spec.seer)] if spec.seer else []),
-        ]  # curl+seer's pixels are curl's
+        ]
         for phase in phases:
             if phase not in measured:
                 measured[phase] = _measure(spec, tspec, discrete, phase[1], unsupported)

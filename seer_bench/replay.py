@@ -385,9 +385,8 @@ class CompactReplay(PixelReplay):
         super().__init__(spec, capacity)
         self.frame_capacity = self._frame_capacity(spec, capacity)
         self._frames = lazy_array((self.frame_capacity, *spec.frame_shape), np.uint8)
-        self._newest = lazy_array(
-            (capacity,), np.int64
-        )  # absolute frame index of each transition's next frame
+        # absolute frame index of each transition's next frame
+        self._newest = lazy_array((capacity,), np.int64)
         self._frame_head = 0  # absolute index of the next frame to write
         self._frames_freed_to = 0  # absolute frame index below which frames were released
         self._frames_released = 0

@@ -106,9 +106,8 @@ def check_spec(spec: RunSpec) -> None:
                 f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                 f"before or at learn start ({agent.learn_start} agent steps); raise --steps"
             )
-        replay = make_replay(
-            spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size
-        )  # raises when too small
+        # raises when too small
+        replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)
         if replay.capacity < agent.sample_horizon:
             raise ConfigError(
                 f"{spec.run_id}: the replay holds {replay.capacity} transitions, fewer than one "
@@ -252,9 +251,8 @@ def run(spec: RunSpec, out: Path, options: RunOptions = RunOptions()) -> RunResu
 class Workspace:
     """One run: its env, evaluation env, agent, replay and records, and the plain loop in `train()`.
 
-    With `options.checkpoint_every` (env steps, 0 for never) the run saves a checkpoint at every multiple of
-    it,
-    after that step's evaluation (and SEER's freeze), and a run whose directory holds a checkpoint
+    With `options.checkpoint_every` (env steps, 0 for never) the run saves a checkpoint at every multiple
+    of it, after that step's evaluation (and SEER's freeze), and a run whose directory holds a checkpoint
     continues from it: metrics rows after the checkpoint are dropped and evaluated again, the episode in
     progress is cut (a new one starts, with new env seeds), and counters, FLOP totals, wall time and every
     random generator continue where they were.
@@ -282,9 +280,8 @@ class Workspace:
             self.start_step if self.resumed else None,
         )
         self.eval_every = max(1, spec.eval_every // spec.action_repeat)
-        self.save_every = -(
-            -options.checkpoint_every // spec.action_repeat
-        )  # agent steps, rounded up (0: never)
+        # agent steps, rounded up (0: never)
+        self.save_every = -(-options.checkpoint_every // spec.action_repeat)
         self.started = time.perf_counter() - wall_before
         self.last_eval = float("nan")
         self.memory = MemorySampler(self.device)
@@ -293,15 +290,13 @@ class Workspace:
         )
 
     def _build(self) -> None:
-        """Seeds, then the envs, agent, replay, FLOP ledger and SEER, in that order
-        (a fixed random stream)."""
+        """Seeds, then the envs, agent, replay, FLOP ledger and SEER, in this order: a fixed random stream."""
         spec, cfg = self.spec, self.cfg
         random.seed(spec.seed)
         np.random.seed(spec.seed)
         torch.manual_seed(spec.seed)
-        self.rng = np.random.default_rng(
-            np.random.SeedSequence(spec.seed).spawn(2)[0]
-        )  # init-phase random actions
+        # the init phase's random actions
+        self.rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])
         self.env = build_env(spec, _reseeded(spec.seed, self.start_step))
         self.eval_env = build_env(spec, _reseeded(spec.seed + EVAL_SEED_OFFSET, self.start_step), train=False)
         self.agent = make_agent(
@@ -312,9 +307,8 @@ class Workspace:
         )
         # training compute only: evaluation episodes measure the agent, they are not its cost
         self.ledger = FlopLedger(networks(self.agent))
-        self.encoding = (
-            "convert"  # the category of SEER's encodings: the conversion at T_f, then new transitions
-        )
+        # the category of SEER's encodings: the conversion at T_f, then new transitions
+        self.encoding = "convert"
         self.seer = build_seer(spec, cfg, self.env, spec.seed, self._observed_encode) if spec.seer else None
 
     def _observed_encode(self, encode: Callable) -> Callable:

@@ -171,9 +171,8 @@ def ids(params):
 def test_seer_wiring_holds_the_public_seer_codes_parameters():
     agent = make_wired("seer")
     c, a = agent.critic, agent.actor
-    assert (
-        CurlConfig().encoder_optimizer == "seer"
-    )  # the default: the paper's baseline is the public SEER code's
+    # the default: the paper's baseline is the public SEER code's
+    assert CurlConfig().encoder_optimizer == "seer"
     held = {
         name: ids(p for g in opt.param_groups for p in g["params"])
         for name, opt in (

@@ -169,9 +169,8 @@ def test_a_failed_or_running_run_makes_the_gate_undecided(capsys, records):
 
 def test_claims_check_only_the_env_and_budget_pairs_the_records_hold(records):
     for agent in FINALS:
-        write_run(
-            records / "out", "walker-walk", agent, 1, 300.0, budget=0.3
-        )  # a budget run on walker-walk only
+        # a budget run on walker-walk only
+        write_run(records / "out", "walker-walk", agent, 1, 300.0, budget=0.3)
     claims = load_claims(
         claims_file(
             records,

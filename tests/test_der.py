@@ -244,14 +244,12 @@ def test_compact_latent_bytes_are_one_latent_per_state_and_match_numpy():
     arrays = [*replay._states.values(), replay._newest, *replay._scalars.values()]
     assert replay.allocated_bytes == sum(a.nbytes for a in arrays)
     per = replay.allocated_bytes / replay.capacity
-    assert (
-        576 * 4 + 8 + 13 < per < 576 * 4 + 8 + 13 + 1
-    )  # latent, state index, scalars; one spare state per episode
+    # latent, state index, scalars; one spare state per episode
+    assert 576 * 4 + 8 + 13 < per < 576 * 4 + 8 + 13 + 1
     long_episodes = TransitionSpec((4, 84, 84), 18, frame_stack=4, episode_steps=27_000, discrete=True)
     pixels_per = CompactReplay.total_bytes(long_episodes, 10_000) / 10_000
-    assert (
-        84 * 84 / (576 * 4) == 3.0625 and 2.9 < pixels_per / per < 3.1
-    )  # the public factor, from real arrays
+    # the public factor, from real arrays
+    assert 84 * 84 / (576 * 4) == 3.0625 and 2.9 < pixels_per / per < 3.1
 
 
 # --- real runs --------------------------------------------------------------------------------------------
@@ -346,6 +344,5 @@ def test_der_seer_with_pixel_capacity_keeps_the_pixel_replays_capacity_as_the_pu
         0,
         1,
     ]
-    assert (
-        metrics["replay_alloc_bytes"].iloc[-1] < metrics["replay_alloc_bytes"].iloc[0]
-    )  # same count, fewer bytes
+    # same count, fewer bytes
+    assert metrics["replay_alloc_bytes"].iloc[-1] < metrics["replay_alloc_bytes"].iloc[0]

@@ -112,9 +112,8 @@ def test_observing_a_run_changes_nothing_it_computes(filled_replay):
         for (k, a), b in zip(module.state_dict().items(), networks(plain)[name].state_dict().values()):
             assert torch.equal(a, b), f"{name}.{k}"
     prices = [ledger.prices[("update", p)] for p in (0, 1)]
-    assert (
-        ledger.totals["update"] == 2 * sum(prices) and prices[0] > prices[1]
-    )  # the actor step on even steps
+    # the actor step on even steps
+    assert ledger.totals["update"] == 2 * sum(prices) and prices[0] > prices[1]
 
 
 def test_a_call_that_changes_under_its_key_is_caught_when_observed_again(filled_replay, monkeypatch):

@@ -33,9 +33,8 @@ def test_profile_json_rows_for_curl_and_curl_seer(capsys):
     }
 
     # Bytes: numpy's itemsizes times the shapes the replay arrays have (cartpole: 9x100x100 uint8, 1 action).
-    scalars = (
-        np.dtype(np.float32).itemsize * 3 + np.dtype(np.uint8).itemsize
-    )  # action (1), reward, not_done; last
+    # action (1), reward, not_done; last
+    scalars = np.dtype(np.float32).itemsize * 3 + np.dtype(np.uint8).itemsize
     paper = 2 * 9 * 100 * 100 * np.dtype(np.uint8).itemsize + scalars
     latent = 2 * 2 * 4 * 50 * np.dtype(np.float32).itemsize + scalars  # critic+actor, obs+next, 4 copies
     assert by["curl", "pixels", "paper"]["bytes_per_transition"] == paper == 180_013

@@ -28,9 +28,8 @@ def test_allocated_bytes_equal_numpy_nbytes_and_capacity_is_maximal(cls):
 def test_paper_layout_prices_a_transition_like_curl():
     # obs + next_obs: 2 x 9 x 100 x 100 uint8; action 6 x float32; reward and not_done float32
     replay = PaperReplay(DMC, 10)
-    assert (
-        replay.bytes_per_transition == 2 * 9 * 100 * 100 + 6 * 4 + 4 + 4 + 1
-    )  # pixels, action, reward, not_done, last
+    # pixels, action, reward, not_done, last
+    assert replay.bytes_per_transition == 2 * 9 * 100 * 100 + 6 * 4 + 4 + 4 + 1
 
 
 def test_compact_layout_holds_about_six_times_more():
@@ -108,9 +107,8 @@ def test_compact_layout_writes_a_carried_on_stack_once_after_an_episode_end():
     frames = np.random.default_rng(0).integers(0, 256, (30, 1, 6, 6), dtype=np.uint8)
     stack = lambda i: np.concatenate(frames[i - 3 : i + 1])  # noqa: E731 - frames i-3..i, newest last
     pairs = [(stack(i), stack(i + 1), i == 7) for i in range(3, 8)]  # ends at 7 (a life lost)
-    pairs += [
-        (stack(i), stack(i + 1), i == 11) for i in range(9, 12)
-    ]  # one no-op frame (8 -> 9) later; game over
+    # one no-op frame (8 -> 9) later; game over
+    pairs += [(stack(i), stack(i + 1), i == 11) for i in range(9, 12)]
     reset = np.concatenate([np.zeros((3, 6, 6), np.uint8), frames[20]])  # a new game: zero-padded
     pairs += [(reset, np.concatenate([reset[1:], frames[21]]), False)]
     for obs, nxt, last in pairs:

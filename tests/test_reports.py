@@ -193,9 +193,8 @@ def test_atari_runs_aggregate_human_normalized_scores(tmp_path):
     agg = aggregates(runs, reps=200).set_index("metric")
     assert agg.loc["mean", "score"] == "human-normalized" and agg.loc["mean", "value"] == pytest.approx(0.7)
     assert agg.loc["mean", "envs"] == 2  # asteroids is left out, not scored as a DMC return
-    write_run(
-        tmp_path, "asteroids", "der", 2, 0.0, steps=(0, 100), status="running"
-    )  # still out while running
+    # still out while running
+    write_run(tmp_path, "asteroids", "der", 2, 0.0, steps=(0, 100), status="running")
     assert aggregates(run_table(tmp_path)[0], reps=200).set_index("metric").loc[
         "mean", "value"
     ] == pytest.approx(0.7)
@@ -243,9 +242,8 @@ def test_budget_figure_when_runs_hold_several_budgets(tmp_path):
 
 
 def test_figures_keep_running_seeds_and_skip_failed_ones(sweep):
-    write_report(
-        sweep, reps=100
-    )  # walker-walk: one curl seed failed at step 0, one curl+seer seed still running
+    # walker-walk: one curl seed failed at step 0, one curl+seer seed still running
+    write_report(sweep, reps=100)
     for name in ("return_vs_flops", "return_vs_env_steps", "replay_capacity", "resident_memory", "aggregate"):
         assert_figure(sweep / "figures" / name)
     table = summary(*run_table(sweep))

@@ -57,25 +57,22 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    last = progress(path)[
-        "checkpoint_step"
-    ]  # the newest checkpoint when it died (30, or 40 if it got that far)
+    # the newest checkpoint when it died (30, or 40 if it got that far)
+    last = progress(path)["checkpoint_step"]
     assert last in (30, 40) and (path / "checkpoint.pt").exists() and not list(path.glob("*.tmp"))
 
     assert main([*COMMAND, "--out", str(out)]) == 0
     events = read_events(path)
     resumed = [e for e in events if e["event"] == "resumed"]
-    assert [e["step"] for e in resumed] == [
-        last
-    ]  # from the newest: at most one interval (10 agent steps) lost
+    # from the newest: at most one interval (10 agent steps) lost
+    assert [e["step"] for e in resumed] == [last]
     assert [e["event"] for e in events if e["event"] != "frozen"] == ["started", "resumed", "finished"]
     assert len([e for e in events if e["event"] == "frozen"]) == 1  # frozen state came from the checkpoint
     metrics = pd.read_csv(path / "metrics.csv")
     assert list(metrics["step"]) == [0, 25, 50]  # every evaluation once: none missing, none duplicated
     learn_start = json.loads((path / "config.json").read_text())["agent_config"]["init_steps"]
-    assert (
-        list(metrics["frozen"]) == [0, 0, 1] and metrics["updates"].iloc[-1] == 50 - learn_start
-    )  # counted across
+    # counted across
+    assert list(metrics["frozen"]) == [0, 0, 1] and metrics["updates"].iloc[-1] == 50 - learn_start
     assert metrics["replay_size"].iloc[-1] == 50  # every transition kept across the resume
     assert metrics["train_episodes"].iloc[-1] == 1  # the 125-agent-step episode cut at the resume counts
     assert metrics["cum_flops"].is_monotonic_increasing and metrics["wall_s"].is_monotonic_increasing

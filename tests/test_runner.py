@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     out = tmp_path / "out"
+    # a hang guard: 20-90 s normally
     proc = subprocess.run(
         [
             sys.executable,
@@ -42,7 +43,7 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-    )  # a hang guard: 20-90 s normally
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     run = out / "runs" / "curl" / "cartpole-swingup" / "budget_0.02" / "seed_0"
     config = json.loads((run / "config.json").read_text())
@@ -71,9 +72,8 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
         and (metrics[["cum_flops_encode", "cum_flops_convert"]] == 0).all().all()
     )
     last = metrics.iloc[-1]
-    assert last["cum_flops_update"] == pytest.approx(
-        30 * last["update_flops"], rel=1e-12
-    )  # 15 even + 15 odd steps
+    # 15 even + 15 odd steps
+    assert last["cum_flops_update"] == pytest.approx(30 * last["update_flops"], rel=1e-12)
     assert last["cum_flops_act"] / 30 == pytest.approx(
         44_240_992 + 50 * 1024 + 1024 * 1024 + 1024 * 2, rel=1e-4
     )
@@ -88,13 +88,11 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     # the actor updates on even steps: 20, 22, 24 in the first window, none at step 49
     assert counts["actor_loss"].tolist()[:4] == counts["alpha"].tolist()[:4] == [3, 4, 4, 4]
     assert counts[["actor_loss", "alpha"]].iloc[4].isna().all()
-    assert train.loc[train["updates"] == 5, "step"].unique().tolist() == [
-        24
-    ]  # 20 random steps, then 1 update a step
+    # 20 random steps, then 1 update a step
+    assert train.loc[train["updates"] == 5, "step"].unique().tolist() == [24]
     assert (train.loc[train["metric"] == "critic_loss", "mean"] > 0).all() and train["mean"].notna().all()
 
     events = [json.loads(line)["event"] for line in (run / "events.jsonl").read_text().splitlines()]
     assert events == ["started", "finished"]
-    assert (
-        "| cartpole-swingup | curl |" in proc.stdout and (out / "summary.md").is_file()
-    )  # the report, printed and written
+    # the report, printed and written
+    assert "| cartpole-swingup | curl |" in proc.stdout and (out / "summary.md").is_file()

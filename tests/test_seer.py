@@ -234,9 +234,8 @@ def test_conversion_keeps_scalars_aligned_with_observations_across_wraparound(cl
 
 def test_latent_bytes_and_capacity_follow_from_array_sizes():
     spec = LatentSpec((("critic", 50), ("actor", 50)), copies=4, action_dim=1)
-    per = (
-        2 * 2 * 4 * 50 * 4 + (1 + 1 + 1) * 4 + 1
-    )  # streams x (obs, next) x copies x dim x float32 + action, reward, not_done; last
+    # streams x (obs, next) x copies x dim x float32 + action, reward, not_done; last
+    per = 2 * 2 * 4 * 50 * 4 + (1 + 1 + 1) * 4 + 1
     assert PaperLatentReplay.total_bytes(spec, 1) == per == 3213
     replay = PaperLatentReplay(spec, 1000, digest_encoder)
     arrays = [*replay._latents.values(), *replay._scalars.values()]
@@ -349,20 +348,17 @@ def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_con
     # and cheaper updates; the baseline never encodes.
     last, base_last = seer.iloc[-1], base.iloc[-1]
     per_crop = (last["cum_flops_convert"]) / (20 * 2 * 2)
-    assert per_crop == pytest.approx(
-        44_240_992 + 1_960_000, rel=1e-4
-    )  # convs + the critic's and actor's Linear
+    # convs + the critic's and actor's Linear
+    assert per_crop == pytest.approx(44_240_992 + 1_960_000, rel=1e-4)
     assert last["cum_flops_encode"] == pytest.approx(20 * 2 * 2 * per_crop, rel=1e-9)  # 20 adds after T_f
     assert last["update_flops"] < 0.1 * base_last["update_flops"] and base_last["cum_flops_encode"] == 0
-    per = (
-        2 * 2 * 2 * 50 * 4 + 13
-    )  # critic + actor, obs + next_obs, 2 copies, 50 floats; action, reward, not_done, last
+    # critic + actor, obs + next_obs, 2 copies, 50 floats; action, reward, not_done, last
+    per = 2 * 2 * 2 * 50 * 4 + 13
     assert frozen[0]["capacity_after"] == 10_000_000 // per == seer["replay_capacity"].iloc[-1]
     assert frozen[0]["capacity_policy"] == "budget"
     config = json.loads((path / "config.json").read_text())
-    assert (
-        config["seer"]["capacity_public_formula"] == frozen[0]["capacity_public_formula"] == 40
-    )  # capped: 40 steps
+    # capped: 40 steps
+    assert config["seer"]["capacity_public_formula"] == frozen[0]["capacity_public_formula"] == 40
     assert config["seer"]["latent_bytes_per_transition"] == per
 
 

@@ -245,9 +245,8 @@ class CurlSac:
         self.split: str | None = None  # SEER's freeze point once frozen (see `freeze`)
         self._buffers: dict[str, torch.Tensor] = {}  # reused batch inputs (see `_batch_input`)
         self.update_every = 1
-        self.update_period = (
-            cfg.actor_update_freq
-        )  # the actor and target update every few steps (agents.contract)
+        # the actor and target update every few steps (agents.contract)
+        self.update_period = cfg.actor_update_freq
         self._streams: dict[str, str] = {}
 
         self._build_optimizers()
@@ -264,9 +263,8 @@ class CurlSac:
         spends 7-10x longer on these ~2M-parameter groups, a third of a latent update.
         """
         cfg, adam = self.cfg, partial(torch.optim.Adam, fused=True)
-        encoder_adam = partial(
-            adam, lr=cfg.encoder_lr
-        )  # both reference codes leave these betas at their default
+        # both reference codes leave these betas at their default
+        encoder_adam = partial(adam, lr=cfg.encoder_lr)
         self.alpha_opt = adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta, 0.999))
         self.cpc_opt = encoder_adam([self.curl.W, *self.critic.encoder.parameters()])
         if cfg.encoder_optimizer == "seer":
@@ -276,9 +274,8 @@ class CurlSac:
             self.actor_encoder_opt = encoder_adam(self.actor.encoder.parameters())
             heads = [*self.critic.q1.parameters(), *self.critic.q2.parameters()]
             self.critic_opt = adam(heads, lr=cfg.critic_lr, betas=(cfg.critic_beta, 0.999))
-            self.critic_encoder_opt = encoder_adam(
-                self.critic.encoder.parameters()
-            )  # critic loss, then CURL's
+            # critic loss, then CURL's
+            self.critic_encoder_opt = encoder_adam(self.critic.encoder.parameters())
             self._critic_opts = (self.critic_opt, self.critic_encoder_opt)
             self._actor_opts = (self.actor_opt, self.actor_encoder_opt)
             self._contrastive_opts = (self.critic_encoder_opt, self.cpc_opt)

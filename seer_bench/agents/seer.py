@@ -46,11 +46,12 @@ from seer_bench.replay import (
     replay_class,
 )
 
+# SeerConfig.capacity: how the latent replay is sized (module docstring)
 CAPACITIES = (
     "budget",
     "pixel",
     "public",
-)  # SeerConfig.capacity: how the latent replay is sized (module docstring)
+)
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,8 @@ class CallRecorder:
                 if not list(m.children()):
                     self.leaves.setdefault(id(m), (name, m))
         self.calls: list[ModuleCall] = []
-        self.param_tasks: dict[int, set[int]] = defaultdict(
-            set
-        )  # id(parameter) -> passes that filled its grad
+        # id(parameter) -> passes that filled its grad
+        self.param_tasks: dict[int, set[int]] = defaultdict(set)
         self._handles: list[Any] = []
 
     def __enter__(self) -> "CallRecorder":

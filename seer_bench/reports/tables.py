@@ -169,11 +169,12 @@ def flops_ratio(
     defaults to the agent without SEER; NaN when nothing is comparable (no shared step, no FLOPs yet)."""
     base = baseline or baseline_of(agent)
     pairs = [(curves.get((env, agent, budget, s)), curves.get((env, base, budget, s))) for s in seeds]
+    # records from before the FLOP ledger have no cum_flops
     pairs = [
         (a, b)
         for a, b in pairs
         if a is not None and b is not None and "cum_flops" in a and "cum_flops" in b and len(a) and len(b)
-    ]  # records from before the FLOP ledger have no cum_flops
+    ]
     if not pairs:
         return np.nan
     at = min(min(a["env_steps"].max(), b["env_steps"].max()) for a, b in pairs)
