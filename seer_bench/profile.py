@@ -46,10 +46,7 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
         env.close()
         agent = (spec.agent.removesuffix("+seer"), spec.env, repr(spec.agent_overrides))
         # curl+seer's pixels are curl's
-        phases = [
-            (agent, None),
-            *([(agent, spec.seer)] if spec.seer else []),
-        ]
+        phases = [(agent, None), *([(agent, spec.seer)] if spec.seer else [])]
         for phase in phases:
             if phase not in measured:
                 measured[phase] = _measure(spec, tspec, discrete, phase[1], unsupported)

@@ -47,11 +47,7 @@ from seer_bench.replay import (
 )
 
 # SeerConfig.capacity: how the latent replay is sized (module docstring)
-CAPACITIES = (
-    "budget",
-    "pixel",
-    "public",
-)
+CAPACITIES = ("budget", "pixel", "public")
 
 
 @dataclass(frozen=True)
