@@ -185,8 +185,16 @@ ATARI = open(__file__.replace("tests/test_cli.py", "suites/atari8.toml")).read()
         ),
         (
             GOOD.replace("[seer]", "[env_options]\nnoop_max = 30\n\n[seer]"),
-            "bad.toml: env_options: cartpole-swingup is a DeepMind Control task, which takes no env options "
-            "(got noop_max)",
+            "bad.toml: env_options: unknown DeepMind Control option 'noop_max'; known: size, camera_id, "
+            "frame_stack",
+        ),
+        (
+            GOOD.replace("[seer]", "[env_options]\nsize = 0\n\n[seer]"),
+            "bad.toml: env_options: size must be positive, got 0",
+        ),
+        (
+            GOOD.replace("[seer]", '[env_options]\ncamera_id = "top"\n\n[seer]'),
+            "bad.toml: env_options: DeepMind Control option 'camera_id' expects int, got 'top'",
         ),
         (
             ATARI.replace("noop_max = 30 ", "noop_maxx = 30 "),

@@ -72,3 +72,20 @@ def test_dmc6_names_parse_and_unknown_names_fail():
         parse_task(name)
     with pytest.raises(KeyError, match="cartpole-jump"):
         parse_task("cartpole-jump")
+
+
+def test_suite_env_options_set_the_rendered_size_camera_and_stack():
+    """DrQ-v2 renders 84x84 (no crop); a suite's [env_options] says so, and the frames are what MuJoCo renders
+    at that size from that camera."""
+    from seer_bench.envs import make_env
+
+    env = make_env(
+        "walker-walk", 2, seed=3, train=True, options={"size": 84, "camera_id": 1, "frame_stack": 2}
+    )
+    obs = env.reset()
+    assert obs.shape == env.obs_shape == (6, 84, 84)
+    obs = env.step(np.full(env.action_dim, 0.3)).obs
+    assert np.array_equal(obs[3:6], env._env.physics.render(84, 84, camera_id=1).transpose(2, 0, 1))
+    assert not np.array_equal(obs[3:6], env._env.physics.render(84, 84, camera_id=0).transpose(2, 0, 1))
+    default = make_env("walker-walk", 2, seed=3, train=True)
+    assert default.obs_shape == (9, 100, 100)  # CURL's and SEER's view

@@ -7,8 +7,8 @@ from typing import Any
 
 from seer_bench.envs.atari import ATARI_GAMES, ATARI_SCORES, AtariEnv, AtariOptions, human_normalized_score
 from seer_bench.envs.base import PixelEnv, StepResult
-from seer_bench.envs.dmc import DMC_TASKS, KNOWN_TASKS, DMCPixels, parse_task
-from seer_bench.errors import ConfigError, config_from
+from seer_bench.envs.dmc import DMC_TASKS, KNOWN_TASKS, DMCOptions, DMCPixels, parse_task
+from seer_bench.errors import config_from
 
 KNOWN_ENVS: frozenset[str] = KNOWN_TASKS | ATARI_GAMES
 
@@ -20,6 +20,7 @@ __all__ = [
     "KNOWN_TASKS",
     "AtariEnv",
     "AtariOptions",
+    "DMCOptions",
     "DMCPixels",
     "PixelEnv",
     "StepResult",
@@ -30,19 +31,12 @@ __all__ = [
 ]
 
 
-def env_options(name: str, options: dict[str, Any], where: str = "env_options") -> AtariOptions | None:
-    """The validated options of env `name`: Atari preprocessing settings, none for DeepMind Control.
-
-    Errors name `where` (the suite file and key) and the offending key or value.
-    """
-    if name not in ATARI_GAMES:
-        if options:
-            raise ConfigError(
-                f"{where}: {name} is a DeepMind Control task, which takes no env options "
-                f"(got {', '.join(sorted(options))})"
-            )
-        return None
-    return config_from(AtariOptions, options, where, noun="Atari option")
+def env_options(name: str, options: dict[str, Any], where: str = "env_options") -> AtariOptions | DMCOptions:
+    """The validated options of env `name`: Atari preprocessing settings, or DeepMind Control rendering (size,
+    camera, frame stack). Errors name `where` (the suite file and key) and the offending key or value."""
+    if name in ATARI_GAMES:
+        return config_from(AtariOptions, options, where, noun="Atari option")
+    return config_from(DMCOptions, options, where, noun="DeepMind Control option")
 
 
 def make_env(
@@ -50,10 +44,12 @@ def make_env(
 ) -> PixelEnv:
     """Env `name` with `action_repeat` (Atari: the frame skip). `train` selects the training protocol where it
     differs from evaluation (Atari: clipped rewards, a life lost ends an episode); DMC ignores it."""
-    atari = env_options(name, options or {})
-    if atari is not None:
-        return AtariEnv(name, action_repeat, seed, train, atari)
-    return DMCPixels(name, action_repeat, seed)
+    opts = env_options(name, options or {})
+    if isinstance(opts, AtariOptions):
+        return AtariEnv(name, action_repeat, seed, train, opts)
+    return DMCPixels(
+        name, action_repeat, seed, frame_stack=opts.frame_stack, size=opts.size, camera_id=opts.camera_id
+    )
 
 
 def normalized_score(name: str, score: float) -> float | None:

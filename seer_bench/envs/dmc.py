@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,6 +34,22 @@ DMC_TASKS: dict[str, int] = {
 
 # Every `domain-task` dm_control ships, for error messages that tell a typo from a task outside a suite.
 KNOWN_TASKS: frozenset[str] = frozenset(f"{d}-{t}" for d, t in suite.ALL_TASKS)
+
+
+@dataclass(frozen=True)
+class DMCOptions:
+    """How a DeepMind Control task is seen (a suite's `[env_options]`); the defaults are CURL's and SEER's."""
+
+    size: int = 100  # rendered frame side in pixels (CURL/SEER: 100, cropped to 84 by the agent; DrQ-v2: 84)
+    camera_id: int = 0
+    frame_stack: int = 3  # frames stacked per observation
+
+    def __post_init__(self) -> None:
+        for name in ("size", "frame_stack"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.camera_id < 0:
+            raise ValueError(f"camera_id must be >= 0, got {self.camera_id}")
 
 
 def parse_task(name: str) -> tuple[str, str]:
