@@ -12,7 +12,9 @@ Evaluation calls `act(obs, step, eval_mode=True)` on an environment of its own (
 evaluation is at).
 
 Checkpoints hold the agent's state found among its attributes: modules, optimizers, free tensors (such as
-SAC's log alpha) and random generators (numpy and torch). FLOPs are observed, not declared: the FLOP ledger
+SAC's log alpha) and random generators (numpy and torch). Keep networks as direct `nn.Module` attributes
+(several in an `nn.ModuleDict` or `nn.ModuleList`, not a plain dict or list): that is where the checkpoint
+and the FLOP ledger look. FLOPs are observed, not declared: the FLOP ledger
 watches the leaf modules of the agent's `nn.Module` attributes while `act` and `update` run, and observes
 one update per phase for each `step % update_period` (an agent whose update alternates, e.g. an actor step
 every second update, sets `update_period` to that period).
