@@ -219,13 +219,12 @@ def _reseeded(seed: int, step: int) -> int:
 
 def check_finite(agent: Any, step: int) -> None:
     """Raise when a parameter went NaN or infinite: the run has diverged and every later number is noise."""
-    for name, value in vars(agent).items():
-        if isinstance(value, torch.nn.Module):
-            for pname, p in value.named_parameters():
-                if not torch.isfinite(p).all():
-                    raise FloatingPointError(
-                        f"non-finite parameter {name}.{pname} at agent step {step} (diverged)"
-                    )
+    for name, module in networks(agent).items():
+        for pname, p in module.named_parameters():
+            if not torch.isfinite(p).all():
+                raise FloatingPointError(
+                    f"non-finite parameter {name}.{pname} at agent step {step} (diverged)"
+                )
 
 
 @dataclass(frozen=True)
@@ -270,14 +269,10 @@ class Workspace:
         else:
             wall_before = self._restore(saved)
         del saved  # its replay copy would otherwise stay in memory (and in the RSS records) for the whole run
-        self.metrics = CsvLog(
-            self.path / "metrics.csv", METRICS_COLUMNS, self.start_step if self.resumed else None
-        )
+        keep_through = self.start_step if self.resumed else None  # rows a resumed run's checkpoint had seen
+        self.metrics = CsvLog(self.path / "metrics.csv", METRICS_COLUMNS, keep_through)
         self.train_log = TrainLog(
-            self.path / "train.csv",
-            spec.action_repeat,
-            options.train_log_every,
-            self.start_step if self.resumed else None,
+            self.path / "train.csv", spec.action_repeat, options.train_log_every, keep_through
         )
         self.eval_every = max(1, spec.eval_every // spec.action_repeat)
         # agent steps, rounded up (0: never)
@@ -483,13 +478,7 @@ class Workspace:
         flops_at_freeze = self.ledger.total  # where T_f falls on a return-vs-FLOPs axis
         self.replay, event = self.seer.freeze(self.agent, self.replay, step)
         self.encoding = "encode"
-        append_event(
-            self.path,
-            "frozen",
-            **event,
-            capacity_public_formula=self.seer.public_capacity(self.agent),
-            cum_flops=flops_at_freeze,
-        )
+        append_event(self.path, "frozen", **event, cum_flops=flops_at_freeze)
 
     def _save(self, step: int) -> None:
         self.train_log.flush()  # rows up to the checkpoint are complete; later ones are redone on resume

@@ -14,18 +14,14 @@ from seer_bench.cli import main
 from seer_bench.replay import PaperReplay, TransitionSpec
 
 EXAMPLE = "examples.pixel_ddpg:PixelDdpg"
+SMOKE = ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup"]
 
 
 def test_the_example_agent_runs_by_import_path_with_and_without_seer(tmp_path, capsys):
     out = tmp_path / "out"
     code = main(
         [
-            "--suite",
-            "dmc6",
-            "--scale",
-            "smoke",
-            "--envs",
-            "cartpole-swingup",
+            *SMOKE,
             "--agents",
             f"{EXAMPLE},{EXAMPLE}+seer",
             "--seer-split",
@@ -127,12 +123,7 @@ class NoSeer(NoUpdate):
 def test_an_agent_that_misses_the_contract_is_refused_in_one_line(capsys, tmp_path, agent, message):
     code = main(
         [
-            "--suite",
-            "dmc6",
-            "--scale",
-            "smoke",
-            "--envs",
-            "cartpole-swingup",
+            *SMOKE,
             "--agents",
             agent,
             "--out",
