@@ -26,8 +26,9 @@ from seer_bench.suites import RunSpec
 
 
 def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
-    """One row per agent x env x budget x phase (pixels: one per layout; frozen: one per latent layout SEER
-    converts a pixel layout into, with `from_layout`), and the operators fvcore did not count, per module."""
+    """One row per agent x env x budget x phase (pixels: one per layout; frozen: one per split the agent
+    offers and latent layout SEER converts a pixel layout into, with `from_layout`), and the operators
+    fvcore did not count, per module."""
     rows, seen, measured, unsupported = [], set(), {}, {}
     for spec in specs:
         key = (
@@ -57,15 +58,18 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
 
 def _measure(
     spec: RunSpec, tspec: TransitionSpec, discrete: bool, seer: SeerConfig | None, unsupported: dict
-) -> tuple[dict[str, float], Any]:
+) -> tuple[dict[str, Any], Any]:
     """On a new agent: FLOPs of an action and of an update (mean over the update's period) on pixels, or with
-    `seer`, of an update on latents after a real freeze and conversion; and the agent, for SEER's sizes."""
+    `seer`, of an update on latents after a real freeze and conversion at each split the agent offers; and
+    an agent, for SEER's sizes."""
     cfg = agent_config(spec.agent, spec.agent_overrides)
-    agent = make_agent(spec.agent, cfg, tspec.obs_shape, tspec.action_dim, torch.device("cpu"), 0)
-    ledger = FlopLedger(networks(agent))
-    replay = _random_replay(
-        tspec, discrete, max(cfg.batch_size, agent.sample_horizon) + agent.sample_horizon + 8
-    )
+
+    def new_agent() -> tuple[Any, FlopLedger, PixelReplay]:
+        agent = make_agent(spec.agent, cfg, tspec.obs_shape, tspec.action_dim, torch.device("cpu"), 0)
+        n = max(cfg.batch_size, agent.sample_horizon) + agent.sample_horizon + 8
+        return agent, FlopLedger(networks(agent)), _random_replay(tspec, discrete, n)
+
+    agent, ledger, replay = new_agent()
     if seer is None:
         obs = np.zeros(tspec.obs_shape, np.uint8)
         out = {
@@ -73,17 +77,21 @@ def _measure(
             "pixels": _mean_update(ledger, agent, replay),
         }
     else:
-        room = 64 * replay.allocated_bytes  # every small-replay transition fits, even as conv-map latents
-        latents, _ = Seer(
-            replace(seer, capacity="budget"),
-            room,
-            seed=0,
-            chunk=cfg.batch_size,
-            layout="paper",
-            transitions=tspec,
-            total_steps=spec.agent_steps,
-        ).freeze(agent, replay, step=0)
-        out = {"frozen": _mean_update(ledger, agent, latents)}
+        out = {"frozen": {}}
+        for split in agent.splits():
+            agent, ledger, replay = new_agent()
+            # one copy: an update reads one copy whatever their number; the room holds conv maps too
+            frozen = replace(seer, capacity="budget", split=split, num_copies=1)
+            latents, _ = Seer(
+                frozen,
+                64 * replay.allocated_bytes,
+                seed=0,
+                chunk=cfg.batch_size,
+                layout="paper",
+                transitions=tspec,
+                total_steps=spec.agent_steps,
+            ).freeze(agent, replay, step=0)
+            out["frozen"][split] = _mean_update(ledger, agent, latents)
     for name, ops in ledger.unsupported.items():
         unsupported.setdefault(name, {}).update(ops)
     return out, agent
@@ -105,11 +113,11 @@ def _random_replay(tspec: TransitionSpec, discrete: bool, n: int) -> PixelReplay
     return replay
 
 
-def _rows(spec: RunSpec, tspec: TransitionSpec, costs: dict[str, float], agent: Any) -> list[dict[str, Any]]:
+def _rows(spec: RunSpec, tspec: TransitionSpec, costs: dict[str, Any], agent: Any) -> list[dict[str, Any]]:
     base = {"agent": spec.agent, "env": spec.env, "budget_gb": spec.budget_gb, "act_flops": costs["act"]}
     rows, frozen = [], []
-    cfg = agent_config(spec.agent, spec.agent_overrides)
-    for layout in LAYOUTS:
+    # the run's layout first: SEER's ratios compare with the pixel replay the run would convert
+    for layout in sorted(LAYOUTS, key=lambda name: name != spec.replay_layout):
         cls = replay_class(layout)
         capacity = cls.capacity_for(tspec, spec.budget_bytes)
         rows.append(
@@ -122,75 +130,104 @@ def _rows(spec: RunSpec, tspec: TransitionSpec, costs: dict[str, float], agent: 
                 "bytes_per_transition": cls.total_bytes(tspec, capacity) / max(capacity, 1),
             }
         )
-        if spec.seer is None:
-            continue
+        if spec.seer is not None:
+            frozen += _frozen_rows(spec, tspec, costs["frozen"], agent, layout, base, frozen)
+    return rows + frozen
+
+
+def _frozen_rows(
+    spec: RunSpec,
+    tspec: TransitionSpec,
+    flops: dict[str, float],
+    agent: Any,
+    layout: str,
+    base: dict[str, Any],
+    done: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """A row per split for the latent layout that `layout` converts into, unless a row already has it (CURL:
+    both pixel layouts -> paper latents)."""
+    rows = []
+    for split, update_flops in flops.items():
         seer = Seer(
-            spec.seer,
+            replace(spec.seer, split=split),
             spec.budget_bytes,
             seed=0,
-            chunk=cfg.batch_size,
+            chunk=agent_config(spec.agent, spec.agent_overrides).batch_size,
             layout=layout,
             transitions=tspec,
             total_steps=spec.agent_steps,
         )
         latent_layout = seer.replay_class(agent).layout
-        if all(row["layout"] != latent_layout for row in frozen):  # CURL: both pixel layouts -> paper latents
-            frozen.append(
-                {
-                    **base,
-                    "phase": "frozen",
-                    "layout": latent_layout,
-                    "from_layout": layout,
-                    "update_flops": costs["frozen"],
-                    "capacity": seer.capacity(agent),
-                    "capacity_policy": spec.seer.capacity,
-                    "capacity_budget": seer.budget_capacity(agent),
-                    "bytes_per_transition": seer.bytes_per_transition(agent),
-                }
-            )
-    return rows + frozen
+        if any((r["layout"], r["split"]) == (latent_layout, split) for r in done):
+            continue
+        rows.append(
+            {
+                **base,
+                "phase": "frozen",
+                "layout": latent_layout,
+                "from_layout": layout,
+                "split": split,
+                "configured": split == spec.seer.split,  # the split this run uses
+                "update_flops": update_flops,
+                "capacity": seer.capacity(agent),
+                "capacity_policy": spec.seer.capacity,
+                "capacity_budget": seer.budget_capacity(agent),
+                "bytes_per_transition": seer.bytes_per_transition(agent),
+            }
+        )
+    return rows
 
 
 def format_profile(rows: list[dict[str, Any]], unsupported: dict[str, dict[str, int]]) -> str:
-    """A table with units, then SEER's ratios: frozen against pixels (which is the baseline agent's)."""
+    """A table with units (the run's split marked *), then SEER's ratios: frozen against pixels (which is
+    the baseline agent's), saying so where a split's latents hold fewer transitions than the pixels did."""
     lines = [
-        f"{'agent':<12} {'env':<20} {'budget':>7} {'phase':<7} {'layout':<14} {'update GFLOP':>13} "
-        f"{'act MFLOP':>10} {'bytes/transition':>17} {'capacity':>10} {'sized by':<8}"
+        f"{'agent':<12} {'env':<20} {'budget':>7} {'phase':<7} {'layout':<14} {'split':<6} "
+        f"{'update GFLOP':>13} {'act MFLOP':>10} {'bytes/transition':>17} {'capacity':>10} {'sized by':<8}"
     ]
     for r in rows:
+        split = r.get("split", "") + ("*" if r.get("configured") else "")
         lines.append(
             f"{r['agent']:<12} {r['env']:<20} {r['budget_gb']:>5.10g}GB {r['phase']:<7} {r['layout']:<14} "
-            f"{r['update_flops'] / 1e9:>13.3f} {r['act_flops'] / 1e6:>10.2f} "
+            f"{split:<6} {r['update_flops'] / 1e9:>13.3f} {r['act_flops'] / 1e6:>10.2f} "
             f"{r['bytes_per_transition']:>17,.0f} "
             f"{r['capacity']:>10,} {r.get('capacity_policy', 'budget'):<8}"
         )
-    ratios = []
-    for r in rows:
-        if r["phase"] != "frozen":
-            continue
-        source = r["from_layout"]
-        pixels = next(
-            p
-            for p in rows
-            if p["phase"] == "pixels"
-            and p["layout"] == source
-            and (p["agent"], p["env"], p["budget_gb"]) == (r["agent"], r["env"], r["budget_gb"])
-        )
-        ratios.append(
-            f"{r['agent']} on {r['env']} at {r['budget_gb']:.10g} GB, {source} layout: after T_f an update "
-            f"costs {r['update_flops'] / pixels['update_flops']:.3f}x the FLOPs, and the replay holds "
-            f"{r['capacity'] / pixels['capacity']:.2f}x the transitions ({r['layout']}, capacity = "
-            f"{r['capacity_policy']}; the whole budget: {r['capacity_budget'] / pixels['capacity']:.2f}x)"
-        )
+    ratios = [_ratio_line(r, rows) for r in rows if r["phase"] == "frozen"]
     notes = [
-        "FLOPs: fvcore convention, 1 multiply-add = 1 FLOP; measured on real calls (forward and backward of "
-        "every module that ran), update = mean over the update's period; act = one action at batch 1."
+        "* the split this run uses. FLOPs: fvcore convention, 1 multiply-add = 1 FLOP; measured on real "
+        "calls (forward and backward of every module that ran), update = mean over the update's period; act ="
+        " one action at batch 1."
     ]
     for name, ops in unsupported.items():
         notes.append(
             f"not counted by fvcore in {name}: " + ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
         )
     return "\n".join([*lines, "", *ratios, *notes])
+
+
+def _ratio_line(r: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    source = r["from_layout"]
+    pixels = next(
+        p
+        for p in rows
+        if p["phase"] == "pixels"
+        and p["layout"] == source
+        and (p["agent"], p["env"], p["budget_gb"]) == (r["agent"], r["env"], r["budget_gb"])
+    )
+    ratio = r["capacity"] / pixels["capacity"]
+    fell = (
+        f": the capacity FALLS, a latent transition ({r['bytes_per_transition']:,.0f} bytes) is larger than "
+        f"a pixel one ({pixels['bytes_per_transition']:,.0f})"
+        if ratio < 1
+        else ""
+    )
+    return (
+        f"{r['agent']} on {r['env']} at {r['budget_gb']:.10g} GB, {source} layout, split {r['split']}: after "
+        f"T_f an update costs {r['update_flops'] / pixels['update_flops']:.3f}x the FLOPs, and the replay "
+        f"holds {ratio:.2f}x the transitions ({r['layout']}, capacity = {r['capacity_policy']}; the whole "
+        f"budget: {r['capacity_budget'] / pixels['capacity']:.2f}x){fell}"
+    )
 
 
 def to_json(rows: list[dict[str, Any]]) -> str:

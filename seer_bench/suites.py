@@ -1,12 +1,13 @@
 """Suite files (TOML) and CLI overrides -> a list of fully resolved, validated RunSpecs.
 
-A suite names envs (with their action repeats), agents, a default memory budget and named scales. A scale
-sets the run length in environment steps, the evaluation cadence, the seed count, and optionally overrides
-the budget or agent hyperparameters (`[scales.NAME.agent]`). A `[seer]` table configures SEER for the
-agents named "<base>+seer": T_f per env (`[seer.freeze_at]`, agent steps; a scale may set its own
-`freeze_at`, one number or a table per env), `num_copies`, `split`, `latent_dtype` and `capacity`. Everything
-is
-checked here, before any training starts, and every error names the file and key at fault.
+A suite names envs (with their action repeats), agents, a default memory budget and named scales, and
+optionally how envs are rendered (`[env_options]`) and agent settings per task (`[agent_by_env.ENV]`, as
+DrQ-v2's per-task configs). A scale sets the run length in environment steps, the evaluation cadence, the
+seed count, and optionally overrides the budget, the action repeat (one number or a table per env) or agent
+hyperparameters (`[scales.NAME.agent]`, which win over the per-task settings). A `[seer]` table configures
+SEER for the agents named "<base>+seer": T_f per env (`[seer.freeze_at]`, agent steps; a scale may set its
+own `freeze_at`, one number or a table per env), `num_copies`, `split`, `latent_dtype` and `capacity`.
+Everything is checked here, before any training starts, and every error names the file and key at fault.
 """
 
 from __future__ import annotations
@@ -40,8 +41,18 @@ _SUITE_KEYS = {
     "env_options",
     "scales",
     "seer",
+    "agent_by_env",
 }
-_SCALE_KEYS = {"steps", "eval_every", "eval_episodes", "seeds", "budget_gb", "agent", "freeze_at"}
+_SCALE_KEYS = {
+    "steps",
+    "eval_every",
+    "eval_episodes",
+    "seeds",
+    "budget_gb",
+    "agent",
+    "freeze_at",
+    "action_repeat",
+}
 _SEER_KEYS = {"freeze_at", "num_copies", "split", "latent_dtype", "capacity"}
 
 
@@ -101,6 +112,7 @@ class Suite:
     scales: dict[str, dict[str, Any]]
     seer: dict[str, Any] = field(default_factory=dict)
     env_options: dict[str, Any] = field(default_factory=dict)
+    agent_by_env: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-task agent settings
 
 
 def _require(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
@@ -160,7 +172,8 @@ def load_suite(name_or_path: str) -> Suite:
             f"{path}: seer: unknown key(s) {', '.join(sorted(bad))}; allowed: {', '.join(sorted(_SEER_KEYS))}"
         )
     if "freeze_at" in seer:
-        _freeze_table(f"{path}: seer.freeze_at", seer["freeze_at"], envs)
+        _per_env_steps(f"{path}: seer.freeze_at", seer["freeze_at"], envs)
+    by_env = _agent_by_env(path, data.get("agent_by_env", {}), envs, agents)
     env_opts = _require(f"{path}: env_options", data.get("env_options", {}), dict, "a table of env settings")
     for env in envs:
         if env in KNOWN_ENVS:  # unknown names are reported by `resolve`, which knows the selection
@@ -177,7 +190,25 @@ def load_suite(name_or_path: str) -> Suite:
         scales=scales,
         seer=seer,
         env_options=env_opts,
+        agent_by_env=by_env,
     )
+
+
+def _agent_by_env(path: Path, value: Any, envs: dict[str, int], agents: list[str]) -> dict[str, dict]:
+    """Per-task agent settings, checked against every suite agent's config now (not only when that task
+    runs)."""
+    from seer_bench.agents import agent_config
+
+    by_env = _require(f"{path}: agent_by_env", value, dict, "a table of env tables")
+    for env, settings in by_env.items():
+        _in_suite(f"{path}: agent_by_env.{env}", env, envs)
+        _require(f"{path}: agent_by_env.{env}", settings, dict, "a table of agent settings")
+        for agent in agents:
+            try:
+                agent_config(agent, settings)
+            except ConfigError as e:
+                raise ConfigError(f"{path}: agent_by_env.{env}: {e}") from None
+    return by_env
 
 
 def _check_scale(where: str, body: Any, envs: dict[str, int]) -> None:
@@ -197,7 +228,9 @@ def _check_scale(where: str, body: Any, envs: dict[str, int]) -> None:
         budget_list(f"{where}.budget_gb", body["budget_gb"])
     _require(f"{where}.agent", body.get("agent", {}), dict, "a table of agent settings")
     if "freeze_at" in body:
-        _freeze_table(f"{where}.freeze_at", body["freeze_at"], envs)
+        _per_env_steps(f"{where}.freeze_at", body["freeze_at"], envs)
+    if "action_repeat" in body:
+        _per_env_steps(f"{where}.action_repeat", body["action_repeat"], envs)
 
 
 def seed_list(where: str, value: Any) -> list[int]:
@@ -223,15 +256,25 @@ def budget_list(where: str, value: Any) -> list[float]:
     return [_positive_float(where, v) for v in values]
 
 
-def _freeze_table(where: str, value: Any, envs: dict[str, int]) -> None:
-    """T_f: one positive number of agent steps, or a table env -> number covering only suite envs."""
+def _in_suite(where: str, env: str, envs: dict[str, int]) -> None:
+    if env not in envs:
+        raise ConfigError(f"{where}: not an env of this suite ({', '.join(envs)})")
+
+
+def _per_env_steps(where: str, value: Any, envs: dict[str, int]) -> None:
+    """One positive integer, or a table env -> positive integer covering only suite envs (T_f in agent
+    steps, a scale's action repeat)."""
     if isinstance(value, dict):
         for env, steps in value.items():
-            if env not in envs:
-                raise ConfigError(f"{where}.{env}: not an env of this suite ({', '.join(envs)})")
+            _in_suite(f"{where}.{env}", env, envs)
             _positive_int(f"{where}.{env}", steps)
     else:
         _positive_int(where, value)
+
+
+def _per_env(value: Any, env: str, default: Any) -> Any:
+    """The value of a per-env setting (`_per_env_steps`) for `env`."""
+    return value.get(env, default) if isinstance(value, dict) else value
 
 
 def _seer_config(suite: Suite, scale: dict[str, Any], env: str, ov: "Overrides") -> SeerConfig:
@@ -297,14 +340,13 @@ def resolve(
         device=ov.device,
         eval_episodes=scale["eval_episodes"],
         replay_layout=ov.replay_layout or suite.replay_layout,
-        agent_overrides=dict(scale.get("agent", {})),
         env_options=dict(suite.env_options),
     )
     seeds = range(ov.seeds) if ov.seeds else seed_list("seeds", scale["seeds"])
     specs = []
     for agent in agents:
         for env in envs:
-            repeat = suite.envs[env]
+            repeat = _per_env(scale.get("action_repeat", {}), env, suite.envs[env])
             for flag, value in (("--steps", steps), ("--eval-every", eval_every)):
                 if value % repeat:
                     raise ConfigError(
@@ -320,6 +362,8 @@ def resolve(
                     seed=seed,
                     budget_gb=budget,
                     seer=seer,
+                    # the suite's per-task settings, then the scale's (a scale's deviations win)
+                    agent_overrides={**suite.agent_by_env.get(env, {}), **scale.get("agent", {})},
                     **common,
                 )
                 for budget in budgets

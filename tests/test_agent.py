@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from seer_bench.agents import agent_config
-from seer_bench.agents.curl_sac import CurlConfig, CurlSac, soft_update
+from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.encoders import PixelEncoder, conv_output_size
+from seer_bench.agents.updates import soft_update
 from seer_bench.errors import ConfigError
 
 CFG = CurlConfig(batch_size=8, hidden_dim=64)

@@ -105,12 +105,29 @@ def write_suite(tmp_path, text):
 
 GOOD = open(__file__.replace("tests/test_cli.py", "suites/dmc6.toml")).read()
 ATARI = open(__file__.replace("tests/test_cli.py", "suites/atari8.toml")).read()
+DRQ = open(__file__.replace("tests/test_cli.py", "suites/dmc6_drqv2.toml")).read()
 
 
 @pytest.mark.parametrize(
     "text,message",
     [
         ('agents = ["curl"\n', "bad.toml: malformed TOML"),
+        (
+            DRQ.replace("[agent_by_env.cheetah-run]", "[agent_by_env.cheetah-walk]"),
+            "bad.toml: agent_by_env.cheetah-walk: not an env of this suite",
+        ),
+        (
+            DRQ.replace("[agent_by_env.walker-walk]", "[agent_by_env.walker-walk]\nnsteps = 2"),
+            "bad.toml: agent_by_env.walker-walk: agent drqv2: unknown setting 'nsteps'",
+        ),
+        (
+            DRQ.replace("{ cartpole-swingup = 8 }", "{ cartpole-swingup = 0 }"),
+            "bad.toml: scales.quick.action_repeat.cartpole-swingup: must be positive, got 0",
+        ),
+        (
+            DRQ.replace("{ cartpole-swingup = 8 }", "{ pendulum-swingup = 8 }"),
+            "bad.toml: scales.quick.action_repeat.pendulum-swingup: not an env of this suite",
+        ),
         (
             GOOD.replace("steps = 400\n", "steps = -400\n"),
             "bad.toml: scales.smoke.steps: must be positive, got -400",

@@ -2,6 +2,7 @@
 FLOPs cross-checked against torch's counter, and agents that miss part of the contract refused in one line."""
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -99,6 +100,12 @@ class NoSeer(NoUpdate):
         return {}
 
 
+class NoBatchSize(NoSeer):
+    @dataclass(frozen=True)
+    class Config:
+        lr: float = 1e-3
+
+
 @pytest.mark.parametrize(
     "agent,message",
     [
@@ -118,6 +125,7 @@ class NoSeer(NoUpdate):
             "agent 'examples.pixel_ddpg:Nope': module 'examples.pixel_ddpg' has no 'Nope'",
         ),
         ("examples.pixel_ddpg:Encoder", "expected a class with a dataclass `Config` attribute"),
+        ("test_open_agents:NoBatchSize", "its Config has no `batch_size` field (agents.contract)"),
     ],
 )
 def test_an_agent_that_misses_the_contract_is_refused_in_one_line(capsys, tmp_path, agent, message):

@@ -1,10 +1,10 @@
 """Agents by name or by import path. An agent is built from its config dataclass, overridable field by field
 from a suite, and must meet the agent contract (seer_bench.agents.contract).
 
-A name is one of `AGENTS` ("curl", "der"), or an import path "package.module:ClassName" of any class that
-meets the contract and names its config dataclass as the class attribute `Config`. "<agent>+seer" is that
-agent with SEER applied by the runner (seer_bench.agents.seer): the same class and config, plus a SeerConfig
-carried by the RunSpec.
+A name is one of `AGENTS` ("curl", "der", "drqv2"), or an import path "package.module:ClassName" of any
+class that meets the contract and names its config dataclass as the class attribute `Config`. "<agent>+seer"
+is that agent with SEER applied by the runner (seer_bench.agents.seer): the same class and config, plus a
+SeerConfig carried by the RunSpec.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import torch
 
 from seer_bench.agents.curl_sac import CurlSac
 from seer_bench.agents.der import Der
+from seer_bench.agents.drqv2 import DrQV2
 from seer_bench.errors import ConfigError, config_from
 from seer_bench.names import SEER_SUFFIX, baseline_of, uses_seer  # noqa: F401 - re-exported
 
-_BASE_AGENTS: dict[str, type] = {"curl": CurlSac, "der": Der}
+_BASE_AGENTS: dict[str, type] = {"curl": CurlSac, "der": Der, "drqv2": DrQV2}
 AGENTS: dict[str, type] = {**_BASE_AGENTS, **{name + SEER_SUFFIX: cls for name, cls in _BASE_AGENTS.items()}}
 
 
@@ -46,6 +47,8 @@ def agent_class(name: str) -> type:
         raise ConfigError(
             f"agent {name!r}: expected a class with a dataclass `Config` attribute (its settings)"
         )
+    if "batch_size" not in config.__dataclass_fields__:
+        raise ConfigError(f"agent {name!r}: its Config has no `batch_size` field (agents.contract)")
     return cls
 
 

@@ -2,7 +2,8 @@
 benchmarked, from inside the package or by import path.
 
 The runner builds an agent as `Class(obs_shape, action_dim, config, device, seed)` (the config a dataclass,
-the class's `Config` or the one registered with it), then, each agent step `step`:
+the class's `Config` or the one registered with it, with a `batch_size` field: the runner checks that the
+replay holds one batch, and SEER converts that many transitions at a time), then, each agent step `step`:
 1. acts: a uniformly random action while `step < random_steps`, else `act(obs, step, eval_mode=False)`
    (the step lets an agent schedule its exploration);
 2. updates: `update(replay, step)` when `step >= learn_start` and `(step - learn_start) % update_every == 0`;

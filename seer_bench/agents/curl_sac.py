@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_init
+from seer_bench.agents.updates import holds_trainable, optimize, soft_update
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
 
@@ -171,31 +172,6 @@ class Bilinear(nn.Module):
 
     def forward(self, z_a: torch.Tensor, z_pos: torch.Tensor) -> torch.Tensor:
         return z_a @ (self.W @ z_pos.T)
-
-
-def _step(
-    optimizers: tuple[torch.optim.Optimizer, ...],
-    loss: torch.Tensor,
-    inputs: list[torch.Tensor] | None = None,
-) -> None:
-    """Clear the optimizers' gradients, backpropagate `loss`, then step each optimizer in the given order."""
-    for opt in optimizers:
-        opt.zero_grad(set_to_none=True)
-    loss.backward(inputs=inputs)
-    for opt in optimizers:
-        opt.step()
-
-
-def _holds_trainable(opt: torch.optim.Optimizer) -> bool:
-    return any(p.requires_grad for group in opt.param_groups for p in group["params"])
-
-
-def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
-    """target <- (1 - tau) target + tau net, for the parameters that still train (frozen ones are equal)."""
-    with torch.no_grad():
-        for p, tp in zip(net.parameters(), target.parameters()):
-            if p.requires_grad:
-                tp.lerp_(p, tau)
 
 
 class CurlSac:
@@ -410,7 +386,7 @@ class CurlSac:
     def _critic_step(self, features: torch.Tensor, action: torch.Tensor, target_q: torch.Tensor) -> float:
         q1, q2 = self.critic.q(features, action)
         loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
-        _step(self._critic_opts, loss)  # frozen layers get no gradient: Adam skips them
+        optimize(self._critic_opts, loss)  # frozen layers get no gradient: Adam skips them
         return loss.item()
 
     def _actor_and_alpha_step(
@@ -421,7 +397,7 @@ class CurlSac:
         actor_loss = (self.alpha.detach() * log_pi - torch.min(q1, q2)).mean()
         # Only the actor's gradients: the public code also fills the critic heads' .grad here, which the
         # next critic step discards unused (about 7% of a latent update's FLOPs).
-        _step(self._actor_opts, actor_loss, inputs=self._actor_trainable)
+        optimize(self._actor_opts, actor_loss, inputs=self._actor_trainable)
 
         alpha_loss = (self.alpha * (-log_pi - self.target_entropy).detach()).mean()
         self.alpha_opt.zero_grad(set_to_none=True)
@@ -440,7 +416,7 @@ class CurlSac:
         logits = self.curl(z_a, z_pos)
         logits = logits - logits.max(dim=1, keepdim=True).values
         loss = F.cross_entropy(logits, torch.arange(logits.shape[0], device=self.device))
-        _step(self._contrastive_opts, loss)
+        optimize(self._contrastive_opts, loss)
         return loss.item()
 
     # --- SEER: freezing and encoding --------------------------------------------------------------------
@@ -466,7 +442,7 @@ class CurlSac:
         self._actor_trainable = [p for p in self._actor_trainable if p.requires_grad]
         # an optimizer left with frozen parameters only (the encoder Adams at split fc) has nothing to step
         self._critic_opts, self._actor_opts = (
-            tuple(o for o in opts if _holds_trainable(o)) for opts in (self._critic_opts, self._actor_opts)
+            tuple(o for o in opts if holds_trainable(o)) for opts in (self._critic_opts, self._actor_opts)
         )
         self.split = split
         # With split "fc" each Linear differs: a critic and an actor stream. Below it the convs are shared.

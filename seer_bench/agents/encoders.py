@@ -1,6 +1,8 @@
-"""The CURL pixel encoder: 4 convs (3x3, 32 filters, strides 2,1,1,1) -> flatten -> Linear -> LayerNorm.
+"""Pixel encoders: the conv stack shared by CURL and DrQ-v2 (4 convs, 3x3, 32 filters, strides 2,1,1,1 ->
+flatten; `ConvNet`, DrQ-v2's whole encoder) and CURL's encoder, which adds Linear -> LayerNorm
+(`PixelEncoder`).
 
-It is written as two named stages, `conv` and `head`, because the update shares one conv pass between
+CURL's is written as two named stages, `conv` and `head`, because the update shares one conv pass between
 several losses. SEER freezes it at a named layer boundary (`split`): "convK" (after the K-th conv: the
 first K convs freeze, the rest of the encoder keeps training) or "fc" (after the Linear layer, as the
 paper: convs, Linear and LayerNorm all freeze and the Linear output is stored). `lower(x, split)` is what
@@ -113,8 +115,80 @@ def weight_init(module: nn.Module) -> None:
         nn.init.orthogonal_(module.weight.data[:, :, mid, mid], nn.init.calculate_gain("relu"))
 
 
-class PixelEncoder(nn.Module):
-    """Input: float pixels already scaled to [0, 1], shape (B, C, S, S). Output: (B, feature_dim)."""
+class ConvNet(nn.Module):
+    """The conv stack of CURL's and DrQ-v2's encoders: `num_layers` 3x3 convs of `num_filters` filters, stride
+    2 then 1, no padding, each followed by a ReLU; the output map flattened in (H, W, C) order.
+
+    SEER can freeze it at a conv boundary `split` = "convK" (the first K convs freeze and their map is
+    stored): `lower(x, split)` is what gets stored, `upper_conv(z, split)` the convs that still run on it.
+    """
+
+    def __init__(self, in_channels: int, image_size: int, num_layers: int = 4, num_filters: int = 32) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([ConvReLU2d(in_channels, num_filters, 3, stride=2)])
+        self.convs.extend(ConvReLU2d(num_filters, num_filters, 3, stride=1) for _ in range(num_layers - 1))
+        self.convs.to(memory_format=torch.channels_last)
+        self.image_size = image_size
+
+    @property
+    def repr_dim(self) -> int:
+        """Features of the whole stack's flattened output map."""
+        return self._map_dim(len(self.convs))
+
+    def conv(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) pixels -> (B, repr_dim) conv output, flattened in (H, W, C) order."""
+        return self._convs(x, self.convs)
+
+    @staticmethod
+    def _convs(x: torch.Tensor, convs) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)  # a no-op for batches built by the agent
+        for conv in convs:
+            x = conv(x)
+        return x.permute(0, 2, 3, 1).flatten(1)  # a view of the channels_last map
+
+    # --- SEER's split -----------------------------------------------------------------------------------
+    def splits(self) -> tuple[str, ...]:
+        return tuple(f"conv{k + 1}" for k in range(len(self.convs)))
+
+    def _frozen_convs(self, split: str) -> int:
+        if split not in self.splits():
+            raise ValueError(f"unknown split {split!r}; choose from {', '.join(self.splits())}")
+        return int(split.removeprefix("conv"))
+
+    def lower_modules(self, split: str) -> list[nn.Module]:
+        """The modules that freeze at `split`."""
+        return list(self.convs[: self._frozen_convs(split)])
+
+    def lower(self, x: torch.Tensor, split: str) -> torch.Tensor:
+        """What SEER stores for input pixels `x`: (B, latent_dim), the map flattened in (H, W, C) order."""
+        return self._convs(x, self.convs[: self._frozen_convs(split)])
+
+    def upper_conv(self, z: torch.Tensor, split: str) -> torch.Tensor:
+        """The convs above a conv split, on stored conv maps `z` (flattened in (H, W, C) order)."""
+        k = self._frozen_convs(split)
+        side = self._side_after(k)
+        h = z.view(z.shape[0], side, side, -1).permute(0, 3, 1, 2)  # channels_last (B, C, S, S)
+        return self._convs(h, self.convs[k:])
+
+    def latent_dim(self, split: str) -> int:
+        return self._map_dim(self._frozen_convs(split))
+
+    def _map_dim(self, k: int) -> int:
+        return self.convs[k - 1].out_channels * self._side_after(k) ** 2
+
+    def _side_after(self, k: int) -> int:
+        return conv_output_size(self.image_size, k)
+
+    def tie_convs_to(self, source: "ConvNet") -> None:
+        """Share conv weights with `source` (the actor uses the critic's convs, as in CURL)."""
+        for mine, theirs in zip(self.convs, source.convs):
+            mine.weight, mine.bias = theirs.weight, theirs.bias
+
+
+class PixelEncoder(ConvNet):
+    """CURL's encoder: the conv stack, then Linear -> LayerNorm. Input: float pixels already scaled to [0, 1],
+    shape (B, C, S, S). Output: (B, feature_dim). Adds SEER's split "fc" (after the Linear layer: convs,
+    Linear and LayerNorm all freeze and the Linear output is stored, as the paper)."""
 
     def __init__(
         self,
@@ -124,26 +198,10 @@ class PixelEncoder(nn.Module):
         num_layers: int = 4,
         num_filters: int = 32,
     ) -> None:
-        super().__init__()
-        self.convs = nn.ModuleList([ConvReLU2d(in_channels, num_filters, 3, stride=2)])
-        self.convs.extend(ConvReLU2d(num_filters, num_filters, 3, stride=1) for _ in range(num_layers - 1))
-        self.convs.to(memory_format=torch.channels_last)
-        out = conv_output_size(image_size, num_layers)
-        self.fc = nn.Linear(num_filters * out * out, feature_dim)
+        super().__init__(in_channels, image_size, num_layers, num_filters)
+        self.fc = nn.Linear(self.repr_dim, feature_dim)
         self.ln = nn.LayerNorm(feature_dim)
         self.feature_dim = feature_dim
-        self.image_size = image_size
-
-    def conv(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, S, S) pixels -> (B, features) conv output, flattened in (H, W, C) order."""
-        return self._convs(x, self.convs)
-
-    @staticmethod
-    def _convs(x: torch.Tensor, convs) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)  # a no-op for batches built by the agent
-        for conv in convs:
-            x = conv(x)
-        return x.permute(0, 2, 3, 1).flatten(1)  # a view of the channels_last map
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         # CURL builds both encoders with output_logits=True: LayerNorm output, no tanh.
@@ -154,44 +212,21 @@ class PixelEncoder(nn.Module):
 
     # --- SEER's split -----------------------------------------------------------------------------------
     def splits(self) -> tuple[str, ...]:
-        return (*(f"conv{k + 1}" for k in range(len(self.convs))), "fc")
+        return (*super().splits(), "fc")
 
     def _frozen_convs(self, split: str) -> int:
-        if split not in self.splits():
-            raise ValueError(f"unknown split {split!r}; choose from {', '.join(self.splits())}")
-        return len(self.convs) if split == "fc" else int(split.removeprefix("conv"))
+        return len(self.convs) if split == "fc" else super()._frozen_convs(split)
 
     def lower_modules(self, split: str) -> list[nn.Module]:
-        """The modules that freeze at `split`."""
-        k = self._frozen_convs(split)
-        return [*self.convs[:k], *((self.fc, self.ln) if split == "fc" else ())]
+        return [*super().lower_modules(split), *((self.fc, self.ln) if split == "fc" else ())]
 
     def lower(self, x: torch.Tensor, split: str) -> torch.Tensor:
-        """What SEER stores for input pixels `x`: (B, latent_dim); conv maps flattened in (H, W, C) order."""
-        h = self._convs(x, self.convs[: self._frozen_convs(split)])
+        h = super().lower(x, split)
         return self.fc(h) if split == "fc" else h
 
     def upper(self, z: torch.Tensor, split: str) -> torch.Tensor:
         """The encoder's output from stored latents `z`: only the layers above `split` run."""
         return self.ln(z) if split == "fc" else self.head(self.upper_conv(z, split))
 
-    def upper_conv(self, z: torch.Tensor, split: str) -> torch.Tensor:
-        """The convs above a conv split, on stored conv maps `z` (flattened in (H, W, C) order)."""
-        k = self._frozen_convs(split)
-        side = self._side_after(k)
-        h = z.view(z.shape[0], side, side, -1).permute(0, 3, 1, 2)  # channels_last (B, C, S, S)
-        return self._convs(h, self.convs[k:])
-
     def latent_dim(self, split: str) -> int:
-        k = self._frozen_convs(split)
-        return (
-            self.feature_dim if split == "fc" else self.convs[k - 1].out_channels * self._side_after(k) ** 2
-        )
-
-    def _side_after(self, k: int) -> int:
-        return conv_output_size(self.image_size, k)
-
-    def tie_convs_to(self, source: "PixelEncoder") -> None:
-        """Share conv weights with `source` (the actor uses the critic's convs, as in CURL)."""
-        for mine, theirs in zip(self.convs, source.convs):
-            mine.weight, mine.bias = theirs.weight, theirs.bias
+        return self.feature_dim if split == "fc" else super().latent_dim(split)

@@ -210,6 +210,8 @@ class Seer:
             "bytes_after": latent.resident_bytes + pixels.resident_bytes,
             "capacity_before": pixels.capacity,
             "capacity_after": latent.capacity,
+            # below 1 when the latents are larger than the pixels they replace (a conv split of DrQ-v2)
+            "capacity_ratio": latent.capacity / pixels.capacity,
             "capacity_public_formula": self.public_capacity(agent),
             "bytes_per_transition_before": pixels.bytes_per_transition,
             "bytes_per_transition_after": latent.bytes_per_transition,
