@@ -154,11 +154,17 @@ def cmd_list() -> int:
         print(f"  agents: {', '.join(suite.agents)}; budget {budgets} GB; layout {suite.replay_layout}")
         for scale, body in suite.scales.items():
             default = " (default)" if scale == suite.default_scale else ""
+            repeat = body.get("action_repeat")
+            repeat = f"; action repeat {_per_env_text(repeat)}" if repeat is not None else ""
             print(
                 f"  scale {scale}{default}: {body['steps']} env steps, eval every {body['eval_every']} "
-                f"({body['eval_episodes']} episodes), seeds {_seeds_text(body['seeds'])}"
+                f"({body['eval_episodes']} episodes), seeds {_seeds_text(body['seeds'])}{repeat}"
             )
     return 0
+
+
+def _per_env_text(value: int | dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
 
 
 def _seeds_text(seeds: int | list[int]) -> str:

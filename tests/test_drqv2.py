@@ -84,6 +84,57 @@ def test_optimizers_hold_what_the_public_ones_hold():
     assert agent.encoder.repr_dim == 32 * 35 * 35
 
 
+def test_networks_are_the_public_ones():
+    """drqv2.py's Actor, Critic and Encoder, and utils.weight_init: orthogonal weights (ReLU gain for convs),
+    zero biases."""
+    agent = make()
+    for net in (agent.actor, agent.critic):
+        assert [type(m) for m in net.trunk] == [torch.nn.Linear, torch.nn.LayerNorm, torch.nn.Tanh]
+        assert (net.trunk[0].in_features, net.trunk[0].out_features) == (39_200, 50)
+    linears = lambda seq: [(m.in_features, m.out_features) for m in seq if isinstance(m, torch.nn.Linear)]  # noqa: E731
+    assert linears(agent.actor.policy) == [(50, 1024), (1024, 1024), (1024, 2)]
+    assert linears(agent.critic.q1) == linears(agent.critic.q2) == [(52, 1024), (1024, 1024), (1024, 1)]
+    convs = list(agent.encoder.convs)
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (9, 32, (3, 3), (2, 2)),
+        *[(32, 32, (3, 3), (1, 1))] * 3,
+    ]
+    gain = math.sqrt(2.0)  # nn.init.calculate_gain("relu")
+    for conv in convs:  # 32 orthogonal rows of norm `gain`
+        w = conv.weight.detach().reshape(32, -1)
+        torch.testing.assert_close(w @ w.T, gain**2 * torch.eye(32), atol=1e-4, rtol=0)
+        assert not conv.bias.any()
+    for linear in (agent.actor.trunk[0], agent.critic.q1[0], agent.actor.policy[4]):
+        w = linear.weight.detach()
+        rows = min(w.shape)
+        gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+        torch.testing.assert_close(gram, torch.eye(rows), atol=1e-4, rtol=0)
+        assert not linear.bias.any()
+
+
+def test_acting_samples_unclipped_noise_at_the_scheduled_std_and_evaluates_the_mean():
+    agent = make()
+    obs = np.random.default_rng(0).integers(0, 256, SHAPE, dtype=np.uint8)
+    mean = agent.act(obs, 0, eval_mode=True)
+    assert np.array_equal(mean, agent.act(obs, 0, eval_mode=True)) and np.all(np.abs(mean) < 1)
+    torch.manual_seed(0)
+    early = np.stack([agent.act(obs, 0, eval_mode=False) for _ in range(400)])  # std 1.0
+    late = np.stack([agent.act(obs, 10**6, eval_mode=False) for _ in range(400)])  # std 0.1
+    assert np.abs(early - mean).max() > 0.5  # noise beyond the losses' clip of 0.3: unclipped
+    assert np.all(np.abs(early) < 1)  # clamped into (-1, 1)
+    assert np.std(late - mean) == pytest.approx(0.1, rel=0.15)
+
+
+def test_the_target_follows_the_updated_critic_by_polyak_averaging_after_every_update(replay):
+    agent = make()
+    target_before = {k: v.clone() for k, v in agent.critic_target.state_dict().items()}
+    agent.update(replay, 4)
+    critic, target = agent.critic.state_dict(), agent.critic_target.state_dict()
+    for k, old in target_before.items():  # tau 0.01 towards the critic after its step, every update
+        torch.testing.assert_close(target[k], 0.99 * old + 0.01 * critic[k], rtol=0, atol=1e-7)
+    assert not torch.equal(target["q1.0.weight"], target_before["q1.0.weight"])
+
+
 def test_public_defaults_and_schedule():
     cfg = DrQV2Config()
     assert (cfg.batch_size, cfg.lr, cfg.nstep, cfg.discount, cfg.critic_target_tau) == (
@@ -214,12 +265,11 @@ def test_update_equals_the_public_update(replay):
         critic_loss, actor_loss = reference_update(ref, opts, replay, step)
         assert metrics["critic_loss"] == pytest.approx(critic_loss, rel=1e-4)
         assert metrics["actor_loss"] == pytest.approx(actor_loss, rel=1e-4, abs=1e-6)
-    a, b = snapshot(fast), snapshot(ref)
-    changed = 0
+    a, b, start = snapshot(fast), snapshot(ref), snapshot(make())
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=2e-6, msg=k)
-        changed += not torch.equal(a[k], make().__dict__[k.split(".")[0]].state_dict()[k.split(".", 1)[1]])
-    assert changed > 20  # the update moved the encoder, trunks, heads and target
+    moved = {k.split(".")[0] for k in a if not torch.equal(a[k], start[k])}
+    assert moved == {"encoder", "actor", "critic", "critic_target"}
 
 
 def test_config_errors_name_the_setting():
@@ -227,8 +277,12 @@ def test_config_errors_name_the_setting():
         agent_config("drqv2", {"nstep": 0})
     with pytest.raises(ConfigError, match="seed_steps 2 must be >= nstep 3"):
         agent_config("drqv2", {"seed_steps": 2})
-    with pytest.raises(ConfigError, match="square"):
-        DrQV2((9, 84, 100), 2, CFG, torch.device("cpu"), 0)
+    with pytest.raises(ConfigError, match="expects 84x84 frames .* got 100x100: render them"):
+        DrQV2((9, 100, 100), 2, CFG, torch.device("cpu"), 0)
+    assert (
+        DrQV2((9, 100, 100), 2, DrQV2Config(image_size=100), torch.device("cpu"), 0).encoder.repr_dim
+        == 32 * 43 * 43
+    )
 
 
 def freeze(agent, replay, split, copies=2, dtype="float32"):
@@ -404,5 +458,5 @@ def test_a_conv_split_is_allowed_and_the_event_says_the_capacity_fell():
     capacity_before = pixels.capacity
     _, event = seer.freeze(agent, pixels, step=0)
     # 2 x 39,200 float32 per transition against one 84x84 RGB frame: about 14x fewer transitions
-    assert event["capacity_after"] == 10**8 // (2 * 39_200 * 4 + 13)
+    assert event["capacity_after"] == 10**8 // (2 * 39_200 * 4 + 2 * 4 + 4 + 4 + 1)  # + action (2), scalars
     assert event["capacity_ratio"] == event["capacity_after"] / capacity_before < 0.1

@@ -143,3 +143,35 @@ def test_the_public_protocol_suite_resolves_to_the_public_scripts_runs():
     )
     assert (seer.seer.freeze_at, seer.seer.num_copies, seer.seer.capacity) == (10_000, 4, "public")
     assert "budget_14.40104/seed_123" in seer.run_id or "budget_0.180013/seed_123" in seer.run_id
+
+
+def test_profile_prints_every_drqv2_split_and_says_where_the_capacity_falls(capsys):
+    args = ["profile", "--suite", "dmc6_drqv2", "--envs", "cartpole-swingup", "--agents", "drqv2+seer"]
+    assert main([*args, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    frozen = {r["split"]: r for r in rows if r["phase"] == "frozen"}
+    pixels = next(r for r in rows if r["phase"] == "pixels" and r["layout"] == "compact")
+    assert set(frozen) == {"conv1", "conv2", "conv3", "conv4", "fc"}
+    assert [s for s, r in frozen.items() if r["configured"]] == ["fc"]
+    assert all(r["from_layout"] == "compact" for r in frozen.values())  # the suite's layout
+    # bytes: numpy itemsizes x shapes, obs and next_obs latents x 4 copies + action, reward, not_done, last
+    scalars = np.dtype(np.float32).itemsize * 3 + np.dtype(np.uint8).itemsize
+    f32 = np.dtype(np.float32).itemsize
+    assert frozen["fc"]["bytes_per_transition"] == 2 * 2 * 4 * 50 * f32 + scalars == 3_213
+    assert frozen["conv4"]["bytes_per_transition"] == 2 * 4 * 32 * 35 * 35 * f32 + scalars
+    assert frozen["fc"]["capacity"] == 600_000_000 // 3_213
+    # a compact pixel transition: one 3x84x84 uint8 frame, its frame index (int64), the scalars, and the
+    # frame ring's k extra frames per 500-step episode (cartpole at action repeat 2)
+    frame = 3 * 84 * 84 * np.dtype(np.uint8).itemsize
+    assert frame + 8 + scalars < pixels["bytes_per_transition"] < frame + 8 + scalars + 3 * frame / 400
+    assert frozen["fc"]["capacity"] > 6 * pixels["capacity"] > 6 * 50 * frozen["conv4"]["capacity"]
+    # FLOPs: the deeper the split, the cheaper the update; fc skips every conv
+    flops = [frozen[s]["update_flops"] for s in ("conv1", "conv2", "conv3", "conv4", "fc")]
+    assert flops == sorted(flops, reverse=True) and flops[-1] < 0.1 * pixels["update_flops"]
+
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    fc = next(line for line in lines if "split fc:" in line)
+    conv4 = next(line for line in lines if "split conv4:" in line)
+    assert "holds 6.6" in fc and "FALLS" not in fc
+    assert "the capacity FALLS, a latent transition (1,254,413 bytes) is larger than a pixel one" in conv4

@@ -17,25 +17,26 @@ Facts read from the public code (drqv2.py, utils.py, replay_buffer.py, train.py,
   critic's and the encoder's, the actor loss the actor's;
 - the target critic is trunk and heads, no encoder (targets read the online encoder on next_obs without
   gradient), soft-updated with tau 0.01 after every update;
-- 4,000 seed frames (2,000 agent steps at action repeat 2) of uniform actions (`num_expl_steps`, 2,000 agent
-  steps) and no updates, then one update every 2 agent steps;
+- no update during the 4,000 seed frames (2,000 agent steps at action repeat 2), then one update every 2
+  agent steps; actions are uniform for the first `num_expl_steps` = 2,000 agent steps (whatever the repeat);
 - replay: an n-step window lies inside one episode, never across its end.
 
 Computed differently, with the same result:
 - the random shift is an integer crop of the replicate-padded frame, taken on uint8 before the conversion to
   float; the public bilinear grid_sample samples exactly those pixel centres (tests/test_drqv2.py compares
   the two: equal up to float rounding);
-- the actor loss differentiates only the actor (the public code also fills the critic's .grad, which the
-  next critic step discards), and the critic trunk in the actor loss runs without gradient for that reason;
+- the actor loss differentiates only the actor (the public code also computes the critic's weight gradients
+  there, which the next critic step discards: about 2% of a pixel update's FLOPs, 10% of a latent one's, not
+  counted here since they do not run), and the critic trunk in the actor loss runs without gradient;
 - Adam runs fused (the same rule in one kernel);
 - the runner draws the uniform actions of the first `num_expl_steps` agent steps (the public act() does).
 The replay's deviations (sized by bytes, windows also from the episode in progress) are in the README.
 
 SEER (`freeze`, called by seer_bench.agents.seer): split "convK" stores the map after the K-th conv (the
-convs above it, the trunks and the heads keep training; from K = 2 on it is larger than the pixels it
-replaces); "fc" freezes the convs and both trunks' Linear and LayerNorm and stores the two Linear outputs (50
-values each), as SEER does for CURL's two encoders. At T_f the whole critic is copied into the target, as
-the public SEER code does for CURL, so both read the same stored latents.
+convs above it, the trunks and the heads keep training; every conv map, float32, takes more bytes than the
+uint8 pixels it replaces); "fc" freezes the convs and both trunks' Linear and LayerNorm and stores the two
+Linear outputs (50 values each), as SEER does for CURL's two encoders. At T_f the whole critic is copied
+into the target, as the public SEER code does for CURL, so both read the same stored latents.
 """
 
 from __future__ import annotations
@@ -76,10 +77,19 @@ class DrQV2Config:
     stddev_duration: int = 100_000  # agent steps of the linear std schedule: easy 100,000, medium 500,000
     stddev_clip: float = 0.3
     shift_pad: int = 4  # random shift: replicate padding, then a crop back to the frame size
+    image_size: int = 84  # rendered frame side the encoder is built for (DrQ-v2: 84, a suite's env option)
 
     def __post_init__(self) -> None:
         """Reject settings that would crash or silently misbehave mid-run (ValueError names the field)."""
-        for name in ("batch_size", "lr", "feature_dim", "hidden_dim", "nstep", "update_every_steps"):
+        for name in (
+            "batch_size",
+            "lr",
+            "feature_dim",
+            "hidden_dim",
+            "nstep",
+            "update_every_steps",
+            "image_size",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("seed_steps", "num_expl_steps", "stddev_duration", "shift_pad"):
@@ -114,7 +124,7 @@ def random_shift(pixels: np.ndarray, offsets: np.ndarray, pad: int) -> np.ndarra
     return out
 
 
-def weight_init(module: nn.Module) -> None:
+def orthogonal_init(module: nn.Module) -> None:
     """The public init: orthogonal weights (convs with the ReLU gain), zero biases."""
     if isinstance(module, (nn.Linear, nn.Conv2d)):
         gain = nn.init.calculate_gain("relu") if isinstance(module, nn.Conv2d) else 1.0
@@ -199,8 +209,12 @@ class DrQV2:
         device: torch.device,
         seed: int,
     ) -> None:
-        if obs_shape[-1] != obs_shape[-2]:
-            raise ConfigError(f"agent drqv2 expects square frames, got {obs_shape}")
+        if obs_shape[-2:] != (cfg.image_size, cfg.image_size):
+            raise ConfigError(
+                f"agent drqv2 expects {cfg.image_size}x{cfg.image_size} frames (its image_size), got "
+                f"{obs_shape[-2]}x{obs_shape[-1]}: render them with the suite's [env_options] size, or set "
+                f"image_size"
+            )
         self.cfg, self.device, self.action_dim = cfg, device, action_dim
         self.random_steps, self.learn_start = cfg.num_expl_steps, cfg.seed_steps
         self.update_every = cfg.update_every_steps
@@ -213,7 +227,7 @@ class DrQV2:
         self.critic = Critic(repr_dim, action_dim, cfg).to(device)
         self.critic_target = Critic(repr_dim, action_dim, cfg).to(device)
         for net in (self.encoder, self.actor, self.critic):
-            net.apply(weight_init)
+            net.apply(orthogonal_init)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
         adam = partial(torch.optim.Adam, lr=cfg.lr, fused=True)
