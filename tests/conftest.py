@@ -44,6 +44,45 @@ def filled_replay():
     return replay
 
 
+def assert_calls_priced_as_torch_counts(agent, *calls) -> None:
+    """For each call, the FLOP ledger's price equals torch's count (rel 1e-3: LayerNorm, which fvcore
+    counts and torch does not)."""
+    for call in calls:
+        ledger, measured = ledger_and_torch(agent, call)
+        assert ledger == pytest.approx(measured, rel=1e-3), (call, ledger, measured)
+
+
+def assert_act_and_encode_priced(agent, obs, copies: int, frozen: bool) -> None:
+    """An action on `obs`, and (once frozen) encoding 3 copies of it into `copies` latents each, are priced
+    as torch's counter counts them."""
+    pixels = np.stack([obs] * 3)
+    encode = lambda: agent.encode(pixels, np.random.default_rng(0), copies, "float32")  # noqa: E731
+    assert_calls_priced_as_torch_counts(
+        agent, lambda: agent.act(obs, 0, eval_mode=False), *([encode] if frozen else [])
+    )
+
+
+def tiny_spec(agent: str, seer=None, **fields):
+    """A run of a few hundred env steps on cartpole-swingup at action repeat 8: the runner tests' unit."""
+    from seer_bench.suites import RunSpec
+
+    base = dict(
+        suite="test",
+        scale="tiny",
+        agent=agent,
+        env="cartpole-swingup",
+        action_repeat=8,
+        seed=3,
+        budget_gb=0.01,
+        steps=320,
+        eval_every=160,
+        eval_episodes=1,
+        replay_layout="paper",
+        device="cpu",
+    )
+    return RunSpec(**{**base, "seer": seer, **fields})
+
+
 def ledger_and_torch(agent, fn) -> tuple[int, float]:
     """(the FLOP ledger's price, torch's multiply-adds) of one call of `fn`, observed by both at once: the
     ledger watching the agent's modules, torch's counter every operator (2 flops per multiply-add)."""

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import OpLog, ledger_and_torch
+from conftest import OpLog, assert_act_and_encode_priced, assert_calls_priced_as_torch_counts
 
 from seer_bench.agents.contract import networks
 from seer_bench.agents.der import Der, DerConfig
@@ -173,17 +173,9 @@ def test_update_act_and_encode_ledgers_equal_torch_counter(split):
     fill_atari(replay, 150)
     if split is not None:
         replay, _ = frozen(agent, replay, split)
-    ledger, measured = ledger_and_torch(agent, lambda: agent.update(replay, 1))
-    assert ledger == pytest.approx(measured, rel=1e-3)
+    assert_calls_priced_as_torch_counts(agent, lambda: agent.update(replay, 1))
     obs = np.random.default_rng(0).integers(0, 256, (4, 84, 84), dtype=np.uint8)
-    ledger, measured = ledger_and_torch(agent, lambda: agent.act(obs, 0, eval_mode=False))
-    assert ledger == pytest.approx(measured, rel=1e-3)
-    if split is not None:
-        pixels = np.stack([obs] * 5)
-        ledger, measured = ledger_and_torch(
-            agent, lambda: agent.encode(pixels, np.random.default_rng(0), 1, "float32")
-        )
-        assert ledger == pytest.approx(measured, rel=1e-3)
+    assert_act_and_encode_priced(agent, obs, copies=1, frozen=split is not None)
 
 
 # --- SEER on der

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import fill_random, ledger_and_torch
+from conftest import (
+    assert_act_and_encode_priced,
+    assert_calls_priced_as_torch_counts,
+    fill_random,
+    ledger_and_torch,
+    tiny_spec,
+)
 
 from seer_bench.agents import AGENTS, agent_config
 from seer_bench.agents.drqv2 import DrQV2, DrQV2Config, random_shift, sample_action
@@ -352,17 +358,9 @@ def test_conv_split_keeps_the_upper_convs_and_trunks_training(replay):
 def test_update_act_and_encode_ledgers_equal_torch_counter(replay, split):
     agent = make()
     target = replay if split is None else freeze(agent, replay, split)[1]
-    ledger, measured = ledger_and_torch(agent, lambda: agent.update(target, 4))
-    assert ledger == pytest.approx(measured, rel=1e-3), (ledger, measured)  # LayerNorm: fvcore counts it
+    assert_calls_priced_as_torch_counts(agent, lambda: agent.update(target, 4))
     obs = replay.uncropped(np.array([0]), False)[0]
-    ledger, measured = ledger_and_torch(agent, lambda: agent.act(obs, 0, eval_mode=False))
-    assert ledger == pytest.approx(measured, rel=1e-3)
-    if split is not None:
-        pixels = np.stack([obs] * 3)
-        ledger, measured = ledger_and_torch(
-            agent, lambda: agent.encode(pixels, np.random.default_rng(0), 2, "float32")
-        )
-        assert ledger == pytest.approx(measured, rel=1e-3)
+    assert_act_and_encode_priced(agent, obs, copies=2, frozen=split is not None)
 
 
 def test_act_costs_the_public_networks_arithmetic():
@@ -396,30 +394,22 @@ def test_the_suite_applies_drqv2s_per_task_settings_and_the_quick_scales_deviati
     assert quick["walker-walk"].agent_overrides["nstep"] == 1
 
 
-def tiny_spec(agent: str, split: str = "fc") -> RunSpec:
-    seer = SeerConfig(freeze_at=40, num_copies=2, split=split) if agent.endswith("+seer") else None
-    return RunSpec(
-        suite="test",
-        scale="tiny",
-        agent=agent,
-        env="cartpole-swingup",
-        action_repeat=8,
-        seed=3,
-        budget_gb=0.01,
+def drq_tiny_spec(agent: str) -> RunSpec:
+    seer = SeerConfig(freeze_at=40, num_copies=2) if agent.endswith("+seer") else None
+    return tiny_spec(
+        agent,
+        seer,
         steps=640,
         eval_every=320,
-        eval_episodes=1,
         replay_layout="compact",
-        device="cpu",
         agent_overrides={"batch_size": 8, "seed_steps": 20, "num_expl_steps": 20, "hidden_dim": 64},
-        seer=seer,
         env_options={"size": 84},
     )
 
 
 def test_drqv2_and_drqv2_seer_are_identical_until_freeze_then_seer_stores_latents(tmp_path):
-    run(tiny_spec("drqv2"), tmp_path)
-    run(tiny_spec("drqv2+seer"), tmp_path)
+    run(drq_tiny_spec("drqv2"), tmp_path)
+    run(drq_tiny_spec("drqv2+seer"), tmp_path)
     base = pd.read_csv(tmp_path / "runs/drqv2/cartpole-swingup/budget_0.01/seed_3/metrics.csv")
     path = tmp_path / "runs/drqv2+seer/cartpole-swingup/budget_0.01/seed_3"
     seer = pd.read_csv(path / "metrics.csv")

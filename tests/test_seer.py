@@ -9,7 +9,7 @@ import psutil
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import OpLog, fill_random
+from conftest import OpLog, fill_random, tiny_spec
 
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig, public_capacity
@@ -299,24 +299,9 @@ def test_conversion_never_holds_more_than_the_budget_and_returns_pixel_memory():
     assert rss_before - rss_after > 0.8 * pixels.capacity * 180_000
 
 
-def seer_spec(agent: str, **kw) -> RunSpec:
-    return RunSpec(
-        suite="test",
-        scale="tiny",
-        agent=agent,
-        env="cartpole-swingup",
-        action_repeat=8,
-        seed=3,
-        budget_gb=0.01,
-        steps=320,
-        eval_every=160,
-        eval_episodes=1,
-        replay_layout="paper",
-        device="cpu",
-        agent_overrides={"batch_size": 8, "init_steps": 10, "hidden_dim": 64},
-        seer=SeerConfig(freeze_at=20, num_copies=2) if agent.endswith("+seer") else None,
-        **kw,
-    )
+def seer_spec(agent: str) -> RunSpec:
+    seer = SeerConfig(freeze_at=20, num_copies=2) if agent.endswith("+seer") else None
+    return tiny_spec(agent, seer, agent_overrides={"batch_size": 8, "init_steps": 10, "hidden_dim": 64})
 
 
 def test_curl_and_curl_seer_are_identical_until_freeze_then_seer_records_the_conversion(tmp_path):
