@@ -78,8 +78,9 @@ def _measure(
         }
     else:
         out = {"frozen": {}}
-        for split in agent.splits():
-            agent, ledger, replay = new_agent()
+        for i, split in enumerate(agent.splits()):
+            if i:  # each split freezes an agent of its own; the first split takes the one built above
+                agent, ledger, replay = new_agent()
             # one copy: an update reads one copy whatever their number; the room holds conv maps too
             frozen = replace(seer, capacity="budget", split=split, num_copies=1)
             latents, _ = Seer(
@@ -146,13 +147,13 @@ def _frozen_rows(
 ) -> list[dict[str, Any]]:
     """A row per split for the latent layout that `layout` converts into, unless a row already has it (CURL:
     both pixel layouts -> paper latents)."""
-    rows = []
+    rows, chunk = [], agent_config(spec.agent, spec.agent_overrides).batch_size
     for split, update_flops in flops.items():
         seer = Seer(
             replace(spec.seer, split=split),
             spec.budget_bytes,
             seed=0,
-            chunk=agent_config(spec.agent, spec.agent_overrides).batch_size,
+            chunk=chunk,
             layout=layout,
             transitions=tspec,
             total_steps=spec.agent_steps,

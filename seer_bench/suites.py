@@ -280,9 +280,7 @@ def _per_env(value: Any, env: str, default: Any) -> Any:
 def _seer_config(suite: Suite, scale: dict[str, Any], env: str, ov: "Overrides") -> SeerConfig:
     """SEER settings for one env: CLI flag, else the scale's freeze_at, else the suite's [seer] table."""
     where = f"{suite.path}: seer"
-    freeze = ov.freeze_at or scale.get("freeze_at", suite.seer.get("freeze_at"))
-    if isinstance(freeze, dict):
-        freeze = freeze.get(env)
+    freeze = ov.freeze_at or _per_env(scale.get("freeze_at", suite.seer.get("freeze_at")), env, None)
     if freeze is None:
         raise ConfigError(f"{where}.freeze_at: no T_f for {env}; set it in the suite or pass --freeze-at")
     settings = {k: v for k, v in suite.seer.items() if k != "freeze_at"}
