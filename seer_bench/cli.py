@@ -36,7 +36,13 @@ def _csv(kind: type):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # reported like every other bad input: one line, exit 2
+    """Bad input is reported like every other: one line, exit 2. Abbreviations are off: `--seed 3` must
+    not silently mean `--seeds 3` (three seeds)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> None:
         raise ConfigError(message)
 
 
@@ -179,9 +185,9 @@ def _specs(suite, args: argparse.Namespace, **flags) -> list:
 
     overrides = Overrides(
         scale=args.scale,
-        envs=args.envs,
-        agents=args.agents,
-        budgets_gb=args.budget_gb,
+        envs=_distinct("--envs", args.envs),
+        agents=_distinct("--agents", args.agents),
+        budgets_gb=_distinct("--budget-gb", args.budget_gb),
         freeze_at=args.freeze_at,
         num_copies=args.num_copies,
         latent_dtype=args.latent_dtype,
@@ -190,6 +196,18 @@ def _specs(suite, args: argparse.Namespace, **flags) -> list:
         **{k: v for k, v in flags.items() if v is not None},
     )
     return resolve(suite, overrides, AGENTS, KNOWN_ENVS)
+
+
+def _distinct(flag: str, values: list | None) -> list | None:
+    """`values` without repeats, saying so: `--agents curl,curl` would otherwise train one run twice into
+    the same directory."""
+    if values is None:
+        return None
+    kept = list(dict.fromkeys(values))
+    if len(kept) < len(values):
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        print(f"bench.py: {flag} lists {', '.join(repeated)} more than once; each runs once", file=sys.stderr)
+    return kept
 
 
 def cmd_profile(args: argparse.Namespace) -> int:

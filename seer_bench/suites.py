@@ -165,6 +165,7 @@ def load_suite(name_or_path: str) -> Suite:
     agents = _require(f"{path}: agents", data["agents"], list, "a list of agent names")
     if not agents:
         raise ConfigError(f"{path}: agents: the list is empty")
+    _no_repeats(f"{path}: agents", agents)
     seer = _require(f"{path}: seer", data.get("seer", {}), dict, "a table of SEER settings")
     bad = set(seer) - _SEER_KEYS
     if bad:
@@ -253,7 +254,7 @@ def budget_list(where: str, value: Any) -> list[float]:
     values = value if isinstance(value, list) else [value]
     if not values:
         raise ConfigError(f"{where}: the list of budgets is empty")
-    return [_positive_float(where, v) for v in values]
+    return _no_repeats(where, [_positive_float(where, v) for v in values])
 
 
 def _in_suite(where: str, env: str, envs: dict[str, int]) -> None:
@@ -367,7 +368,29 @@ def resolve(
                 for budget in budgets
                 for seed in seeds
             ]
+    _distinct_run_ids(specs)
     return specs
+
+
+def _distinct_run_ids(specs: list[RunSpec]) -> None:
+    """Refuse two runs that would share one directory (budgets equal to 10 significant digits): one would
+    overwrite the other's records, and the next sweep would refuse the directory as a changed config."""
+    seen: dict[str, RunSpec] = {}
+    for spec in specs:
+        other = seen.setdefault(spec.run_id, spec)
+        if other is not spec:
+            raise ConfigError(
+                f"budgets {other.budget_gb!r} and {spec.budget_gb!r} GB share the run directory "
+                f"{spec.run_id}; give budgets that differ within 10 significant digits"
+            )
+
+
+def _no_repeats(where: str, values: list) -> list:
+    """A suite list that names an item twice (agents) is a typo that would train one run twice."""
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ConfigError(f"{where}: {', '.join(repeated)} listed more than once")
+    return values
 
 
 def _selection(

@@ -1,5 +1,7 @@
 """Bad input: one clear line on stderr, exit code 2, before any training."""
 
+import json
+
 import pytest
 
 from seer_bench.cli import main
@@ -87,6 +89,13 @@ def run_cli(capsys, *argv):
         (
             ["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--seer-split", "fc"],
             "seer split 'fc' is not a layer boundary of der+seer; choose from conv1, conv2",
+        ),
+        (["--suite", "dmc6", "--seed", "3"], "unrecognized arguments: --seed 3"),  # not --seeds 3
+        (["--suite", "dmc6", "--budget", "1"], "unrecognized arguments: --budget 1"),
+        (
+            ["--suite", "dmc6", "--envs", "cartpole-swingup", "--budget-gb", "0.05,0.050000000001"],
+            "budgets 0.05 and 0.050000000001 GB share the run directory curl/cartpole-swingup/budget_0.05/"
+            "seed_0",
         ),
     ],
 )
@@ -247,6 +256,32 @@ def test_malformed_suite_names_file_and_key(capsys, tmp_path, text, message):
         str(tmp_path),
     )
     assert code == 2 and message in err, err
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            GOOD.replace('agents = ["curl", "curl+seer"]', 'agents = ["curl", "curl+seer", "curl"]'),
+            "agents: curl",
+        ),
+        (GOOD.replace("budget_gb = 0.6", "budget_gb = [0.6, 0.6]"), "budget_gb: 0.6"),
+    ],
+)
+def test_a_suite_list_naming_an_item_twice_is_refused(capsys, tmp_path, text, message):
+    code, _, err = run_cli(capsys, "--suite", write_suite(tmp_path, text), "--out", str(tmp_path))
+    assert code == 2 and f"bad.toml: {message} listed more than once" in err, err
+
+
+@pytest.mark.parametrize(
+    "flag,values", [("--agents", "curl,curl"), ("--envs", "cartpole-swingup,cartpole-swingup")]
+)
+def test_a_list_flag_naming_an_item_twice_runs_it_once_and_says_so(capsys, flag, values):
+    argv = ["profile", "--suite", "dmc6", "--envs", "cartpole-swingup", "--agents", "curl", "--json"]
+    argv[argv.index(flag) + 1] = values
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0 and f"{flag} lists {values.split(',')[0]} more than once; each runs once" in err
+    assert len({(r["agent"], r["env"]) for r in json.loads(out)}) == 1
 
 
 def test_list_shows_suites_agents_envs_and_scales(capsys):
