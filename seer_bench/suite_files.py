@@ -3,9 +3,17 @@ simulators and agents that validating a whole suite imports."""
 
 from __future__ import annotations
 
+import difflib
+import sys
 from pathlib import Path
+from typing import Any, Iterable
 
 from seer_bench.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 
@@ -24,3 +32,20 @@ def suite_path(name_or_path: str) -> Path:
 
 def available_suites() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.toml") if not p.stem.endswith(".claims"))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A suite or claims file's tables; a file that is not UTF-8 TOML (a binary, a truncated copy) is one
+    line naming it, not a decoder traceback."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text (UTF-8) TOML file: byte {e.start} cannot be decoded") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: malformed TOML: {e}") from None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """ " (did you mean X, Y?)" with the closest known names, or "" (a misspelt task or agent)."""
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,13 @@ from typing import Any
 from seer_bench.agents.seer import SeerConfig
 from seer_bench.envs import KNOWN_ENVS, env_options
 from seer_bench.errors import ConfigError
-from seer_bench.suite_files import SUITES_DIR, available_suites, suite_path  # noqa: F401 - re-exported
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
+from seer_bench.suite_files import (  # noqa: F401 - SUITES_DIR, available_suites re-exported
+    SUITES_DIR,
+    available_suites,
+    did_you_mean,
+    read_toml,
+    suite_path,
+)
 
 _SUITE_KEYS = {
     "description",
@@ -137,10 +136,7 @@ def _positive_float(where: str, value: Any) -> float:
 
 def load_suite(name_or_path: str) -> Suite:
     path = suite_path(name_or_path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: malformed TOML: {e}") from None
+    data = read_toml(path)
     unknown = set(data) - _SUITE_KEYS
     if unknown:
         raise ConfigError(
@@ -153,6 +149,11 @@ def load_suite(name_or_path: str) -> Suite:
     if not envs:
         raise ConfigError(f"{path}: envs: the table is empty")
     for env, repeat in envs.items():
+        if env not in KNOWN_ENVS:
+            raise ConfigError(
+                f"{path}: envs.{env}: neither a DeepMind Control task nor an Atari game known here"
+                + did_you_mean(env, KNOWN_ENVS)
+            )
         _positive_int(f"{path}: envs.{env}", repeat)
     scales = _require(f"{path}: scales", data["scales"], dict, "a table of scales")
     for scale, body in scales.items():
@@ -177,8 +178,7 @@ def load_suite(name_or_path: str) -> Suite:
     by_env = _agent_by_env(path, data.get("agent_by_env", {}), envs, agents)
     env_opts = _require(f"{path}: env_options", data.get("env_options", {}), dict, "a table of env settings")
     for env in envs:
-        if env in KNOWN_ENVS:  # unknown names are reported by `resolve`, which knows the selection
-            env_options(env, env_opts, where=f"{path}: env_options")
+        env_options(env, env_opts, where=f"{path}: env_options")
     return Suite(
         name=path.stem,
         path=path,
@@ -410,6 +410,7 @@ def _selection(
         if env not in suite.envs:
             where = (
                 "is neither a DeepMind Control task nor an Atari game known here"
+                + did_you_mean(env, known_envs)
                 if env not in known_envs
                 else f"is not in suite {suite.name}"
             )

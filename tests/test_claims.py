@@ -124,8 +124,10 @@ def test_every_env_of_the_records_is_checked_when_the_claim_names_none(records):
     [
         ("max = 0.6\nkindd = 1", "claims[0]: unknown key(s) kindd"),
         ("min = 0.6", "claims[0].min: flops_ratio takes `max`, not `min`"),
-        ('max = "low"', "claims[0].max: expected a number, got 'low'"),
-        ("", "claims[0].max: expected a number, got None"),
+        ('max = "low"', "claims[0].max: expected a finite number, got 'low'"),
+        ("", "claims[0].max: expected a finite number, got None"),
+        ("max = nan", "claims[0].max: expected a finite number, got nan"),  # would always fail
+        ("max = inf", "claims[0].max: expected a finite number, got inf"),  # would always hold
         ('max = 0.6\nrule = "ci_overlap"', "claims[0].rule: 'ci_overlap' is not a rule of flops_ratio"),
         ("max = 0.6\nmin_seeds = 0", "claims[0].min_seeds: expected a positive integer, got 0"),
     ],

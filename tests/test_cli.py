@@ -90,6 +90,11 @@ def run_cli(capsys, *argv):
             ["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--seer-split", "fc"],
             "seer split 'fc' is not a layer boundary of der+seer; choose from conv1, conv2",
         ),
+        (
+            ["--suite", "dmc6", "--envs", "cartpole-swingupp"],
+            "it is neither a DeepMind Control task nor an Atari game known here (did you mean "
+            "cartpole-swingup, cartpole-swingup_sparse",
+        ),
         (["--suite", "dmc6", "--seed", "3"], "unrecognized arguments: --seed 3"),  # not --seeds 3
         (["--suite", "dmc6", "--budget", "1"], "unrecognized arguments: --budget 1"),
         (
@@ -296,3 +301,23 @@ def test_list_shows_suites_agents_envs_and_scales(capsys):
         "scale paper (default)",
     ):
         assert word in out
+
+
+def test_a_suite_naming_an_unknown_env_is_one_line_before_any_run(capsys, tmp_path):
+    suite = write_suite(tmp_path, GOOD.replace("cartpole-swingup", "cartpole-swingupp"))
+    code, _, err = run_cli(capsys, "--suite", suite, "--out", str(tmp_path))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "bad.toml: envs.cartpole-swingupp: neither a DeepMind Control task nor an Atari game" in err
+    assert "did you mean cartpole-swingup" in err and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_binary_suite_or_claims_file_is_one_line(capsys, tmp_path, command):
+    binary = tmp_path / "bad.toml"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    flags = (
+        ["--suite", str(binary)] if command == "run" else ["--out", str(tmp_path), "--claims", str(binary)]
+    )
+    code, _, err = run_cli(capsys, command, *flags)
+    assert code == (2 if command == "run" else 3) and err.count("\n") == 1, err
+    assert f"{binary}: not a text (UTF-8) TOML file" in err

@@ -25,7 +25,7 @@ gate from records that are not complete yet.
 
 from __future__ import annotations
 
-import sys
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +34,7 @@ import pandas as pd
 
 from seer_bench.errors import ConfigError
 from seer_bench.reports.tables import flops_ratio, mean_ci
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from seer_bench.suite_files import read_toml
 
 KINDS = {"flops_ratio": "max", "return_gap": "min", "capacity_ratio": "min"}  # kind -> its threshold key
 RULES = ("difference", "ci_overlap")
@@ -92,10 +88,7 @@ def load_claims(path: Path) -> list[Claim]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"claims file not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: malformed TOML: {e}") from None
+    data = read_toml(path)
     if (
         set(data) - {"description", "claims"}
         or not isinstance(data.get("claims"), list)
@@ -156,8 +149,9 @@ def _threshold(where: str, raw: dict, kind: str, rule: str) -> float:
     if other in raw:
         raise ConfigError(f"{where}.{other}: {kind} takes `{bound}`, not `{other}`")
     threshold = raw.get(bound, 0.0 if rule == "ci_overlap" else None)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise ConfigError(f"{where}.{bound}: expected a number, got {threshold!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        # nan would make every verdict "fails", inf every verdict "holds"
+        raise ConfigError(f"{where}.{bound}: expected a finite number, got {threshold!r}")
     return float(threshold)
 
 
