@@ -25,3 +25,8 @@ def config_from(cls: type, values: dict[str, Any], where: str, noun: str = "sett
         return cls(**values)
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+class DamagedRecord(ConfigError):
+    """A record file that cannot be trusted (a garbage line, a cut header): the message names the file and
+    line. Reports name such runs and report the rest; a sweep refuses to continue one."""

@@ -22,6 +22,8 @@ from typing import IO, Any, Iterator
 
 import pandas as pd
 
+from seer_bench.errors import DamagedRecord
+
 METRICS_COLUMNS = [
     "step",  # agent steps
     "env_steps",  # agent steps x action repeat
@@ -92,9 +94,23 @@ def write_plan(out: Path, specs: dict[str, dict[str, Any]]) -> None:
 
 
 def append_event(path: Path, kind: str, **fields: Any) -> None:
+    """One line per event, written with one `write` call. A line a crash left torn (no newline at the
+    end of the file) is cut first, so the new event starts a line of its own."""
     path.mkdir(parents=True, exist_ok=True)
-    with open(path / "events.jsonl", "a") as f:
+    file = path / "events.jsonl"
+    _cut_torn_line(file)
+    with open(file, "a") as f:
         f.write(json.dumps({"event": kind, "time": time.time(), **fields}) + "\n")
+
+
+def _cut_torn_line(file: Path) -> None:
+    """Truncate `file` after its last newline when it does not end with one (a write cut by a crash)."""
+    if not file.exists() or file.stat().st_size == 0:
+        return
+    data = file.read_bytes()  # an events log is a few kB
+    if not data.endswith(b"\n"):
+        with open(file, "rb+") as f:
+            f.truncate(data.rfind(b"\n") + 1)
 
 
 class CsvLog:
@@ -178,8 +194,34 @@ class TrainLog:
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
+    """The run's events. A torn last line (a crash mid-write: no newline after it) is left out; any other
+    line that is not a JSON event raises DamagedRecord naming the file and line."""
     file = path / "events.jsonl"
-    return [json.loads(line) for line in file.read_text().splitlines() if line] if file.exists() else []
+    if not file.exists():
+        return []
+    text = file.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    complete, torn = lines[:-1], lines[-1]  # "" when the file ends with a newline
+    events = []
+    for number, line in enumerate(complete, start=1):
+        if line.strip():
+            events.append(_event(file, number, line))
+    if torn.strip():
+        try:
+            events.append(_event(file, len(lines), torn))
+        except DamagedRecord:
+            pass  # the crash case: the next append_event cuts it
+    return events
+
+
+def _event(file: Path, number: int, line: str) -> dict[str, Any]:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str) or "time" not in event:
+        raise DamagedRecord(f"{file}:{number}: not an event record ({line[:60]!r}); fix or delete that line")
+    return event
 
 
 LIFECYCLE = {"started": "running", "resumed": "running", "finished": "finished", "failed": "failed"}
