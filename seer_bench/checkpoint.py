@@ -15,6 +15,7 @@ for the losses), and SEER's frozen state is rebuilt by freezing again before loa
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,14 @@ FILE = "checkpoint.pt"
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` to path/checkpoint.pt atomically (temp file, fsync, rename)."""
-    with atomic_file(path / FILE, "wb", durable=True) as f:
-        torch.save({"format": FORMAT, **state}, f)
+    """Write `state` to path/checkpoint.pt atomically (temp file, fsync, rename). A failed write (a full
+    disk, which torch reports as "unexpected pos") raises OSError naming the file and the free space."""
+    try:
+        with atomic_file(path / FILE, "wb", durable=True) as f:
+            torch.save({"format": FORMAT, **state}, f)
+    except (OSError, RuntimeError) as e:
+        free = shutil.disk_usage(path).free / 2**20
+        raise OSError(f"{path / FILE}: the checkpoint could not be written ({e}); {free:.1f} MiB free") from e
 
 
 def load(path: Path) -> dict[str, Any] | None:

@@ -8,7 +8,9 @@ Every input is validated before the first run starts; bad input prints one line 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -255,6 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     opts.validate()
     out = args.out or Path("reports") / suite.name
+    _writable(out)
     todo, done = plan(specs, out)  # refuses a run directory recorded with another config, before any work
     write_plan(out, {spec.run_id: spec.to_dict() for spec in specs})  # reports show runs that never start
     saving = f"checkpoints every {every:,} env steps" if every else "no checkpoints"
@@ -266,6 +269,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     outcomes = run_sweep(todo, len(done), out, opts)
     return _sweep_ended(out, [o for o in outcomes if o.status == "failed"])
+
+
+RUN_FREE_BYTES = 64 * 2**20  # below this a sweep's first checkpoint would fill the disk
+REPORT_FREE_BYTES = 8 * 2**20  # tables and figures
+
+
+def _writable(out: Path, need: int = RUN_FREE_BYTES) -> None:
+    """Refuse an --out that cannot take records (read-only, full) in one line, before any run starts:
+    otherwise the first write fails as a traceback, or a run fails at its first checkpoint."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise ConfigError(f"--out {out} is not writable: {e.strerror or e}") from None
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise ConfigError(
+            f"--out {out}: only {free / 2**20:.1f} MiB free on its filesystem, less than the "
+            f"{need // 2**20} MiB this needs; free space or choose another --out"
+        )
 
 
 def _sweep_ended(out: Path, failed: list) -> int:
@@ -307,7 +331,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("reports") / suite_path(args.suite).stem
     if not (out / "runs").is_dir():
         raise ConfigError(f"{out}: no runs/ directory here; pass the --out of a sweep")
-    _report(out)
+    _writable(out, REPORT_FREE_BYTES)
+    try:
+        _report(out)
+    except OSError as e:  # the disk filled while writing: name it; the records themselves are untouched
+        raise ConfigError(f"cannot write the report into {out}: {e}") from None
     return 0
 
 

@@ -157,7 +157,16 @@ def execute(spec: RunSpec, out: Path, options: RunOptions, threads: int | None =
         return _finished(spec, result.final_return, result.wall_s)
     except Exception as e:  # noqa: BLE001 - any failure of one run must not stop the sweep
         reason = f"{type(e).__name__}: {e}"
-        record_failure(out, spec, reason, traceback=traceback.format_exc())
+        try:
+            record_failure(
+                out,
+                spec,
+                reason,
+                env_steps=getattr(e, "stopped_env_steps", None),
+                traceback=traceback.format_exc(),
+            )
+        except OSError as unrecorded:  # a full disk can refuse even the failure record: say so, go on
+            reason += f" (not recorded: {unrecorded})"
         return Outcome(spec.run_id, "failed", reason)
 
 
@@ -165,11 +174,14 @@ def _finished(spec: RunSpec, final_return: float, wall_s: float) -> Outcome:
     return Outcome(spec.run_id, "finished", f"final eval return {final_return:.1f}, {wall_s / 60:.1f} min")
 
 
-def record_failure(out: Path, spec: RunSpec, reason: str, **fields: str) -> None:
-    """A `failed` event with the reason and where the run was (its last progress.json: the step it
-    raised at, or up to a couple of seconds before a kill)."""
+def record_failure(
+    out: Path, spec: RunSpec, reason: str, env_steps: int | None = None, **fields: str
+) -> None:
+    """A `failed` event with the reason and where the run stopped: `env_steps` when the run said (it
+    raised), else its last progress.json (a killed worker: up to a couple of seconds before the kill)."""
     path = run_dir(out, spec.run_id)
-    env_steps = (read_progress(path) or {}).get("env_steps", 0)
+    if env_steps is None:
+        env_steps = (read_progress(path) or {}).get("env_steps", 0)
     append_event(path, "failed", run_id=spec.run_id, reason=reason, env_steps=env_steps, **fields)
 
 

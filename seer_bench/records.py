@@ -64,12 +64,16 @@ def atomic_file(file: Path, mode: str = "w", durable: bool = False) -> Iterator[
     checkpoint that must survive the machine, not just the process)."""
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")  # two processes writing never share a temp file
-    with open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as f:
-        yield f
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    tmp.replace(file)
+    try:
+        with open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as f:
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        tmp.replace(file)
+    except BaseException:  # a full disk, a kill: a half-written temp file must not keep the disk full
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json(file: Path, data: Any) -> None:

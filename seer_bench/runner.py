@@ -14,6 +14,7 @@ pixel replay is converted to latents; nothing else in the loop changes.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import random
 import sys
@@ -394,8 +395,10 @@ class Workspace:
                     eval_return=self.last_eval,
                 )
             self._evaluate(self.spec.agent_steps)
-        except BaseException:  # where it stopped, for the failure record (the executor reads it back)
-            self.progress.update(step, force=True, phase="failed", eval_return=self.last_eval)
+        except BaseException as e:  # where it stopped, for the failure record
+            e.stopped_env_steps = step * self.spec.action_repeat  # progress.json may be seconds old
+            with contextlib.suppress(OSError):  # a full disk must not hide the error that stopped the run
+                self.progress.update(step, force=True, phase="failed", eval_return=self.last_eval)
             raise
         finally:
             self._close()

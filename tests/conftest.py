@@ -1,3 +1,7 @@
+import os
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -157,3 +161,24 @@ def write_run(
         append_event(path, "finished", run_id=run_id, wall_s=10.0 * len(steps) + 0.5)
     elif status == "failed":
         append_event(path, "failed", run_id=run_id, reason="RuntimeError: loss is NaN")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(size_mib, read_only=False): a real small filesystem (tmpfs) to fill or to make read-only,
+    unmounted after the test. Skips where this machine does not let the tests mount (not root)."""
+    mounts = []
+
+    def mount(size_mib: int, read_only: bool = False) -> Path:
+        where = tmp_path / f"fs{len(mounts)}"
+        where.mkdir()
+        opts = f"size={size_mib}m" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True)
+        if done.returncode != 0 or os.geteuid() != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], check=False)
