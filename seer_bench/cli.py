@@ -227,6 +227,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from seer_bench.executors import ExecutorOptions, plan, run_sweep
+    from seer_bench.interrupts import as_interrupted, raise_on_signals
     from seer_bench.records import write_plan
     from seer_bench.runner import RunOptions, check_spec
     from seer_bench.suites import load_suite
@@ -267,8 +268,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"({opts.executor}{jobs}), {len(done)} already finished; {saving}",
         flush=True,
     )
-    outcomes = run_sweep(todo, len(done), out, opts)
+    try:
+        with raise_on_signals():
+            outcomes = run_sweep(todo, len(done), out, opts)
+    except KeyboardInterrupt as e:
+        return _interrupted(as_interrupted(e))
     return _sweep_ended(out, [o for o in outcomes if o.status == "failed"])
+
+
+def _interrupted(e) -> int:
+    """One line for Ctrl-C or SIGTERM (no traceback): where the runs stopped and how to go on."""
+    runs = sorted(e.runs, key=lambda r: -r[1])
+    where = f"at env step {runs[0][1]:,} of {runs[0][0]}" if runs else "before any run started"
+    others = f" (and {len(runs) - 1} other run(s))" if len(runs) > 1 else ""
+    print(f"interrupted {where}{others}; run the same command to resume", file=sys.stderr)
+    return e.exit_code
 
 
 RUN_FREE_BYTES = 64 * 2**20  # below this a sweep's first checkpoint would fill the disk

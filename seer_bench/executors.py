@@ -21,6 +21,7 @@ sweep goes on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -37,6 +38,7 @@ import torch
 
 from seer_bench.agents import agent_config
 from seer_bench.errors import ConfigError
+from seer_bench.interrupts import Interrupted, as_interrupted
 from seer_bench.progress import SweepProgress
 from seer_bench.records import (
     append_event,
@@ -61,7 +63,7 @@ RUNSPEC_DEFAULTS = {
 @dataclass(frozen=True)
 class Outcome:
     run_id: str
-    status: str  # finished | failed
+    status: str  # finished | failed | interrupted
     text: str  # final return and wall time, or the reason it failed
     records: dict[str, str] | None = (
         None  # Ray: the run's record files, for a driver that does not share --out
@@ -155,6 +157,13 @@ def execute(spec: RunSpec, out: Path, options: RunOptions, threads: int | None =
     try:
         result = run(spec, out, options)
         return _finished(spec, result.final_return, result.wall_s)
+    except KeyboardInterrupt as e:  # the runner records where its loop stopped; before it, here
+        stop = as_interrupted(e)
+        if spec.run_id not in dict(stop.runs):
+            env_steps = (read_progress(run_dir(out, spec.run_id)) or {}).get("env_steps", 0)
+            append_event(run_dir(out, spec.run_id), "interrupted", run_id=spec.run_id, env_steps=env_steps)
+            stop.runs.append((spec.run_id, env_steps))
+        raise stop from None
     except Exception as e:  # noqa: BLE001 - any failure of one run must not stop the sweep
         reason = f"{type(e).__name__}: {e}"
         try:
@@ -195,15 +204,22 @@ def _run_local(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: Swe
     return outcomes
 
 
+def _events_since(spec: RunSpec, out: Path, launched: float) -> list[dict[str, Any]]:
+    """The run's events since its worker was `launched`: an earlier attempt's failure is not this one's."""
+    return [e for e in read_events(run_dir(out, spec.run_id)) if e["time"] >= launched]
+
+
 def _worker_outcome(spec: RunSpec, out: Path, code: int, launched: float) -> Outcome:
-    """What a finished worker process did, from its exit code and the events it wrote (only those since
-    it was `launched`: an earlier attempt's failure is not this one's)."""
-    events = [e for e in read_events(run_dir(out, spec.run_id)) if e["time"] >= launched]
+    """What a finished worker process did, from its exit code and the events it wrote."""
+    events = _events_since(spec, out, launched)
     if code == 0 and status(events) == "finished":
         done = last_event(events, "finished")
         return _finished(spec, done["final_return"], done["wall_s"])
     if status(events) == "failed":
         return Outcome(spec.run_id, "failed", last_event(events, "failed").get("reason", ""))
+    if status(events) == "interrupted":  # its own SIGTERM: the same command resumes it
+        stopped = last_event(events, "interrupted")
+        return Outcome(spec.run_id, "interrupted", f"interrupted at env step {stopped['env_steps']:,}")
     reason = (
         f"worker process killed by signal {-code}" + (" (SIGKILL: out of memory?)" if code == -9 else "")
         if code < 0
@@ -219,29 +235,59 @@ def _run_processes(
     threads = opts.threads or max(1, (os.cpu_count() or 1) // opts.jobs)  # by default the cores, shared out
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending, running, outcomes = list(specs), {}, []
-    while pending or running:
-        while pending and len(running) < opts.jobs:
-            spec = pending.pop(0)
-            cmd = [
-                sys.executable,
-                "-m",
-                "seer_bench.worker",
-                str(out),
-                json.dumps(dataclasses.asdict(opts.run)),
-                str(threads),
-                json.dumps(spec.to_dict()),
-            ]
-            running[spec.run_id] = (spec, subprocess.Popen(cmd, env=env), time.time())
-            view.run_started(spec)
-        for run_id, (spec, proc, launched) in list(running.items()):
-            code = proc.poll()
-            if code is not None:
-                del running[run_id]
-                outcome = _worker_outcome(spec, out, code, launched)
-                view.run_ended(spec, outcome.status, outcome.text)
-                outcomes.append(outcome)
-        time.sleep(0.2)
+    try:
+        while pending or running:
+            while pending and len(running) < opts.jobs:
+                spec = pending.pop(0)
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "seer_bench.worker",
+                    str(out),
+                    json.dumps(dataclasses.asdict(opts.run)),
+                    str(threads),
+                    json.dumps(spec.to_dict()),
+                ]
+                running[spec.run_id] = (spec, subprocess.Popen(cmd, env=env), time.time())
+                view.run_started(spec)
+            outcomes += _poll_workers(running, out, view)
+            time.sleep(0.2)
+    except KeyboardInterrupt as e:
+        raise _stop_workers(running, out, as_interrupted(e)) from None
     return outcomes
+
+
+def _poll_workers(running: dict[str, tuple], out: Path, view: SweepProgress) -> list[Outcome]:
+    """Outcomes of the workers that exited since the last poll (removed from `running`)."""
+    ended = []
+    for run_id, (spec, proc, launched) in list(running.items()):
+        code = proc.poll()
+        if code is not None:
+            del running[run_id]
+            outcome = _worker_outcome(spec, out, code, launched)
+            view.run_ended(spec, outcome.status, outcome.text)
+            ended.append(outcome)
+    return ended
+
+
+WORKER_GRACE_S = 60.0  # a worker records its interruption in well under a second; then it is killed
+
+
+def _stop_workers(running: dict[str, tuple], out: Path, e: Interrupted) -> Interrupted:
+    """Pass the sweep's signal on to its workers (Ctrl-C in a terminal reaches them already), wait for
+    each to record where it stopped, and add those runs to `e`."""
+    for _spec, proc, _launched in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(e.signum)
+    for spec, proc, launched in running.values():
+        try:
+            proc.wait(WORKER_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        stopped = last_event(_events_since(spec, out, launched), "interrupted")
+        e.runs.append((spec.run_id, stopped["env_steps"] if stopped else 0))
+    return e
 
 
 def _ray_task(spec: RunSpec, out: str, options: RunOptions, threads: int) -> Outcome:
@@ -287,6 +333,32 @@ def _run_ray(specs: list[RunSpec], out: Path, opts: ExecutorOptions, view: Sweep
     refs = {task.remote(spec, str(Path(out).resolve()), opts.run, threads): spec for spec in specs}
     for spec in specs:  # Ray queues what does not fit now: the view counts them running once they report
         view.run_queued(spec)
+    try:
+        return _collect_ray(refs, out, view)
+    except KeyboardInterrupt as e:
+        raise _cancel_ray(refs, out, as_interrupted(e)) from None
+
+
+def _cancel_ray(refs: dict, out: Path, e: Interrupted) -> Interrupted:
+    """Cancel the sweep's Ray tasks: a running one gets a KeyboardInterrupt, which its runner records as
+    an `interrupted` event (a queued one never starts); wait for them, and add the runs to `e`."""
+    import ray
+
+    since = time.time()
+    for ref in refs:
+        ray.cancel(ref)
+    ray.wait(list(refs), num_returns=len(refs), timeout=WORKER_GRACE_S)
+    for spec in refs.values():
+        stopped = last_event(_events_since(spec, out, since), "interrupted")
+        if stopped:
+            e.runs.append((spec.run_id, stopped["env_steps"]))
+    return e
+
+
+def _collect_ray(refs: dict, out: Path, view: SweepProgress) -> list[Outcome]:
+    """Outcomes of the sweep's Ray tasks as they finish; a task that died is recorded as failed."""
+    import ray
+
     outcomes = []
     while refs:
         ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)

@@ -228,12 +228,18 @@ def _event(file: Path, number: int, line: str) -> dict[str, Any]:
     return event
 
 
-LIFECYCLE = {"started": "running", "resumed": "running", "finished": "finished", "failed": "failed"}
+LIFECYCLE = {
+    "started": "running",
+    "resumed": "running",
+    "finished": "finished",
+    "failed": "failed",
+    "interrupted": "interrupted",  # stopped by a signal; the same command resumes it
+}
 
 
 def status(events: list[dict[str, Any]]) -> str:
-    """What a run's latest lifecycle event says it is: running, finished or failed (a run started again
-    after failing is running); "not started" without one."""
+    """What a run's latest lifecycle event says it is: running, finished, failed or interrupted (a run
+    started again after failing is running); "not started" without one."""
     states = [LIFECYCLE[e["event"]] for e in events if e["event"] in LIFECYCLE]
     return states[-1] if states else "not started"
 

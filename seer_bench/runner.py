@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import random
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
+from seer_bench.interrupts import Interrupted, as_interrupted
 from seer_bench.records import (
     METRICS_COLUMNS,
     CsvLog,
@@ -395,6 +397,8 @@ class Workspace:
                     eval_return=self.last_eval,
                 )
             self._evaluate(self.spec.agent_steps)
+        except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM (interrupts.Interrupted), Ray's cancel
+            raise self._interrupted(as_interrupted(e), step) from None
         except BaseException as e:  # where it stopped, for the failure record
             e.stopped_env_steps = step * self.spec.action_repeat  # progress.json may be seconds old
             with contextlib.suppress(OSError):  # a full disk must not hide the error that stopped the run
@@ -403,6 +407,24 @@ class Workspace:
         finally:
             self._close()
         return self._finish()
+
+    def _interrupted(self, e: Interrupted, step: int) -> Interrupted:
+        """Record where a signal stopped the run: an `interrupted` event (the run resumes from its latest
+        checkpoint, which stays as it was) and progress.json."""
+        env_steps = step * self.spec.action_repeat
+        e.runs.append((self.spec.run_id, env_steps))
+        with contextlib.suppress(OSError):
+            self.progress.update(step, force=True, phase="interrupted", eval_return=self.last_eval)
+            append_event(
+                self.path,
+                "interrupted",
+                run_id=self.spec.run_id,
+                step=step,
+                env_steps=env_steps,
+                signal=signal.Signals(e.signum).name,
+                checkpoint_step=self.progress.checkpoint or self.start_step,  # where the same command resumes
+            )
+        return e
 
     def _scheduled(self, step: int) -> None:
         """What happens before step `step`'s action: evaluation, SEER's freeze, a checkpoint (each at most

@@ -1,5 +1,7 @@
 """`python -m seer_bench.worker OUT RUN_OPTIONS_JSON THREADS SPEC_JSON`: one run in its own process, for
-`bench.py --jobs N`. Exits 0 when the run finished, 1 when it failed (the failure is in its records)."""
+`bench.py --jobs N`. Exits 0 when the run finished, 1 when it failed (the failure is in its records),
+128 + the signal when SIGINT or SIGTERM stopped it (an `interrupted` event says where). It dies with the
+sweep that started it, whatever killed that: an orphan would go on writing into --out."""
 
 from __future__ import annotations
 
@@ -8,15 +10,24 @@ import sys
 from pathlib import Path
 
 from seer_bench.executors import execute
+from seer_bench.interrupts import as_interrupted, die_with_parent, raise_on_signals
 from seer_bench.runner import RunOptions
 from seer_bench.suites import RunSpec
 
 
 def main(argv: list[str]) -> int:
     out, options, threads, spec = argv
-    outcome = execute(
-        RunSpec.from_dict(json.loads(spec)), Path(out), RunOptions(**json.loads(options)), int(threads)
-    )
+    die_with_parent()
+    try:
+        with raise_on_signals():
+            outcome = execute(
+                RunSpec.from_dict(json.loads(spec)),
+                Path(out),
+                RunOptions(**json.loads(options)),
+                int(threads),
+            )
+    except KeyboardInterrupt as e:
+        return as_interrupted(e).exit_code
     return 0 if outcome.status == "finished" else 1
 
 
