@@ -183,6 +183,16 @@ def test_a_run_started_again_after_failing_is_running(tmp_path):
     assert list(run_table(tmp_path)[0]["status"]) == ["finished"]
 
 
+def test_an_interrupted_run_is_reported_as_interrupted_and_partial_never_final(tmp_path):
+    write_run(tmp_path, "cartpole-swingup", "curl", 0, 500.0)
+    write_run(tmp_path, "cartpole-swingup", "curl", 1, 300.0, steps=(0, 100), status="running")
+    path = run_dir(tmp_path, "curl/cartpole-swingup/budget_0.6/seed_1")
+    append_event(path, "interrupted", env_steps=120, signal="SIGTERM")
+    row = summary(*run_table(tmp_path)).iloc[0]
+    assert row["status"] == "1/2 finished, 1 interrupted (partial: 100 of 200 env steps)"
+    assert (row["return_mean"], row["running"], row["running_return_mean"]) == (500.0, 1, 300.0)
+
+
 def test_atari_runs_aggregate_human_normalized_scores(tmp_path):
     for seed, final in enumerate([500.0, 900.0]):
         for env in ("alien", "pong"):

@@ -186,17 +186,17 @@ def flops_ratio(
     return float(np.mean(ratios)) if ratios else np.nan
 
 
+UNFINISHED = ("running", "interrupted")  # partial records: reported apart (running_*), never as final
+
+
 def _status(group: pd.DataFrame) -> str:
     counts = group["status"].value_counts()
-    done, running, failed, waiting = (
-        int(counts.get(k, 0)) for k in ("finished", "running", "failed", "not started")
-    )
-    text = f"{done}/{len(group)} finished"
-    for n, what in ((running, "running"), (failed, "failed"), (waiting, "not started")):
-        if n:
-            text += f", {n} {what}"
+    text = f"{int(counts.get('finished', 0))}/{len(group)} finished"
+    for what in ("running", "interrupted", "failed", "not started"):
+        if counts.get(what, 0):
+            text += f", {int(counts[what])} {what}"
     target = int(group["target_env_steps"].max())
-    live = group[group["status"].isin(["finished", "running"])]
+    live = group[group["status"].isin(["finished", *UNFINISHED])]
     reached = int(live["env_steps"].min()) if len(live) else 0
     if reached < target:
         text += f" (partial: {reached:,} of {target:,} env steps)"
@@ -208,7 +208,8 @@ def summary(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFra
     compute, memory, time, status.
 
     Final returns, FLOPs and wall time are over finished runs; runs still going are reported apart
-    (`running_*`: how many, their mean latest return and the least env steps they reached), so a partial
+    (`running_*`: how many are running or interrupted, their mean latest return and the least env steps
+    they reached), so a partial
     sweep never mixes a seed at 10% of its steps into a final number.
     """
     if runs.empty:
@@ -222,7 +223,7 @@ def summary(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFra
 def _summary_row(runs: pd.DataFrame, curves: dict, key: tuple, group: pd.DataFrame) -> dict:
     env, agent, budget = key
     done = group[(group["status"] == "finished") & group["final_return"].notna()]
-    running = group[(group["status"] == "running") & (group["env_steps"] > 0)]
+    running = group[group["status"].isin(UNFINISHED) & (group["env_steps"] > 0)]
     mean, lo, hi = mean_ci(done["final_return"].to_numpy())
     base = baseline_of(agent)
     measured = group[group["status"] != "not started"]
