@@ -273,6 +273,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             outcomes = run_sweep(todo, len(done), out, opts)
     except KeyboardInterrupt as e:
         return _interrupted(as_interrupted(e))
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    if skipped:
+        print(
+            f"{len(skipped)} run(s) skipped, another process owns them:\n"
+            + "\n".join(f"  {o.run_id}: {o.text}" for o in skipped),
+            file=sys.stderr,
+        )
     return _sweep_ended(out, [o for o in outcomes if o.status == "failed"])
 
 

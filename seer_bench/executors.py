@@ -39,6 +39,7 @@ import torch
 from seer_bench.agents import agent_config
 from seer_bench.errors import ConfigError
 from seer_bench.interrupts import Interrupted, as_interrupted
+from seer_bench.locks import RunLock, RunOwned, describe, read_owner
 from seer_bench.progress import SweepProgress
 from seer_bench.records import (
     append_event,
@@ -63,7 +64,7 @@ RUNSPEC_DEFAULTS = {
 @dataclass(frozen=True)
 class Outcome:
     run_id: str
-    status: str  # finished | failed | interrupted
+    status: str  # finished | failed | interrupted | skipped (another process owns the run)
     text: str  # final return and wall time, or the reason it failed
     records: dict[str, str] | None = (
         None  # Ray: the run's record files, for a driver that does not share --out
@@ -155,6 +156,22 @@ def execute(spec: RunSpec, out: Path, options: RunOptions, threads: int | None =
     if threads:
         torch.set_num_threads(threads)
     try:
+        with RunLock(run_dir(out, spec.run_id)) as lock:
+            if lock.stale:
+                _took_over(out, spec, lock.stale)
+            return _execute_owned(spec, out, options)
+    except RunOwned as owned:  # another sweep trains it: never two writers on one run's records
+        return Outcome(spec.run_id, "skipped", f"owned by {describe(owned.owner)}; left to it")
+
+
+def _took_over(out: Path, spec: RunSpec, stale: dict[str, Any]) -> None:
+    """Say (event and console) that this process took the run over from an owner that died holding it."""
+    append_event(run_dir(out, spec.run_id), "lock_taken_over", run_id=spec.run_id, previous_owner=stale)
+    print(f"run {spec.run_id}: its owner ({describe(stale)}) died holding it; taken over", file=sys.stderr)
+
+
+def _execute_owned(spec: RunSpec, out: Path, options: RunOptions) -> Outcome:
+    try:
         result = run(spec, out, options)
         return _finished(spec, result.final_return, result.wall_s)
     except KeyboardInterrupt as e:  # the runner records where its loop stopped; before it, here
@@ -209,6 +226,9 @@ def _events_since(spec: RunSpec, out: Path, launched: float) -> list[dict[str, A
     return [e for e in read_events(run_dir(out, spec.run_id)) if e["time"] >= launched]
 
 
+SKIPPED_EXIT = 75  # a worker whose run another process owns (EX_TEMPFAIL: try again later)
+
+
 def _worker_outcome(spec: RunSpec, out: Path, code: int, launched: float) -> Outcome:
     """What a finished worker process did, from its exit code and the events it wrote."""
     events = _events_since(spec, out, launched)
@@ -217,6 +237,8 @@ def _worker_outcome(spec: RunSpec, out: Path, code: int, launched: float) -> Out
         return _finished(spec, done["final_return"], done["wall_s"])
     if status(events) == "failed":
         return Outcome(spec.run_id, "failed", last_event(events, "failed").get("reason", ""))
+    if code == SKIPPED_EXIT:
+        return Outcome(spec.run_id, "skipped", f"owned by {describe(read_owner(run_dir(out, spec.run_id)))}")
     if status(events) == "interrupted":  # its own SIGTERM: the same command resumes it
         stopped = last_event(events, "interrupted")
         return Outcome(spec.run_id, "interrupted", f"interrupted at env step {stopped['env_steps']:,}")

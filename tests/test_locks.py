@@ -1,0 +1,74 @@
+"""One owner per run directory: a second sweep into the same --out leaves a run another process trains
+alone (and says who owns it); a run whose owner died is taken over, saying so, and resumed."""
+
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_interrupts import checkpoint_step
+
+from seer_bench.cli import main
+from seer_bench.locks import RunLock, RunOwned
+from seer_bench.records import read_events, run_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = "curl/cartpole-swingup/budget_0.02/seed_0"
+# 30 agent steps (action repeat 8): evaluations at 0, 15, 30, a checkpoint every 5, updates from 20
+COMMAND = [
+    *("--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--agents", "curl"),
+    *("--steps", "240", "--eval-every", "120", "--checkpoint-every", "40"),
+]
+HOLD = """import sys, time
+from seer_bench.locks import RunLock
+with RunLock(sys.argv[1]):
+    print(1, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_lock_held_by_a_live_process_is_refused_naming_it_and_a_dead_owners_is_taken_over(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE)
+    assert holder.stdout.readline().strip() == b"1"
+    with pytest.raises(RunOwned, match=rf"owned by host {platform.node()}, pid {holder.pid}"):
+        RunLock(tmp_path).__enter__()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with RunLock(tmp_path) as lock:  # the kernel released the dead owner's lock; its record names it
+        assert (lock.stale["pid"], lock.stale["host"]) == (holder.pid, platform.node())
+    with RunLock(tmp_path) as lock:  # a clean release leaves no owner to take over from
+        assert lock.stale is None
+
+
+def test_two_sweeps_into_one_out_never_train_one_run_twice(tmp_path, capsys):
+    out = tmp_path / "out"
+    path = run_dir(out, RUN)
+    first = subprocess.Popen(
+        [sys.executable, "bench.py", *COMMAND, "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 600
+    while checkpoint_step(path) < 5 and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert first.poll() is None, "the first sweep ended before the second started"
+
+    assert main([*COMMAND, "--out", str(out)]) == 0  # the second sweep: the run is the first's
+    err = capsys.readouterr().err
+    assert f"{RUN}: owned by host {platform.node()}, pid {first.pid}; left to it" in err
+
+    first.send_signal(signal.SIGKILL)  # dies holding the lock
+    first.wait()
+    assert main([*COMMAND, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"run {RUN}: its owner (host {platform.node()}, pid {first.pid}) died holding it; taken over" in err
+    )
+    events = [e["event"] for e in read_events(path)]
+    assert events == ["started", "lock_taken_over", "resumed", "finished"]  # one writer at a time
+    assert os.path.getsize(path / "lock") == 0  # released cleanly
