@@ -17,6 +17,10 @@ Resume: `plan` skips runs whose records say finished and refuses (before anythin
 whose recorded spec differs from the one asked for; an interrupted run continues from its checkpoint
 (runner.run). A run that raises is recorded as failed (an event with the reason and traceback) and the
 sweep goes on.
+
+Every executor runs a run through `execute`, which holds the run's lock (locks.RunLock) for its life: a run
+another live process owns is skipped and named. SIGINT/SIGTERM (interrupts.Interrupted) reach every run of
+the sweep, workers and Ray tasks included, and each records where it stopped before the sweep exits.
 """
 
 from __future__ import annotations
