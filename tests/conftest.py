@@ -11,7 +11,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from seer_bench.records import METRICS_COLUMNS, CsvLog, append_event, run_dir, write_config
 from seer_bench.replay import PaperReplay, TransitionSpec
 
-torch.set_num_threads(2)
+# pytest-xdist runs one test process per core (pyproject's addopts): each gets its share of the cores, so
+# the processes do not oversubscribe them and a test's timing does not depend on its neighbour's.
+torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 
 def fill_random(replay, n: int, seed: int = 0, episode_steps: int = 10) -> None:
