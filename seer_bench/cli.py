@@ -59,8 +59,23 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget-gb", type=_csv(float), help="replay memory budget(s) in GB (1e9 bytes), comma-separated"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=V[,V...]",
+        help="override or sweep any agent or SEER setting, e.g. --set seer.freeze_at=5000,10000 --set "
+        "agent.batch_size=128,512: every combination runs as a variant labelled in its run id "
+        "(curl+seer[batch_size=128,freeze_at=5000]), so the baseline and its variants share one --out; "
+        "seer.* settings apply to <base>+seer agents only",
+    )
     seer = parser.add_argument_group("SEER (agents named <base>+seer; other agents ignore these)")
-    seer.add_argument("--freeze-at", type=int, help="T_f in agent steps for every env (default: the suite's)")
+    seer.add_argument(
+        "--freeze-at",
+        type=int,
+        help="T_f in agent steps for every env (default: the suite's); to sweep it or keep several in one "
+        "--out, use --set seer.freeze_at=N[,N...]",
+    )
     seer.add_argument(
         "--num-copies",
         type=int,
@@ -195,9 +210,23 @@ def _specs(suite, args: argparse.Namespace, **flags) -> list:
         latent_dtype=args.latent_dtype,
         seer_split=args.seer_split,
         seer_capacity=args.seer_capacity,
+        sets=_sets(args.set),
         **{k: v for k, v in flags.items() if v is not None},
     )
     return resolve(suite, overrides, AGENTS, KNOWN_ENVS)
+
+
+def _sets(texts: list[str]) -> dict:
+    """--set flags as {setting: values}; a setting given twice is refused (one flag lists its values)."""
+    from seer_bench.variants import parse_set
+
+    sets: dict = {}
+    for text in texts:
+        key, values = parse_set(text)
+        if key in sets:
+            raise ConfigError(f"--set {key} is given twice; list its values in one flag: --set {key}=a,b")
+        sets[key] = values
+    return sets
 
 
 def _distinct(flag: str, values: list | None) -> list | None:
@@ -244,7 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     checked = set()
     for spec in specs:  # one check per distinct (agent, env, budget): seeds do not change sizes
-        if (key := (spec.agent, spec.env, spec.budget_gb, spec.seer)) not in checked:
+        if (key := (spec.label, spec.env, spec.budget_gb)) not in checked:
             check_spec(spec)
             checked.add(key)
     every = args.checkpoint_every if args.checkpoint_every is not None else min(s.eval_every for s in specs)

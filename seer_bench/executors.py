@@ -135,7 +135,8 @@ def plan(specs: list[RunSpec], out: Path) -> tuple[list[RunSpec], list[RunSpec]]
             if changed:
                 raise ConfigError(
                     f"{path}: this run was recorded with a different config ({'; '.join(changed)}); "
-                    f"use another --out, or delete that run directory to start it again"
+                    "to keep both in this --out, give the changed setting with --set (a labelled variant, "
+                    "e.g. --set seer.freeze_at=N); else use another --out, or delete that run directory"
                 )
         (done if status(read_events(path)) == "finished" else todo).append(spec)
     return todo, done

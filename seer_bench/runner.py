@@ -328,6 +328,7 @@ class Workspace:
             {
                 "spec": spec.to_dict(),
                 "run_id": spec.run_id,
+                "label": spec.label,  # the agent and its variant's settings: what reports group by
                 "agent_config": asdict(self.cfg),
                 "env": {
                     "obs_shape": list(env.obs_shape),

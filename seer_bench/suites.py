@@ -6,7 +6,9 @@ DrQ-v2's per-task configs). A scale sets the run length in environment steps, th
 seed count, and optionally overrides the budget, the action repeat (one number or a table per env) or agent
 hyperparameters (`[scales.NAME.agent]`, which win over the per-task settings). A `[seer]` table configures
 SEER for the agents named "<base>+seer": T_f per env (`[seer.freeze_at]`, agent steps; a scale may set its
-own `freeze_at`, one number or a table per env), `num_copies`, `split`, `latent_dtype` and `capacity`.
+own `freeze_at`, one number or a table per env), `num_copies`, `split`, `latent_dtype` and `capacity`. A
+`[sweep]` table (`"seer.freeze_at" = [5000, 10000]`) runs each combination of its values as a labelled
+variant, as `--set` does (seer_bench.variants).
 Everything is checked here, before any training starts, and every error names the file and key at fault.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 from seer_bench.agents.seer import SeerConfig
 from seer_bench.envs import KNOWN_ENVS, env_options
 from seer_bench.errors import ConfigError
+from seer_bench.names import label
 from seer_bench.suite_files import (  # noqa: F401 - SUITES_DIR, available_suites re-exported
     SUITES_DIR,
     available_suites,
@@ -29,6 +32,7 @@ from seer_bench.suite_files import (  # noqa: F401 - SUITES_DIR, available_suite
     read_toml,
     suite_path,
 )
+from seer_bench.variants import check_sets, grid, settings_of, sweep_table
 
 _SUITE_KEYS = {
     "description",
@@ -41,6 +45,7 @@ _SUITE_KEYS = {
     "scales",
     "seer",
     "agent_by_env",
+    "sweep",
 }
 _SCALE_KEYS = {
     "steps",
@@ -52,7 +57,8 @@ _SCALE_KEYS = {
     "freeze_at",
     "action_repeat",
 }
-_SEER_KEYS = {"freeze_at", "num_copies", "split", "latent_dtype", "capacity"}
+_SEER_TYPES = {"freeze_at": int, "num_copies": int, "split": str, "latent_dtype": str, "capacity": str}
+_SEER_KEYS = set(_SEER_TYPES)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,14 @@ class RunSpec:
     agent_overrides: dict[str, Any] = field(default_factory=dict)
     seer: SeerConfig | None = None  # set for "<base>+seer" agents only
     env_options: dict[str, Any] = field(default_factory=dict)  # e.g. Atari preprocessing (envs.AtariOptions)
+    variant: dict[str, Any] = field(
+        default_factory=dict
+    )  # settings given by --set or [sweep], e.g. seer.freeze_at
+
+    @property
+    def label(self) -> str:
+        """The agent, with the variant's settings: `curl+seer[freeze_at=5000]`."""
+        return label(self.agent, self.variant)
 
     @property
     def agent_steps(self) -> int:
@@ -86,7 +100,7 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         # 10 significant digits: a budget chosen to hold an exact count (0.180013, 14.40104) keeps its own id
-        return f"{self.agent}/{self.env}/budget_{self.budget_gb:.10g}/seed_{self.seed}"
+        return f"{self.label}/{self.env}/budget_{self.budget_gb:.10g}/seed_{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -112,6 +126,7 @@ class Suite:
     seer: dict[str, Any] = field(default_factory=dict)
     env_options: dict[str, Any] = field(default_factory=dict)
     agent_by_env: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-task agent settings
+    sweep: dict[str, list[Any]] = field(default_factory=dict)  # setting -> values, as --set gives them
 
 
 def _require(where: str, value: Any, kind: type | tuple[type, ...], what: str) -> Any:
@@ -192,6 +207,7 @@ def load_suite(name_or_path: str) -> Suite:
         seer=seer,
         env_options=env_opts,
         agent_by_env=by_env,
+        sweep=sweep_table(f"{path}: sweep", data.get("sweep", {})),
     )
 
 
@@ -278,13 +294,16 @@ def _per_env(value: Any, env: str, default: Any) -> Any:
     return value.get(env, default) if isinstance(value, dict) else value
 
 
-def _seer_config(suite: Suite, scale: dict[str, Any], env: str, ov: "Overrides") -> SeerConfig:
-    """SEER settings for one env: CLI flag, else the scale's freeze_at, else the suite's [seer] table."""
+def _seer_config(
+    suite: Suite, scale: dict[str, Any], env: str, ov: "Overrides", variant: dict[str, Any]
+) -> SeerConfig:
+    """SEER settings for one env: the variant's (--set, [sweep]), else the CLI flag, else the scale's
+    freeze_at, else the suite's [seer] table."""
     where = f"{suite.path}: seer"
+    chosen = {k: v for k, v in suite.seer.items() if k != "freeze_at"}
     freeze = ov.freeze_at or _per_env(scale.get("freeze_at", suite.seer.get("freeze_at")), env, None)
-    if freeze is None:
-        raise ConfigError(f"{where}.freeze_at: no T_f for {env}; set it in the suite or pass --freeze-at")
-    settings = {k: v for k, v in suite.seer.items() if k != "freeze_at"}
+    if freeze is not None:
+        chosen["freeze_at"] = freeze
     for key, flag in (
         ("num_copies", ov.num_copies),
         ("latent_dtype", ov.latent_dtype),
@@ -292,12 +311,15 @@ def _seer_config(suite: Suite, scale: dict[str, Any], env: str, ov: "Overrides")
         ("capacity", ov.seer_capacity),
     ):
         if flag is not None:
-            settings[key] = flag
-    for key, kind in (("num_copies", int), ("split", str), ("latent_dtype", str), ("capacity", str)):
-        if key in settings:
-            _require(f"{where}.{key}", settings[key], kind, kind.__name__)
+            chosen[key] = flag
+    chosen.update(settings_of(variant, "seer"))  # checked by variants.check_sets
+    if "freeze_at" not in chosen:
+        raise ConfigError(f"{where}.freeze_at: no T_f for {env}; set it in the suite or pass --freeze-at")
+    for key, kind in _SEER_TYPES.items():
+        if key in chosen:
+            _require(f"{where}.{key}", chosen[key], kind, kind.__name__)
     try:
-        return SeerConfig(freeze_at=freeze, **settings)
+        return SeerConfig(**chosen)
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
 
@@ -320,6 +342,7 @@ class Overrides:
     latent_dtype: str | None = None
     seer_split: str | None = None
     seer_capacity: str | None = None
+    sets: dict[str, list[Any]] = field(default_factory=dict)  # --set: setting -> values (a grid of variants)
 
 
 def resolve(
@@ -342,6 +365,7 @@ def resolve(
         env_options=dict(suite.env_options),
     )
     seeds = range(ov.seeds) if ov.seeds else seed_list("seeds", scale["seeds"])
+    sets = {**suite.sweep, **ov.sets}  # a --set of a key replaces the suite's sweep of it
     specs = []
     for agent in agents:
         for env in envs:
@@ -352,22 +376,26 @@ def resolve(
                         f"{env}: {flag} {value} is in env steps and must be a multiple of the "
                         f"action repeat ({repeat})"
                     )
-            seer = _seer_config(suite, scale, env, ov) if uses_seer(agent) else None
-            specs += [
-                RunSpec(
-                    agent=agent,
-                    env=env,
-                    action_repeat=repeat,
-                    seed=seed,
-                    budget_gb=budget,
-                    seer=seer,
-                    # the suite's per-task settings, then the scale's (a scale's deviations win)
-                    agent_overrides={**suite.agent_by_env.get(env, {}), **scale.get("agent", {})},
-                    **common,
-                )
-                for budget in budgets
-                for seed in seeds
-            ]
+            for variant in grid(sets, uses_seer(agent)):
+                seer = _seer_config(suite, scale, env, ov, variant) if uses_seer(agent) else None
+                # per-task settings, then the scale's (a scale's deviations win), then the variant's
+                agent_settings = {**suite.agent_by_env.get(env, {}), **scale.get("agent", {})}
+                agent_settings.update(settings_of(variant, "agent"))
+                specs += [
+                    RunSpec(
+                        agent=agent,
+                        env=env,
+                        action_repeat=repeat,
+                        seed=seed,
+                        budget_gb=budget,
+                        seer=seer,
+                        agent_overrides=agent_settings,
+                        variant=variant,
+                        **common,
+                    )
+                    for budget in budgets
+                    for seed in seeds
+                ]
     _distinct_run_ids(specs)
     return specs
 
@@ -378,10 +406,15 @@ def _distinct_run_ids(specs: list[RunSpec]) -> None:
     seen: dict[str, RunSpec] = {}
     for spec in specs:
         other = seen.setdefault(spec.run_id, spec)
-        if other is not spec:
+        if other is not spec and other.budget_gb != spec.budget_gb:
             raise ConfigError(
                 f"budgets {other.budget_gb!r} and {spec.budget_gb!r} GB share the run directory "
                 f"{spec.run_id}; give budgets that differ within 10 significant digits"
+            )
+        if other is not spec:  # variant values equal to 10 significant digits
+            raise ConfigError(
+                f"variants {other.variant} and {spec.variant} share the run directory {spec.run_id}; give "
+                "values that differ within 10 significant digits"
             )
 
 
@@ -435,4 +468,21 @@ def _selection(
         if not math.isfinite(b) or b <= 0:
             raise ConfigError(f"--budget-gb must be positive, got {b:g}")
     replay_class(ov.replay_layout or suite.replay_layout)
+    _check_sets(suite, ov, agents)
     return scale_name, envs, agents, budgets
+
+
+def _check_sets(suite: Suite, ov: Overrides, agents: list[str]) -> None:
+    """--set and [sweep] keys name settings of the sweep's agents; a flag and --set never set one twice."""
+    from seer_bench.agents import uses_seer
+
+    check_sets({**suite.sweep, **ov.sets}, agents, uses_seer)
+    for flag, key, value in (
+        ("--freeze-at", "seer.freeze_at", ov.freeze_at),
+        ("--num-copies", "seer.num_copies", ov.num_copies),
+        ("--latent-dtype", "seer.latent_dtype", ov.latent_dtype),
+        ("--seer-split", "seer.split", ov.seer_split),
+        ("--seer-capacity", "seer.capacity", ov.seer_capacity),
+    ):
+        if value is not None and key in ov.sets:
+            raise ConfigError(f"{flag} and --set {key} both set it; give one")
