@@ -128,6 +128,12 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     run.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
     run.add_argument("--steps", type=int, help="environment steps per run (agent steps x action repeat)")
     run.add_argument("--eval-every", type=int, help="environment steps between evaluations")
+    run.add_argument(
+        "--action-repeat",
+        type=int,
+        help="action repeat (Atari: frame skip) of every env; default: the suite's, and for a task outside "
+        "it PlaNet's for the six PlaNet tasks, the suite's frame skip for Atari games, 2 for other tasks",
+    )
     run.add_argument("--replay-layout", choices=("paper", "compact"), help="pixel replay layout")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
     run.add_argument("--out", type=Path, help="output directory (default reports/<suite>)")
@@ -269,6 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         steps=args.steps,
         eval_every=args.eval_every,
         replay_layout=args.replay_layout,
+        action_repeat=args.action_repeat,
         device=args.device,
     )
     checked = set()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from seer_bench.agents.seer import SeerConfig
-from seer_bench.envs import KNOWN_ENVS, env_options
+from seer_bench.envs import ATARI_GAMES, DMC_TASKS, KNOWN_ENVS, env_options
 from seer_bench.errors import ConfigError
 from seer_bench.names import label
 from seer_bench.suite_files import (  # noqa: F401 - SUITES_DIR, available_suites re-exported
@@ -59,6 +59,7 @@ _SCALE_KEYS = {
 }
 _SEER_TYPES = {"freeze_at": int, "num_copies": int, "split": str, "latent_dtype": str, "capacity": str}
 _SEER_KEYS = set(_SEER_TYPES)
+OTHER_ACTION_REPEAT = 2  # a DeepMind Control task outside PlaNet's six (DrQ-v2 and CURL's other tasks use 2)
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,10 @@ def _seer_config(
     freeze_at, else the suite's [seer] table."""
     where = f"{suite.path}: seer"
     chosen = {k: v for k, v in suite.seer.items() if k != "freeze_at"}
-    freeze = ov.freeze_at or _per_env(scale.get("freeze_at", suite.seer.get("freeze_at")), env, None)
+    table = scale.get("freeze_at", suite.seer.get("freeze_at"))
+    # a task outside the suite takes the T_f its tasks share, if they share one (dmc6: 10,000)
+    shared = set(table.values()) if isinstance(table, dict) else set()
+    freeze = ov.freeze_at or _per_env(table, env, shared.pop() if len(shared) == 1 else None)
     if freeze is not None:
         chosen["freeze_at"] = freeze
     for key, flag in (
@@ -342,6 +346,7 @@ class Overrides:
     latent_dtype: str | None = None
     seer_split: str | None = None
     seer_capacity: str | None = None
+    action_repeat: int | None = None  # every env's, instead of the suite's or default_action_repeat's
     sets: dict[str, list[Any]] = field(default_factory=dict)  # --set: setting -> values (a grid of variants)
 
 
@@ -369,7 +374,9 @@ def resolve(
     specs = []
     for agent in agents:
         for env in envs:
-            repeat = _per_env(scale.get("action_repeat", {}), env, suite.envs[env])
+            repeat = ov.action_repeat or _per_env(
+                scale.get("action_repeat", {}), env, default_action_repeat(suite, env)
+            )
             for flag, value in (("--steps", steps), ("--eval-every", eval_every)):
                 if value % repeat:
                     raise ConfigError(
@@ -426,6 +433,40 @@ def _no_repeats(where: str, values: list) -> list:
     return values
 
 
+def _family(env: str) -> str:
+    return "Atari game" if env in ATARI_GAMES else "DeepMind Control task"
+
+
+def _takes_env(suite: Suite, env: str, known_envs: frozenset[str]) -> None:
+    """A suite runs any task of its family by name (a DMC suite any dm_control `domain-task`, an Atari suite
+    any ALE game), with its defaults; a misspelt name gets the closest known ones."""
+    if env in suite.envs:
+        return
+    if env not in known_envs:
+        raise ConfigError(
+            f"unknown env {env!r}: it is neither a DeepMind Control task nor an Atari game known here"
+            + did_you_mean(env, known_envs)
+        )
+    families = {_family(e) for e in suite.envs}
+    if _family(env) not in families:
+        raise ConfigError(
+            f"env {env!r} ({_family(env)}) cannot run in suite {suite.name}, which runs "
+            f"{' and '.join(sorted(families))}s: use a suite of its family"
+        )
+    env_options(env, suite.env_options, where=f"{suite.path}: env_options")
+
+
+def default_action_repeat(suite: Suite, env: str) -> int:
+    """The suite's action repeat for `env`; for a task outside it, PlaNet's for the six PlaNet tasks, the
+    suite's frame skip for an Atari game (when its games share one), else 2."""
+    if env in suite.envs:
+        return suite.envs[env]
+    if env in DMC_TASKS:
+        return DMC_TASKS[env]
+    skips = {r for e, r in suite.envs.items() if e in ATARI_GAMES}
+    return skips.pop() if env in ATARI_GAMES and len(skips) == 1 else OTHER_ACTION_REPEAT
+
+
 def _selection(
     suite: Suite, ov: Overrides, known_agents: dict[str, Any], known_envs: frozenset[str]
 ) -> tuple[str, list[str], list[str], list[float]]:
@@ -440,14 +481,7 @@ def _selection(
         )
     envs = ov.envs or list(suite.envs)
     for env in envs:
-        if env not in suite.envs:
-            where = (
-                "is neither a DeepMind Control task nor an Atari game known here"
-                + did_you_mean(env, known_envs)
-                if env not in known_envs
-                else f"is not in suite {suite.name}"
-            )
-            raise ConfigError(f"unknown env {env!r}: it {where}; suite envs: {', '.join(suite.envs)}")
+        _takes_env(suite, env, known_envs)
     agents = ov.agents or suite.agents
     for agent in agents:
         if agent not in known_agents:
@@ -458,6 +492,7 @@ def _selection(
         ("--eval-every", ov.eval_every),
         ("--freeze-at", ov.freeze_at),
         ("--num-copies", ov.num_copies),
+        ("--action-repeat", ov.action_repeat),
     ):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} must be a positive integer, got {value}")

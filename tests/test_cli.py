@@ -18,7 +18,11 @@ def run_cli(capsys, *argv):
     [
         (["--suite", "dmc7"], "unknown suite 'dmc7'"),
         (["--suite", "dmc6", "--envs", "cartpole-jump"], "unknown env 'cartpole-jump'"),
-        (["--suite", "dmc6", "--envs", "hopper-hop"], "unknown env 'hopper-hop': it is not in suite dmc6"),
+        (
+            ["--suite", "dmc6", "--envs", "pong"],
+            "env 'pong' (Atari game) cannot run in suite dmc6, which runs DeepMind Control tasks",
+        ),
+        (["--suite", "dmc6", "--action-repeat", "0"], "--action-repeat must be a positive integer, got 0"),
         (["--suite", "dmc6", "--agents", "curl,drq"], "unknown agent 'drq'"),
         (["--suite", "dmc6", "--scale", "huge"], "unknown scale 'huge'"),
         (["--suite", "dmc6", "--steps", "0"], "--steps must be a positive integer, got 0"),
@@ -72,7 +76,11 @@ def run_cli(capsys, *argv):
             ["--suite", "atari8", "--envs", "aliens"],
             "unknown env 'aliens': it is neither a DeepMind Control task nor an Atari game known here",
         ),
-        (["--suite", "atari8", "--envs", "pong"], "unknown env 'pong': it is not in suite atari8"),
+        (
+            ["--suite", "atari8", "--envs", "cartpole-swingup"],
+            "env 'cartpole-swingup' (DeepMind Control task) cannot run in suite atari8, which runs Atari "
+            "games",
+        ),
         (
             ["--suite", "dmc6", "--envs", "cartpole-swingup", "--agents", "der"],
             "agent der takes discrete actions, env cartpole-swingup has continuous ones",

@@ -115,3 +115,27 @@ def test_every_curl_setting_can_be_set():
 def test_a_sweep_of_the_same_value_spelled_twice_is_refused():
     with pytest.raises(ConfigError, match="listed twice"):
         parse_set("seer.split=fc,fc")
+
+
+def test_any_task_of_the_suites_family_runs_by_name_with_the_documented_action_repeat():
+    """Suite membership only says what runs with no --envs: a DMC suite runs any dm_control task, an
+    Atari suite any ALE game; PlaNet's repeat for the six, the suite's frame skip for Atari, else 2."""
+
+    def repeats(suite, envs, **flags):
+        ov = Overrides(scale="smoke", envs=envs, seeds=1, **flags)
+        return {s.env: s.action_repeat for s in resolve(load_suite(suite), ov, AGENTS, KNOWN_ENVS)}
+
+    assert repeats("dmc6", ["hopper-stand", "cheetah-run", "quadruped-walk"]) == {
+        "hopper-stand": 2,
+        "cheetah-run": 4,
+        "quadruped-walk": 2,
+    }
+    assert repeats("dmc6", ["hopper-stand"], action_repeat=4) == {"hopper-stand": 4}
+    assert repeats("atari8", ["pong", "spaceinvaders"]) == {"pong": 4, "spaceinvaders": 4}
+    assert {s.env for s in specs_of()} == {"cartpole-swingup"}  # --envs given: only those
+
+
+def test_a_task_outside_the_suite_takes_the_t_f_its_tasks_share():
+    ov = Overrides(envs=["hopper-stand"], agents=["curl+seer"], seeds=1)
+    (spec,) = resolve(load_suite("dmc6"), ov, AGENTS, KNOWN_ENVS)
+    assert spec.seer.freeze_at == 10_000 == load_suite("dmc6").seer["freeze_at"]["walker-walk"]
