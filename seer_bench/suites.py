@@ -55,6 +55,9 @@ _SCALE_KEYS = {
 _SEER_KEYS = {"freeze_at", "num_copies", "split", "latent_dtype", "capacity"}
 
 
+MAX_BUDGET_BYTES = 2**63 - 1  # the largest byte count a 64-bit size holds (mmap, numpy shapes)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run: (agent, env, seed, budget) plus everything needed to reproduce it."""
@@ -434,5 +437,10 @@ def _selection(
     for b in budgets:
         if not math.isfinite(b) or b <= 0:
             raise ConfigError(f"--budget-gb must be positive, got {b:g}")
+        if round(b * 1e9) > MAX_BUDGET_BYTES:  # RunSpec.budget_bytes; no array or mapping can be larger
+            raise ConfigError(
+                f"--budget-gb {b:g} is {b * 1e9:.3g} bytes, more than a 64-bit byte count holds "
+                f"({MAX_BUDGET_BYTES / 1e9:.3g} GB)"
+            )
     replay_class(ov.replay_layout or suite.replay_layout)
     return scale_name, envs, agents, budgets
