@@ -770,19 +770,10 @@ def latent_replay_class(pixel_layout: str, random_crops: bool) -> type[LatentRep
     return CompactLatentReplay if pixel_layout == "compact" and not random_crops else PaperLatentReplay
 
 
-def make_replay(
-    layout: str,
-    spec: TransitionSpec,
-    budget_bytes: int,
-    batch_size: int,
-    max_transitions: int | None = None,
-) -> PixelReplay:
-    """A replay of `layout` whose capacity is as many transitions as `budget_bytes` allows, allocated for no
-    more than the `max_transitions` a run writes (its agent steps).
-
-    Fails before any training when the budget cannot hold one batch. The capacity itself is not capped at
-    the run length: it is what the budget buys, the figure records and capacity claims are about.
-    """
+def budget_capacity(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size: int) -> int:
+    """Transitions `budget_bytes` holds in `layout`, without allocating any: fails before any training when
+    the budget cannot hold one batch. Not capped at the run length: it is what the budget buys, the figure
+    records and capacity claims are about."""
     cls = replay_class(layout)
     capacity = cls.capacity_for(spec, budget_bytes)
     if capacity < batch_size:
@@ -793,4 +784,17 @@ def make_replay(
             f"{layout!r} layout, fewer than one batch of {batch_size}; it needs at least {need} bytes "
             f"({need / 1e9:.4g} GB)"
         )
-    return cls(spec, capacity, max_transitions)
+    return capacity
+
+
+def make_replay(
+    layout: str,
+    spec: TransitionSpec,
+    budget_bytes: int,
+    batch_size: int,
+    max_transitions: int | None = None,
+) -> PixelReplay:
+    """A replay of `layout` of the capacity `budget_capacity` gives, allocated for no more than the
+    `max_transitions` a run writes (its agent steps)."""
+    capacity = budget_capacity(layout, spec, budget_bytes, batch_size)
+    return replay_class(layout)(spec, capacity, max_transitions)

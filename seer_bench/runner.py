@@ -47,7 +47,7 @@ from seer_bench.records import (
     run_dir,
     write_config,
 )
-from seer_bench.replay import LatentReplay, TransitionSpec, make_replay, replay_class
+from seer_bench.replay import LatentReplay, TransitionSpec, budget_capacity, make_replay, replay_class
 from seer_bench.suites import RunSpec
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share the training env's random stream
@@ -91,8 +91,9 @@ def build_seer(spec: RunSpec, cfg: Any, env: PixelEnv, seed: int, observe: Any =
     )
 
 
-def check_spec(spec: RunSpec) -> None:
-    """Everything about a run that can fail, checked without training: agent settings, device, budget."""
+def check_spec(spec: RunSpec, memory: bool = True) -> None:
+    """Everything about a run that can fail, checked without training: agent settings, device, budget, and
+    with `memory` that its replays fit in the memory available (`profile` allocates none, so skips it)."""
     cfg = agent_config(spec.agent, spec.agent_overrides)
     resolve_device(spec.device)
     env = build_env(spec, seed=0)
@@ -110,22 +111,22 @@ def check_spec(spec: RunSpec) -> None:
                 f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                 f"before or at learn start ({agent.learn_start} agent steps); raise --steps"
             )
-        _check_replay(spec, cfg, agent, env)
+        _check_replay(spec, cfg, agent, env, memory)
         if spec.seer is not None:
-            _check_seer(spec, cfg, agent, env)
+            _check_seer(spec, cfg, agent, env, memory)
     finally:
         env.close()
 
 
-def _check_replay(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv) -> None:
-    """The budget holds a batch and a sample window, and the arrays the run allocates fit in memory (sized
-    before any is allocated: a budget the OS cannot map would fail here with ENOMEM, not a line)."""
+def _check_replay(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv, memory: bool) -> None:
+    """The budget holds a batch and a sample window, and the arrays the run allocates fit in memory (sized,
+    never allocated: a budget the OS cannot map would fail here with ENOMEM, not a line)."""
     tspec, cls = transition_spec(env), replay_class(spec.replay_layout)
-    capacity = cls.capacity_for(tspec, spec.budget_bytes)
-    allocated = cls.total_bytes(tspec, capacity, spec.agent_steps)
-    _check_allocation(spec, "replay", allocated, cls.slots_for(capacity, spec.agent_steps), capacity)
     # raises when too small
-    make_replay(spec.replay_layout, tspec, spec.budget_bytes, cfg.batch_size, spec.agent_steps)
+    capacity = budget_capacity(spec.replay_layout, tspec, spec.budget_bytes, cfg.batch_size)
+    if memory:
+        allocated = cls.total_bytes(tspec, capacity, spec.agent_steps)
+        _check_allocation(spec, "replay", allocated, cls.slots_for(capacity, spec.agent_steps), capacity)
     if capacity < agent.sample_horizon:
         raise ConfigError(
             f"{spec.run_id}: the replay holds {capacity} transitions, fewer than one "
@@ -166,7 +167,7 @@ def _check_contract(spec: RunSpec, agent: Any) -> None:
         )
 
 
-def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv) -> None:
+def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv, memory: bool) -> None:
     tf = spec.seer.freeze_at
     if tf <= agent.learn_start:
         raise ConfigError(
@@ -195,8 +196,9 @@ def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv) -> None:
             f"{spec.run_id}: after T_f the budget holds {seer.capacity(agent)} latent transitions, "
             f"fewer than the {need} a batch needs"
         )
-    allocated, slots = seer.allocated_bytes(agent), seer.allocated_capacity(agent)
-    _check_allocation(spec, "latent replay after T_f", allocated, slots, seer.capacity(agent))
+    if memory:
+        allocated, slots = seer.allocated_bytes(agent), seer.allocated_capacity(agent)
+        _check_allocation(spec, "latent replay after T_f", allocated, slots, seer.capacity(agent))
 
 
 def versions() -> dict[str, str]:
