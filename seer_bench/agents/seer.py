@@ -17,9 +17,9 @@ augmentation (`random_crops` False) encodes each observation one way only, so it
 The latent replay's capacity is a setting (`capacity`), since the paper runs two experiments:
 - "budget": every byte of the budget, from the real bytes of one latent transition (the constrained-memory
   experiments, and what the public DMC scripts always do: they raise the capacity at T_f). The capacity is
-  not capped at the run's length: it is what the budget buys (the quantity SEER's claim is about); the
-  arrays are (`allocated_capacity`: no more transitions than the run's steps, as the public code caps its
-  capacity), so a budget far above what a run can fill allocates only what the run can write;
+  not capped at the run's length: it is what the budget buys (the quantity SEER's claim is about). Its
+  arrays are: they hold no more transitions than the run has steps (`allocated_capacity`; the public code
+  caps its capacity there), so a budget far above what a run can fill allocates only what it can write;
 - "pixel": the pixel replay's capacity (factor 1), as the public Atari scripts run: they do not pass
   `--increase-buffer`, so SEER there saves compute and memory, not capacity;
 - "public": the public DMC code's formula (`public_capacity`: capped at the run length, a pixel transition
@@ -208,7 +208,7 @@ class Seer:
 
         `on_chunk(bytes)` sees the replay bytes both buffers hold after each converted chunk; the event's
         `bytes_peak` is the most they held (before the conversion or after a chunk: a chunk's pixels go
-        before its latents are written), the figure rows taken between evaluations would miss."""
+        before its latents are written): what rows taken only at evaluations would miss."""
         start = time.perf_counter()
         bytes_before, live_before = pixels.resident_bytes, len(pixels)
         held = [bytes_before]
