@@ -90,7 +90,7 @@ def _measure(
                 chunk=cfg.batch_size,
                 layout="paper",
                 transitions=tspec,
-                total_steps=spec.agent_steps,
+                total_steps=len(replay),  # the latents this measurement writes: allocate no more
             ).freeze(agent, replay, step=0)
             out["frozen"][split] = _mean_update(ledger, agent, latents)
     for name, ops in ledger.unsupported.items():

@@ -37,7 +37,9 @@ METRICS_COLUMNS = [
     "replay_capacity",  # transitions the budget holds
     "replay_size",  # transitions held now
     "replay_bytes",  # bytes of replay slots written so far (resident)
-    "replay_alloc_bytes",  # bytes the replay arrays reserve (mapped lazily)
+    # the most replay bytes held since the previous row, this row's included (SEER's pixels before T_f)
+    "replay_peak_bytes",
+    "replay_alloc_bytes",  # bytes of the replay arrays as allocated (mapped lazily; for the run's length)
     "rss_bytes",  # resident set size of this process, read at this row
     "rss_peak_bytes",  # peak resident set size since the previous row (sampled about once a second)
     "gpu_bytes",  # peak device memory of this process since the previous row (NVML); empty without a GPU

@@ -10,8 +10,12 @@ Two layouts hold the same transitions and return identical batches for the same 
   (30,400 vs 180,032 bytes per transition on a 250-step episode).
 
 Capacity is always the largest transition count whose arrays fit in the budget, computed from the arrays'
-shapes and dtypes. Arrays come from `np.empty`, which the OS maps lazily: `resident_bytes` counts only the
-slots written so far (the pages actually touched), `allocated_bytes` the full reservation.
+shapes and dtypes: the figure records and capacity claims are about. The arrays hold `slots` =
+min(capacity, `max_transitions`) transitions, since a run never writes more than its length (the public
+SEER code caps its capacity at the run's length too): a budget far above what a run can fill (`--budget-gb
+10000`) then allocates what the run can use, not terabytes of address space the OS refuses to map. Every
+ring index is taken modulo `slots`. Arrays are mapped lazily: `resident_bytes` counts only the slots written
+so far (the pages actually touched), `allocated_bytes` the arrays as allocated (for `slots`).
 
 Both layouts are FIFO rings over absolute transition indices [tail, head); sampling draws uniformly from
 the live ones. Crops are taken while gathering, so a batch never materialises the full 100x100 stacks.
@@ -115,26 +119,39 @@ class RingReplay:
 
     layout: str
 
-    def __init__(self, spec: "TransitionSpec | LatentSpec", capacity: int) -> None:
+    def __init__(
+        self, spec: "TransitionSpec | LatentSpec", capacity: int, max_transitions: int | None = None
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+        if max_transitions is not None and max_transitions < 1:
+            raise ValueError(f"max_transitions must be >= 1, got {max_transitions}")
         self.spec = spec
-        self.capacity = capacity
+        self.capacity = capacity  # transitions the budget holds (what records and claims report)
+        self.max_transitions = max_transitions  # transitions the run will ever write; None: no cap
+        self.slots = self.slots_for(capacity, max_transitions)  # transitions the arrays hold
         self.head = 0  # absolute index of the next transition to write
         self.tail = 0  # absolute index of the oldest live transition
         self._scalars = {
-            k: lazy_array((capacity, *shape), dtype) for k, (shape, dtype) in _scalar_fields(spec).items()
+            k: lazy_array((self.slots, *shape), dtype) for k, (shape, dtype) in _scalar_fields(spec).items()
         }
 
     # --- sizing -----------------------------------------------------------------------------------------
-    @classmethod
-    def total_bytes(cls, spec, capacity: int) -> int:
-        """Bytes of every array this layout allocates for `capacity` transitions."""
-        scalars = sum(_nbytes(capacity, shape, dtype) for shape, dtype in _scalar_fields(spec).values())
-        return scalars + cls._data_bytes(spec, capacity)
+    @staticmethod
+    def slots_for(capacity: int, max_transitions: int | None) -> int:
+        """Transitions allocated: no more than the budget holds, nor than the run can ever write."""
+        return capacity if max_transitions is None else min(capacity, max_transitions)
 
     @classmethod
-    def _data_bytes(cls, spec, capacity: int) -> int:
+    def total_bytes(cls, spec, capacity: int, max_transitions: int | None = None) -> int:
+        """Bytes of every array this layout allocates for `capacity` transitions in a run that writes at most
+        `max_transitions`; without it, what `capacity` transitions cost (what the budget is spent on)."""
+        slots = cls.slots_for(capacity, max_transitions)
+        scalars = sum(_nbytes(slots, shape, dtype) for shape, dtype in _scalar_fields(spec).values())
+        return scalars + cls._data_bytes(spec, capacity, max_transitions)
+
+    @classmethod
+    def _data_bytes(cls, spec, capacity: int, max_transitions: int | None) -> int:
         raise NotImplementedError
 
     @classmethod
@@ -151,11 +168,13 @@ class RingReplay:
 
     @property
     def allocated_bytes(self) -> int:
-        return self.total_bytes(self.spec, self.capacity)
+        """Bytes of the arrays as allocated (for `slots`), mapped lazily."""
+        return self.total_bytes(self.spec, self.capacity, self.max_transitions)
 
     @property
     def bytes_per_transition(self) -> float:
-        return self.allocated_bytes / self.capacity
+        """What one transition costs of the budget (the capacity's price, whatever the run allocates)."""
+        return self.total_bytes(self.spec, self.capacity) / self.capacity
 
     @property
     def resident_bytes(self) -> int:
@@ -166,7 +185,7 @@ class RingReplay:
         )
 
     def _resident_rows(self) -> int:
-        return min(self.head, self.capacity)
+        return min(self.head, self.slots)
 
     def _data_resident_bytes(self) -> int:
         raise NotImplementedError
@@ -185,9 +204,9 @@ class RingReplay:
         last: bool,
     ) -> None:
         """Store one transition. `last` marks the end of an episode (terminal or truncated)."""
-        if len(self) == self.capacity:
+        if len(self) == self.slots:
             self.tail += 1
-        slot = self.head % self.capacity
+        slot = self.head % self.slots
         self._store(slot, obs, next_obs, last)
         self._scalars["action"][slot] = action
         self._scalars["reward"][slot] = reward
@@ -201,7 +220,7 @@ class RingReplay:
     def cut_episode(self) -> bool:
         """End the episode in progress here, as a time limit would (no terminal): a resumed run starts a
         new one, and n-step windows and frame stacks must not join the two. Returns whether one was open."""
-        newest = (self.head - 1) % self.capacity
+        newest = (self.head - 1) % self.slots
         was_open = bool(len(self)) and not self._scalars["last"][newest]
         if was_open:
             self._scalars["last"][newest] = 1
@@ -212,8 +231,12 @@ class RingReplay:
     # --- checkpoints ------------------------------------------------------------------------------------
     def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
         """Every array, with how many of its leading rows were ever written: what a checkpoint saves."""
-        rows = min(self.head, self.capacity)
+        rows = min(self.head, self.slots)
         return {f"scalars.{k}": (v, rows) for k, v in self._scalars.items()}
+
+    def _sizes(self) -> dict[str, int]:
+        """What the arrays were allocated for: a checkpoint loads only into a replay of the same sizes."""
+        return {"capacity": self.capacity, "slots": self.slots}
 
     def state_dict(self) -> dict:
         """Counters and the written rows of every array (never the unwritten, lazily mapped rest), as
@@ -230,10 +253,13 @@ class RingReplay:
 
     def load_state_dict(self, state: dict) -> None:
         counters, arrays = state["counters"], state["arrays"]
-        if state["layout"] != self.layout or counters["capacity"] != self.capacity:
+        # checkpoints written before slots existed allocated the whole capacity
+        saved = {k: counters.get(k, counters["capacity"] if k == "slots" else None) for k in self._sizes()}
+        if state["layout"] != self.layout or saved != self._sizes():
+            sizes = lambda d: ", ".join(f"{k} {v}" for k, v in d.items())  # noqa: E731
             raise ValueError(
-                f"checkpoint holds a {state['layout']} replay of {counters['capacity']} transitions, "
-                f"this run a {self.layout} replay of {self.capacity}"
+                f"checkpoint holds a {state['layout']} replay of {sizes(saved)}, this run a {self.layout} "
+                f"replay of {sizes(self._sizes())}"
             )
         vars(self).update(counters)
         for name, (array, _) in self._arrays().items():
@@ -262,14 +288,14 @@ class RingReplay:
         """
         if np.any(idx + n > self.head) or np.any(idx < self.tail):
             raise ValueError(f"an {n}-step window leaves the live transitions [{self.tail}, {self.head})")
-        slots = (idx[:, None] + np.arange(n)) % self.capacity
-        last = self._scalars["last"][slots].astype(bool)
+        rows = (idx[:, None] + np.arange(n)) % self.slots
+        last = self._scalars["last"][rows].astype(bool)
         alive = np.cumsum(last, axis=1) - last == 0  # no episode end before step j
         steps = alive.sum(axis=1)
         powers = discount ** np.arange(n + 1, dtype=np.float64)
-        ret = (self._scalars["reward"][slots] * alive * powers[:n]).sum(axis=1)
+        ret = (self._scalars["reward"][rows] * alive * powers[:n]).sum(axis=1)
         end = idx + steps - 1
-        not_done = self._scalars["not_done"][end % self.capacity]
+        not_done = self._scalars["not_done"][end % self.slots]
         return {
             "return": ret.astype(np.float32),
             "end": end,
@@ -277,15 +303,15 @@ class RingReplay:
         }
 
     def scalars(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        slots = idx % self.capacity
-        return {k: v[slots] for k, v in self._scalars.items()}
+        rows = idx % self.slots
+        return {k: v[rows] for k, v in self._scalars.items()}
 
 
 class PixelReplay(RingReplay):
     """Pixel observations: crops are gathered at sampling; `release_before` frees converted transitions."""
 
-    def __init__(self, spec: TransitionSpec, capacity: int) -> None:
-        super().__init__(spec, capacity)
+    def __init__(self, spec: TransitionSpec, capacity: int, max_transitions: int | None = None) -> None:
+        super().__init__(spec, capacity, max_transitions)
         self._rows_released = 0  # transition rows handed back to the OS by `release_before`
         self._rows_freed_to = 0  # absolute index below which every written row was released
 
@@ -311,7 +337,7 @@ class PixelReplay(RingReplay):
         nothing is added afterwards.
         """
         index = min(max(index, self.tail), self.head)
-        start = max(self._rows_freed_to, self.head - self.capacity)  # rows evicted early were written too
+        start = max(self._rows_freed_to, self.head - self.slots)  # rows evicted early were written too
         if index > start:
             self._release(start, index)
             self._rows_released += index - start
@@ -323,7 +349,7 @@ class PixelReplay(RingReplay):
         raise NotImplementedError
 
     def _resident_rows(self) -> int:
-        return min(self.head, self.capacity) - self._rows_released
+        return min(self.head, self.slots) - self._rows_released
 
 
 class PaperReplay(PixelReplay):
@@ -331,20 +357,20 @@ class PaperReplay(PixelReplay):
 
     layout = "paper"
 
-    def __init__(self, spec: TransitionSpec, capacity: int) -> None:
-        super().__init__(spec, capacity)
-        self._obs = lazy_array((capacity, *spec.obs_shape), np.uint8)
-        self._next_obs = lazy_array((capacity, *spec.obs_shape), np.uint8)
+    def __init__(self, spec: TransitionSpec, capacity: int, max_transitions: int | None = None) -> None:
+        super().__init__(spec, capacity, max_transitions)
+        self._obs = lazy_array((self.slots, *spec.obs_shape), np.uint8)
+        self._next_obs = lazy_array((self.slots, *spec.obs_shape), np.uint8)
 
     @classmethod
-    def _data_bytes(cls, spec: TransitionSpec, capacity: int) -> int:
-        return 2 * _nbytes(capacity, spec.obs_shape, np.uint8)
+    def _data_bytes(cls, spec: TransitionSpec, capacity: int, max_transitions: int | None = None) -> int:
+        return 2 * _nbytes(cls.slots_for(capacity, max_transitions), spec.obs_shape, np.uint8)
 
     def _data_resident_bytes(self) -> int:
         return self._data_bytes(self.spec, self._resident_rows())
 
     def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
-        rows = min(self.head, self.capacity)
+        rows = min(self.head, self.slots)
         return {**super()._arrays(), "obs": (self._obs, rows), "next_obs": (self._next_obs, rows)}
 
     def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
@@ -354,12 +380,12 @@ class PaperReplay(PixelReplay):
     def _gather(self, idx: np.ndarray, offsets: np.ndarray, size: int, next_obs: bool) -> np.ndarray:
         src = self._next_obs if next_obs else self._obs
         out = np.empty((len(idx), self.spec.obs_shape[0], size, size), np.uint8)
-        for i, (slot, (y, x)) in enumerate(zip(idx % self.capacity, offsets)):
+        for i, (slot, (y, x)) in enumerate(zip(idx % self.slots, offsets)):
             out[i] = src[slot, :, y : y + size, x : x + size]
         return out
 
     def _release(self, start: int, stop: int) -> None:
-        for lo, hi in _ring_segments(start, stop, self.capacity):
+        for lo, hi in _ring_segments(start, stop, self.slots):
             for array in (self._obs, self._next_obs, *self._scalars.values()):
                 release_rows(array, lo, hi)
 
@@ -376,33 +402,40 @@ class CompactReplay(PixelReplay):
 
     The frame ring is sized for episodes of `spec.episode_steps`; shorter episodes use more frames per
     transition, and then the oldest transitions are evicted early, before their frames are overwritten:
-    `len()` then stays a little below `capacity`.
+    `len()` then stays a little below `capacity`. A run of `max_transitions` gets no more frames than it
+    can write at worst (k + 1 per transition, each one starting an episode), so the cap never evicts a
+    transition that the budget's ring would keep.
     """
 
     layout = "compact"
 
-    def __init__(self, spec: TransitionSpec, capacity: int) -> None:
-        super().__init__(spec, capacity)
-        self.frame_capacity = self._frame_capacity(spec, capacity)
+    def __init__(self, spec: TransitionSpec, capacity: int, max_transitions: int | None = None) -> None:
+        super().__init__(spec, capacity, max_transitions)
+        self.frame_capacity = self._frame_capacity(spec, capacity, max_transitions)
         self._frames = lazy_array((self.frame_capacity, *spec.frame_shape), np.uint8)
         # absolute frame index of each transition's next frame
-        self._newest = lazy_array((capacity,), np.int64)
+        self._newest = lazy_array((self.slots,), np.int64)
         self._frame_head = 0  # absolute index of the next frame to write
         self._frames_freed_to = 0  # absolute frame index below which frames were released
         self._frames_released = 0
         self._episode_open = False
 
     @staticmethod
-    def _frame_capacity(spec: TransitionSpec, capacity: int) -> int:
+    def _frame_capacity(spec: TransitionSpec, capacity: int, max_transitions: int | None = None) -> int:
         k = spec.frame_stack
         episodes = -(-capacity // spec.episode_steps) + 1  # a partial episode at each end of the ring
-        return capacity + episodes * k
+        ring = capacity + episodes * k
+        return ring if max_transitions is None else min(ring, max_transitions * (k + 1))
 
     @classmethod
-    def _data_bytes(cls, spec: TransitionSpec, capacity: int) -> int:
-        return _nbytes(cls._frame_capacity(spec, capacity), spec.frame_shape, np.uint8) + _nbytes(
-            capacity, (), np.int64
+    def _data_bytes(cls, spec: TransitionSpec, capacity: int, max_transitions: int | None = None) -> int:
+        frames = cls._frame_capacity(spec, capacity, max_transitions)
+        return _nbytes(frames, spec.frame_shape, np.uint8) + _nbytes(
+            cls.slots_for(capacity, max_transitions), (), np.int64
         )
+
+    def _sizes(self) -> dict[str, int]:
+        return {**super()._sizes(), "frame_capacity": self.frame_capacity}
 
     def _data_resident_bytes(self) -> int:
         frames = min(self._frame_head, self.frame_capacity) - self._frames_released
@@ -412,14 +445,14 @@ class CompactReplay(PixelReplay):
         return {
             **super()._arrays(),
             "frames": (self._frames, min(self._frame_head, self.frame_capacity)),
-            "newest": (self._newest, min(self.head, self.capacity)),
+            "newest": (self._newest, min(self.head, self.slots)),
         }
 
     def _write_frame(self, frame: np.ndarray) -> None:
         f = self._frame_head
         k = self.spec.frame_stack
         # Evict transitions whose oldest frame (newest - k) this write would overwrite.
-        while len(self) and self._newest[self.tail % self.capacity] - k <= f - self.frame_capacity:
+        while len(self) and self._newest[self.tail % self.slots] - k <= f - self.frame_capacity:
             self.tail += 1
         self._frames[f % self.frame_capacity] = frame
         self._frame_head += 1
@@ -445,7 +478,7 @@ class CompactReplay(PixelReplay):
     def _gather(self, idx: np.ndarray, offsets: np.ndarray, size: int, next_obs: bool) -> np.ndarray:
         k = self.spec.frame_stack
         c = self.spec.frame_shape[0]
-        first = self._newest[idx % self.capacity] - (k - 1 if next_obs else k)
+        first = self._newest[idx % self.slots] - (k - 1 if next_obs else k)
         out = np.empty((len(idx), k * c, size, size), np.uint8)
         for i, (f0, (y, x)) in enumerate(zip(first, offsets)):
             for j in range(k):
@@ -457,7 +490,7 @@ class CompactReplay(PixelReplay):
     def _release(self, start: int, stop: int) -> None:
         # Frames older than the oldest frame of the first transition kept are no longer needed.
         keep_from = (
-            int(self._newest[stop % self.capacity]) - self.spec.frame_stack
+            int(self._newest[stop % self.slots]) - self.spec.frame_stack
             if stop < self.head
             else self._frame_head
         )
@@ -467,7 +500,7 @@ class CompactReplay(PixelReplay):
                 release_rows(self._frames, a, b)
                 self._frames_released += b - a
         self._frames_freed_to = max(self._frames_freed_to, keep_from)
-        for a, b in _ring_segments(start, stop, self.capacity):
+        for a, b in _ring_segments(start, stop, self.slots):
             for array in (self._newest, *self._scalars.values()):
                 release_rows(array, a, b)
 
@@ -509,8 +542,10 @@ class LatentReplay(RingReplay):
     (the public DMC code); `CompactLatentReplay` stores each state's latent once (the public Atari code).
     """
 
-    def __init__(self, spec: LatentSpec, capacity: int, encode: Encoder) -> None:
-        super().__init__(spec, capacity)
+    def __init__(
+        self, spec: LatentSpec, capacity: int, encode: Encoder, max_transitions: int | None = None
+    ) -> None:
+        super().__init__(spec, capacity, max_transitions)
         self.encode = encode
         self.encoded = 0
 
@@ -525,24 +560,24 @@ class LatentReplay(RingReplay):
     def fill_from(
         self, pixels: PixelReplay, chunk: int, on_chunk: Callable[[int], None] | None = None
     ) -> int:
-        """Convert every live transition of `pixels` (the newest `capacity` if fewer fit) and release them.
+        """Convert every live transition of `pixels` (the newest `slots` if fewer fit) and release them.
 
         `on_chunk(bytes)` is called after each chunk with the bytes both buffers hold (for tests and
         progress). Returns the number of transitions converted.
         """
         if len(self):
             raise ValueError("fill_from needs an empty latent replay")
-        pixels.release_before(pixels.head - self.capacity)  # transitions that would not fit are dropped first
+        pixels.release_before(pixels.head - self.slots)  # transitions that would not fit are dropped first
         converted = 0
         while len(pixels):
             idx = np.arange(pixels.tail, min(pixels.tail + chunk, pixels.head))
             scalars = pixels.scalars(idx)
             encoded = self._encode_chunk(pixels, idx, scalars["last"])
             pixels.release_before(int(idx[-1]) + 1)
-            slots = (self.head + np.arange(len(idx))) % self.capacity
-            self._write_chunk(slots, encoded, scalars["last"])
+            rows = (self.head + np.arange(len(idx))) % self.slots
+            self._write_chunk(rows, encoded, scalars["last"])
             for key, values in scalars.items():
-                self._scalars[key][slots] = values
+                self._scalars[key][rows] = values
             self.head += len(idx)
             converted += len(idx)
             if on_chunk is not None:
@@ -561,9 +596,11 @@ class PaperLatentReplay(LatentReplay):
 
     layout = "latent"
 
-    def __init__(self, spec: LatentSpec, capacity: int, encode: Encoder) -> None:
-        super().__init__(spec, capacity, encode)
-        shape = (capacity, spec.copies)
+    def __init__(
+        self, spec: LatentSpec, capacity: int, encode: Encoder, max_transitions: int | None = None
+    ) -> None:
+        super().__init__(spec, capacity, encode, max_transitions)
+        shape = (self.slots, spec.copies)
         self._latents = {
             (name, nxt): lazy_array((*shape, dim), np.dtype(spec.dtype))
             for name, dim in spec.streams
@@ -571,7 +608,7 @@ class PaperLatentReplay(LatentReplay):
         }
 
     def _arrays(self) -> dict[str, tuple[np.ndarray, int]]:
-        rows = min(self.head, self.capacity)
+        rows = min(self.head, self.slots)
         return {
             **super()._arrays(),
             **{
@@ -581,8 +618,9 @@ class PaperLatentReplay(LatentReplay):
         }
 
     @classmethod
-    def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
-        return sum(2 * _nbytes(capacity, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams)
+    def _data_bytes(cls, spec: LatentSpec, capacity: int, max_transitions: int | None = None) -> int:
+        slots = cls.slots_for(capacity, max_transitions)
+        return sum(2 * _nbytes(slots, (spec.copies, dim), np.dtype(spec.dtype)) for _, dim in spec.streams)
 
     def _data_resident_bytes(self) -> int:
         return self._data_bytes(self.spec, self._resident_rows())
@@ -594,8 +632,8 @@ class PaperLatentReplay(LatentReplay):
             self._latents[name, True][slot] = encoded[name][1]
 
     def latents(self, idx: np.ndarray, copy: np.ndarray, next_obs: bool) -> dict[str, np.ndarray]:
-        slots = idx % self.capacity
-        return {name: self._latents[name, next_obs][slots, copy] for name, _ in self.spec.streams}
+        rows = idx % self.slots
+        return {name: self._latents[name, next_obs][rows, copy] for name, _ in self.spec.streams}
 
     def _encode_chunk(self, pixels: PixelReplay, idx: np.ndarray, last: np.ndarray) -> dict[str, np.ndarray]:
         return self._encode(np.concatenate([pixels.uncropped(idx, False), pixels.uncropped(idx, True)]))
@@ -617,25 +655,31 @@ class CompactLatentReplay(LatentReplay):
     crops, where the paper layout draws them independently.
 
     The state ring is sized for episodes of `spec.episode_steps`; shorter episodes evict the oldest
-    transitions early, as in `CompactReplay`.
+    transitions early, as in `CompactReplay`; a run of `max_transitions` gets no more states than it can
+    write at worst (2 per transition).
     """
 
     layout = "latent-compact"
 
-    def __init__(self, spec: LatentSpec, capacity: int, encode: Encoder) -> None:
-        super().__init__(spec, capacity, encode)
-        self.state_capacity = self._state_capacity(spec, capacity)
+    def __init__(
+        self, spec: LatentSpec, capacity: int, encode: Encoder, max_transitions: int | None = None
+    ) -> None:
+        super().__init__(spec, capacity, encode, max_transitions)
+        self.state_capacity = self._state_capacity(spec, capacity, max_transitions)
         self._states = {
             name: lazy_array((self.state_capacity, spec.copies, dim), np.dtype(spec.dtype))
             for name, dim in spec.streams
         }
-        self._newest = lazy_array((capacity,), np.int64)  # absolute state index of each transition's next_obs
+        self._newest = lazy_array(
+            (self.slots,), np.int64
+        )  # absolute state index of each transition's next_obs
         self._state_head = 0
         self._episode_open = False
 
     @staticmethod
-    def _state_capacity(spec: LatentSpec, capacity: int) -> int:
-        return capacity + -(-capacity // spec.episode_steps) + 1
+    def _state_capacity(spec: LatentSpec, capacity: int, max_transitions: int | None = None) -> int:
+        ring = capacity + -(-capacity // spec.episode_steps) + 1
+        return ring if max_transitions is None else min(ring, 2 * max_transitions)
 
     @staticmethod
     def _bytes(spec: LatentSpec, states: int, transitions: int) -> int:
@@ -645,8 +689,12 @@ class CompactLatentReplay(LatentReplay):
         ) + _nbytes(transitions, (), np.int64)
 
     @classmethod
-    def _data_bytes(cls, spec: LatentSpec, capacity: int) -> int:
-        return cls._bytes(spec, cls._state_capacity(spec, capacity), capacity)
+    def _data_bytes(cls, spec: LatentSpec, capacity: int, max_transitions: int | None = None) -> int:
+        states = cls._state_capacity(spec, capacity, max_transitions)
+        return cls._bytes(spec, states, cls.slots_for(capacity, max_transitions))
+
+    def _sizes(self) -> dict[str, int]:
+        return {**super()._sizes(), "state_capacity": self.state_capacity}
 
     def _data_resident_bytes(self) -> int:
         return self._bytes(self.spec, min(self._state_head, self.state_capacity), self._resident_rows())
@@ -655,14 +703,14 @@ class CompactLatentReplay(LatentReplay):
         states = min(self._state_head, self.state_capacity)
         return {
             **super()._arrays(),
-            "newest": (self._newest, min(self.head, self.capacity)),
+            "newest": (self._newest, min(self.head, self.slots)),
             **{f"states.{name}": (array, states) for name, array in self._states.items()},
         }
 
     def _write_state(self, encoded: dict[str, np.ndarray], row: int) -> None:
         s = self._state_head
         # Evict transitions whose obs state (next state - 1) this write would overwrite.
-        while len(self) and self._newest[self.tail % self.capacity] - 1 <= s - self.state_capacity:
+        while len(self) and self._newest[self.tail % self.slots] - 1 <= s - self.state_capacity:
             self.tail += 1
         for name, _ in self.spec.streams:
             self._states[name][s % self.state_capacity] = encoded[name][row]
@@ -677,7 +725,7 @@ class CompactLatentReplay(LatentReplay):
         self._episode_open = not last
 
     def latents(self, idx: np.ndarray, copy: np.ndarray, next_obs: bool) -> dict[str, np.ndarray]:
-        states = (self._newest[idx % self.capacity] - (0 if next_obs else 1)) % self.state_capacity
+        states = (self._newest[idx % self.slots] - (0 if next_obs else 1)) % self.state_capacity
         return {name: self._states[name][states, copy] for name, _ in self.spec.streams}
 
     def _starts(self, last: np.ndarray) -> np.ndarray:
@@ -722,12 +770,10 @@ def latent_replay_class(pixel_layout: str, random_crops: bool) -> type[LatentRep
     return CompactLatentReplay if pixel_layout == "compact" and not random_crops else PaperLatentReplay
 
 
-def make_replay(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size: int) -> PixelReplay:
-    """A replay of `layout` holding as many transitions as `budget_bytes` allows.
-
-    Fails before any training when the budget cannot hold one batch. The capacity is not capped at the run
-    length: the arrays are mapped lazily, so unused capacity costs address space, not memory.
-    """
+def budget_capacity(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size: int) -> int:
+    """Transitions `budget_bytes` holds in `layout`, without allocating any: fails before any training when
+    the budget cannot hold one batch. Not capped at the run length: it is what the budget buys, the figure
+    records and capacity claims are about."""
     cls = replay_class(layout)
     capacity = cls.capacity_for(spec, budget_bytes)
     if capacity < batch_size:
@@ -738,4 +784,17 @@ def make_replay(layout: str, spec: TransitionSpec, budget_bytes: int, batch_size
             f"{layout!r} layout, fewer than one batch of {batch_size}; it needs at least {need} bytes "
             f"({need / 1e9:.4g} GB)"
         )
-    return cls(spec, capacity)
+    return capacity
+
+
+def make_replay(
+    layout: str,
+    spec: TransitionSpec,
+    budget_bytes: int,
+    batch_size: int,
+    max_transitions: int | None = None,
+) -> PixelReplay:
+    """A replay of `layout` of the capacity `budget_capacity` gives, allocated for no more than the
+    `max_transitions` a run writes (its agent steps)."""
+    capacity = budget_capacity(layout, spec, budget_bytes, batch_size)
+    return replay_class(layout)(spec, capacity, max_transitions)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import psutil
 import torch
 
 from seer_bench import checkpoint
@@ -46,7 +47,7 @@ from seer_bench.records import (
     run_dir,
     write_config,
 )
-from seer_bench.replay import LatentReplay, TransitionSpec, make_replay, replay_class
+from seer_bench.replay import LatentReplay, TransitionSpec, budget_capacity, make_replay, replay_class
 from seer_bench.suites import RunSpec
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share the training env's random stream
@@ -90,8 +91,9 @@ def build_seer(spec: RunSpec, cfg: Any, env: PixelEnv, seed: int, observe: Any =
     )
 
 
-def check_spec(spec: RunSpec) -> None:
-    """Everything about a run that can fail, checked without training: agent settings, device, budget."""
+def check_spec(spec: RunSpec, memory: bool = True) -> None:
+    """Everything about a run that can fail, checked without training: agent settings, device, budget, and
+    with `memory` that its replays fit in the memory available (`profile` allocates none, so skips it)."""
     cfg = agent_config(spec.agent, spec.agent_overrides)
     resolve_device(spec.device)
     env = build_env(spec, seed=0)
@@ -109,17 +111,43 @@ def check_spec(spec: RunSpec) -> None:
                 f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
                 f"before or at learn start ({agent.learn_start} agent steps); raise --steps"
             )
-        # raises when too small
-        replay = make_replay(spec.replay_layout, transition_spec(env), spec.budget_bytes, cfg.batch_size)
-        if replay.capacity < agent.sample_horizon:
-            raise ConfigError(
-                f"{spec.run_id}: the replay holds {replay.capacity} transitions, fewer than one "
-                f"{agent.sample_horizon}-step window; raise --budget-gb"
-            )
+        _check_replay(spec, cfg, agent, env, memory)
         if spec.seer is not None:
-            _check_seer(spec, cfg, agent, env)
+            _check_seer(spec, cfg, agent, env, memory)
     finally:
         env.close()
+
+
+def _check_replay(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv, memory: bool) -> None:
+    """The budget holds a batch and a sample window, and the arrays the run allocates fit in memory (sized,
+    never allocated: a budget the OS cannot map would fail here with ENOMEM, not a line)."""
+    tspec, cls = transition_spec(env), replay_class(spec.replay_layout)
+    # raises when too small
+    capacity = budget_capacity(spec.replay_layout, tspec, spec.budget_bytes, cfg.batch_size)
+    if memory:
+        allocated = cls.total_bytes(tspec, capacity, spec.agent_steps)
+        _check_allocation(spec, "replay", allocated, cls.slots_for(capacity, spec.agent_steps), capacity)
+    if capacity < agent.sample_horizon:
+        raise ConfigError(
+            f"{spec.run_id}: the replay holds {capacity} transitions, fewer than one "
+            f"{agent.sample_horizon}-step window; raise --budget-gb"
+        )
+
+
+def _check_allocation(spec: RunSpec, what: str, allocated: int, slots: int, capacity: int) -> None:
+    """Refuse arrays larger than the memory available now: they are mapped lazily, but a run of this length
+    can fill every slot, and the OS refuses a mapping far beyond its memory."""
+    available = psutil.virtual_memory().available
+    if allocated > available:
+        raise ConfigError(
+            f"{spec.run_id}: the {what} would allocate {_size(allocated)} for {slots:,} transitions (the "
+            f"budget holds {capacity:,}, the run writes {spec.agent_steps:,}), more than the "
+            f"{_size(available)} of memory available; lower --budget-gb or --steps"
+        )
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:,.1f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:,.1f} MB"
 
 
 def _check_contract(spec: RunSpec, agent: Any) -> None:
@@ -139,7 +167,7 @@ def _check_contract(spec: RunSpec, agent: Any) -> None:
         )
 
 
-def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv) -> None:
+def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv, memory: bool) -> None:
     tf = spec.seer.freeze_at
     if tf <= agent.learn_start:
         raise ConfigError(
@@ -168,6 +196,9 @@ def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv) -> None:
             f"{spec.run_id}: after T_f the budget holds {seer.capacity(agent)} latent transitions, "
             f"fewer than the {need} a batch needs"
         )
+    if memory:
+        allocated, slots = seer.allocated_bytes(agent), seer.allocated_capacity(agent)
+        _check_allocation(spec, "latent replay after T_f", allocated, slots, seer.capacity(agent))
 
 
 def versions() -> dict[str, str]:
@@ -191,6 +222,8 @@ def seer_sizing(seer: Seer, agent: Any) -> dict[str, Any]:
         "latent_bytes_per_transition": seer.bytes_per_transition(agent),
         "capacity_policy": seer.cfg.capacity,
         "capacity_after": seer.capacity(agent),
+        "allocated_capacity_after": seer.allocated_capacity(agent),  # the run's steps at most
+        "allocated_bytes_after": seer.allocated_bytes(agent),
         "capacity_budget": seer.budget_capacity(agent),
         "capacity_public_formula": seer.public_capacity(agent),
     }
@@ -283,6 +316,7 @@ class Workspace:
         self.started = time.perf_counter() - wall_before
         self.last_eval = float("nan")
         self.memory = MemorySampler(self.device)
+        self.memory.note_replay(self.replay.resident_bytes)  # a resumed run starts with its replay held
         self.progress = ProgressFile(
             self.path, spec.run_id, spec.agent_steps, spec.action_repeat, self.start_step
         )
@@ -301,7 +335,7 @@ class Workspace:
             spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed
         )
         self.replay = make_replay(
-            spec.replay_layout, transition_spec(self.env), spec.budget_bytes, cfg.batch_size
+            spec.replay_layout, transition_spec(self.env), spec.budget_bytes, cfg.batch_size, spec.agent_steps
         )
         # training compute only: evaluation episodes measure the agent, they are not its cost
         self.ledger = FlopLedger(networks(self.agent))
@@ -340,7 +374,8 @@ class Workspace:
                 "replay": {
                     "layout": replay.layout,
                     "budget_bytes": spec.budget_bytes,
-                    "capacity": replay.capacity,
+                    "capacity": replay.capacity,  # what the budget holds
+                    "allocated_capacity": replay.slots,  # what the arrays hold: the run's steps at most
                     "bytes_per_transition": replay.bytes_per_transition,
                     "allocated_bytes": replay.allocated_bytes,
                     "paper_layout_bytes_per_transition": replay_class("paper").total_bytes(
@@ -462,6 +497,7 @@ class Workspace:
         """Step the env and store the transition (a latent replay encodes it, observed by the ledger)."""
         res = self.env.step(action)
         self.replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
+        self.memory.note_replay(self.replay.resident_bytes)
         if not res.last:
             return res.obs
         self.train_episodes += 1
@@ -502,7 +538,8 @@ class Workspace:
         self.progress.update(step, force=True, phase="converting replay", eval_return=self.last_eval)
         self.train_log.flush()  # a window never mixes pixel and latent updates
         flops_at_freeze = self.ledger.total  # where T_f falls on a return-vs-FLOPs axis
-        self.replay, event = self.seer.freeze(self.agent, self.replay, step)
+        self.replay, event = self.seer.freeze(self.agent, self.replay, step, self.memory.note_replay)
+        self.memory.note_replay(self.replay.resident_bytes)
         self.encoding = "encode"
         append_event(self.path, "frozen", **event, cum_flops=flops_at_freeze)
 

@@ -62,6 +62,9 @@ _SEER_KEYS = set(_SEER_TYPES)
 OTHER_ACTION_REPEAT = 2  # a DeepMind Control task outside PlaNet's six (DrQ-v2 and CURL's other tasks use 2)
 
 
+MAX_BUDGET_BYTES = 2**63 - 1  # the largest byte count a 64-bit size holds (mmap, numpy shapes)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run: (agent, env, seed, budget) plus everything needed to reproduce it."""
@@ -502,6 +505,11 @@ def _selection(
     for b in budgets:
         if not math.isfinite(b) or b <= 0:
             raise ConfigError(f"--budget-gb must be positive, got {b:g}")
+        if round(b * 1e9) > MAX_BUDGET_BYTES:  # RunSpec.budget_bytes; no array or mapping can be larger
+            raise ConfigError(
+                f"--budget-gb {b:g} is {b * 1e9:.3g} bytes, more than a 64-bit byte count holds "
+                f"({MAX_BUDGET_BYTES / 1e9:.3g} GB)"
+            )
     replay_class(ov.replay_layout or suite.replay_layout)
     _check_sets(suite, ov, agents)
     return scale_name, envs, agents, budgets

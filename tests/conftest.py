@@ -89,6 +89,18 @@ def tiny_spec(agent: str, seer=None, **fields):
     return RunSpec(**{**base, "seer": seer, **fields})
 
 
+def short_spec(agent: str, seer=None, eval_every: int = 30, init_steps: int = 29, **fields):
+    """30 agent steps at action repeat 50 (episodes of 20 steps), evaluated every `eval_every` agent steps,
+    updates from agent step `init_steps` (default: one update): a real run in a few seconds."""
+    overrides = {"batch_size": 8, "init_steps": init_steps, "hidden_dim": 64}
+    return tiny_spec(
+        agent,
+        seer,
+        **{"action_repeat": 50, "steps": 50 * 30, "eval_every": 50 * eval_every, **fields},
+        agent_overrides=overrides,
+    )
+
+
 def ledger_and_torch(agent, fn) -> tuple[int, float]:
     """(the FLOP ledger's price, torch's multiply-adds) of one call of `fn`, observed by both at once: the
     ledger watching the agent's modules, torch's counter every operator (2 flops per multiply-add)."""

@@ -161,7 +161,7 @@ def frozen(agent, replay, split):
         chunk=8,
         layout=replay.layout,
         transitions=replay.spec,
-        total_steps=100,
+        total_steps=150,  # the transitions fill_atari wrote: the latent replay holds every live one
     )
     return seer.freeze(agent, replay, step=0)
 

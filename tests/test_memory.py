@@ -26,6 +26,16 @@ def test_a_transient_peak_between_rows_is_recorded_and_then_reset():
         assert sampler.samples > 5
 
 
+def test_a_replay_peak_between_rows_is_kept_and_the_next_row_starts_from_what_is_held():
+    sampler = MemorySampler(torch.device("cpu"))
+    for nbytes in (5, 100, 20):  # pixels fill, then SEER converts them into fewer latent bytes
+        sampler.note_replay(nbytes)
+    assert sampler.window().replay_peak_bytes == 100
+    assert sampler.window().replay_peak_bytes == 20  # nothing noted since: what is held now
+    sampler.note_replay(30)
+    assert sampler.window().as_row()["replay_peak_bytes"] == 30
+
+
 def test_without_a_gpu_the_gpu_columns_are_empty_not_errors():
     with MemorySampler(torch.device("cpu"), period=0.05) as sampler:
         row = sampler.window().as_row()

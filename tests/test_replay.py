@@ -118,3 +118,82 @@ def test_compact_layout_writes_a_carried_on_stack_once_after_an_episode_end():
     idx, corners = np.arange(len(pairs)), np.zeros((len(pairs), 2), np.int64)
     np.testing.assert_array_equal(replay.obs(idx, corners, 6), np.stack([p[0] for p in pairs]))
     np.testing.assert_array_equal(replay.next_obs(idx, corners, 6), np.stack([p[1] for p in pairs]))
+
+
+def scalar_nbytes(spec: TransitionSpec) -> int:
+    """Independent price of one transition's scalars: float32 action, reward and not_done, uint8 last."""
+    return np.zeros(spec.action_dim + 2, np.float32).nbytes + np.zeros(1, np.uint8).nbytes
+
+
+def transition_nbytes(spec: TransitionSpec) -> int:
+    """Independent price of one paper-layout transition: obs and next_obs uint8 stacks and the scalars."""
+    return 2 * np.zeros(spec.obs_shape, np.uint8).nbytes + scalar_nbytes(spec)
+
+
+def test_a_budget_far_above_memory_allocates_only_the_runs_transitions():
+    """Issue 17: `--budget-gb 10000` mapped 10 TB (ENOMEM). The capacity keeps the budget's figure; the
+    arrays hold only the transitions a run of 100 steps can write."""
+    replay = make_replay("paper", DMC, budget_bytes=10**13, batch_size=32, max_transitions=100)
+    assert replay.capacity == 10**13 // transition_nbytes(DMC) and replay.slots == 100
+    assert replay.allocated_bytes == arrays_nbytes(replay) == 100 * transition_nbytes(DMC)
+    assert replay.bytes_per_transition == transition_nbytes(DMC)  # the budget's price, not the allocation's
+
+
+@pytest.mark.parametrize("cls", [PaperReplay, CompactReplay])
+def test_slots_are_the_capacity_or_the_run_length_whichever_is_smaller(cls):
+    capacity = cls.capacity_for(DMC, 50_000_000)
+    assert cls(DMC, capacity, max_transitions=capacity + 5).slots == capacity == cls(DMC, capacity).slots
+    assert cls(DMC, capacity, max_transitions=capacity + 5).allocated_bytes == cls.total_bytes(DMC, capacity)
+    capped = cls(DMC, capacity, max_transitions=40)
+    assert (capped.capacity, capped.slots) == (capacity, 40)
+    assert capped.allocated_bytes == arrays_nbytes(capped) < cls.total_bytes(DMC, capacity)
+    if cls is CompactReplay:  # the worst case a run of 40 can write: every transition starts an episode
+        frames = 40 * (DMC.frame_stack + 1) * np.zeros(DMC.frame_shape, np.uint8).nbytes
+        assert capped.allocated_bytes == frames + 40 * (np.zeros(1, np.int64).nbytes + scalar_nbytes(DMC))
+    else:
+        assert capped.allocated_bytes == 40 * transition_nbytes(DMC)
+
+
+@pytest.mark.parametrize("n", [30, 75])
+def test_a_ring_of_fewer_slots_than_capacity_wraps_at_its_slots(n):
+    spec = TransitionSpec((9, 20, 20), action_dim=2, frame_stack=3, episode_steps=10)
+    capped, plain = PaperReplay(spec, 64, max_transitions=30), PaperReplay(spec, 30)
+    fill_random(capped, n, seed=2, episode_steps=7)
+    fill_random(plain, n, seed=2, episode_steps=7)
+    assert (len(capped), capped.tail, capped.head) == (len(plain), plain.tail, plain.head) == (30, n - 30, n)
+    idx = np.arange(capped.tail, capped.head)
+    corners = np.zeros((len(idx), 2), np.int64)
+    assert np.array_equal(capped.obs(idx, corners, 20), plain.obs(idx, corners, 20))
+    assert np.array_equal(capped.next_obs(idx, corners, 20), plain.next_obs(idx, corners, 20))
+    for key, values in capped.scalars(idx).items():
+        assert np.array_equal(values, plain.scalars(idx)[key])
+    window, want = capped.n_step(idx[:-3], 3, 0.9), plain.n_step(idx[:-3], 3, 0.9)
+    assert all(np.array_equal(window[k], want[k]) for k in want)
+
+
+def test_a_capped_compact_ring_holds_what_an_uncapped_one_holds_over_its_run_even_at_worst():
+    """Episodes of one step write k + 1 frames per transition: the capped frame ring still evicts
+    nothing that the budget's ring would keep."""
+    spec = TransitionSpec((9, 20, 20), action_dim=2, frame_stack=3, episode_steps=10)
+    capped, plain = CompactReplay(spec, 1000, max_transitions=50), CompactReplay(spec, 1000)
+    for replay in (capped, plain):
+        fill_random(replay, 50, seed=4, episode_steps=1)
+    assert capped.frame_capacity == capped._frame_head == 50 * 4 < plain.frame_capacity
+    assert len(capped) == len(plain) == 50
+    idx, corners = np.arange(50), np.zeros((50, 2), np.int64)
+    assert np.array_equal(capped.obs(idx, corners, 20), plain.obs(idx, corners, 20))
+    assert np.array_equal(capped.next_obs(idx, corners, 20), plain.next_obs(idx, corners, 20))
+
+
+def test_a_checkpoint_saves_slots_and_loads_only_into_the_same_sizes():
+    spec = TransitionSpec((9, 20, 20), action_dim=2, frame_stack=3, episode_steps=10)
+    replay = CompactReplay(spec, 64, max_transitions=30)
+    fill_random(replay, 20, seed=1)
+    state = replay.state_dict()
+    assert (state["counters"]["capacity"], state["counters"]["slots"]) == (64, 30)
+    twin = CompactReplay(spec, 64, max_transitions=30)
+    twin.load_state_dict(state)
+    idx, corners = np.arange(20), np.zeros((20, 2), np.int64)
+    assert np.array_equal(twin.obs(idx, corners, 20), replay.obs(idx, corners, 20))
+    with pytest.raises(ValueError, match=r"capacity 64, slots 30.*capacity 64, slots 31"):
+        CompactReplay(spec, 64, max_transitions=31).load_state_dict(state)

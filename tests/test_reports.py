@@ -7,13 +7,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_run
+from conftest import short_spec, write_run
 from scipy import stats
 
+from seer_bench.agents.seer import SeerConfig
 from seer_bench.cli import main
-from seer_bench.records import append_event, run_dir, write_plan
+from seer_bench.records import append_event, read_events, run_dir, write_plan
 from seer_bench.reports import aggregates, run_table, summary, write_report
 from seer_bench.reports.tables import flops_ratio
+from seer_bench.runner import run
 
 RETURNS = {  # (env, agent) -> final return per seed
     ("cartpole-swingup", "curl"): [800.0, 700.0, 750.0],
@@ -191,6 +193,25 @@ def test_an_interrupted_run_is_reported_as_interrupted_and_partial_never_final(t
     row = summary(*run_table(tmp_path)).iloc[0]
     assert row["status"] == "1/2 finished, 1 interrupted (partial: 100 of 200 env steps)"
     assert (row["return_mean"], row["running"], row["running_return_mean"]) == (500.0, 1, 300.0)
+
+
+def test_peak_replay_is_what_was_held_before_a_freeze_between_two_evaluations(tmp_path):
+    """Issue 17 item 8: T_f at agent step 18 falls between the evaluations at 15 and 30. The pixel replay
+    held 18 transitions when it froze; the rows around it see 15 pixel transitions, then latents only."""
+    spec = short_spec("curl+seer", SeerConfig(freeze_at=18, num_copies=1), eval_every=15, init_steps=17)
+    run(spec, tmp_path)
+    path = run_dir(tmp_path, spec.run_id)
+    # obs and next_obs uint8 stacks, float32 action (cartpole: 1), reward and not_done, uint8 last
+    pixel = 2 * np.zeros((9, 100, 100), np.uint8).nbytes + np.zeros(3, np.float32).nbytes + 1
+    frozen = [e for e in read_events(path) if e["event"] == "frozen"]
+    assert frozen[0]["bytes_peak"] == frozen[0]["bytes_before"] == 18 * pixel
+    metrics = pd.read_csv(path / "metrics.csv")
+    assert metrics["replay_bytes"].max() == 15 * pixel  # what the rows alone saw
+    assert metrics["replay_peak_bytes"].tolist() == [0, 15 * pixel, 18 * pixel]
+    assert summary(*run_table(tmp_path))["peak_replay_bytes"].tolist() == [18 * pixel]
+    # records from before the replay_peak_bytes column still report, from replay_bytes
+    metrics.drop(columns="replay_peak_bytes").to_csv(path / "metrics.csv", index=False)
+    assert summary(*run_table(tmp_path))["peak_replay_bytes"].tolist() == [15 * pixel]
 
 
 def test_atari_runs_aggregate_human_normalized_scores(tmp_path):

@@ -1,14 +1,20 @@
 """A smoke run end to end through the real entry point: real env, real agent, records on disk."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import psutil
 import pytest
+from conftest import short_spec
 
-from seer_bench.records import METRICS_COLUMNS, TRAIN_COLUMNS
+from seer_bench.cli import main
+from seer_bench.records import METRICS_COLUMNS, TRAIN_COLUMNS, run_dir
+from seer_bench.runner import check_spec, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,3 +102,49 @@ def test_smoke_run_writes_config_metrics_and_events(tmp_path):
     assert events == ["started", "finished"]
     # the report, printed and written
     assert "| cartpole-swingup | curl |" in proc.stdout and (out / "summary.md").is_file()
+
+
+def pixel_transition_nbytes(action_dim: int) -> int:
+    """Independent price of one paper-layout transition of 3 stacked 100x100 RGB frames: obs and next_obs
+    uint8, float32 action, reward and not_done, uint8 last."""
+    return 2 * np.zeros((9, 100, 100), np.uint8).nbytes + np.zeros(action_dim + 2, np.float32).nbytes + 1
+
+
+def test_a_budget_far_above_memory_runs_and_records_capacity_beside_allocation(tmp_path):
+    """Issue 17: `--budget-gb 10000` died of ENOMEM mapping 10 TB. The run allocates its 30 steps'
+    transitions; records keep the budget's capacity beside what was allocated."""
+    spec = short_spec("curl", budget_gb=10_000)
+    check_spec(spec)
+    run(spec, tmp_path)
+    per, steps = pixel_transition_nbytes(1), 1500 // 50  # cartpole: 1 action; 1,500 env steps at repeat 50
+    config = json.loads((run_dir(tmp_path, spec.run_id) / "config.json").read_text())["replay"]
+    assert (config["capacity"], config["allocated_capacity"]) == (10**13 // per, steps)
+    assert config["allocated_bytes"] == steps * per and config["bytes_per_transition"] == per
+    metrics = pd.read_csv(run_dir(tmp_path, spec.run_id) / "metrics.csv")
+    assert (metrics["replay_capacity"] == 10**13 // per).all()
+    assert (metrics["replay_alloc_bytes"] == steps * per).all()
+    assert metrics["replay_bytes"].tolist() == metrics["replay_peak_bytes"].tolist() == [0, 30 * per]
+
+
+def test_a_budget_beyond_64_bits_or_an_allocation_beyond_memory_is_one_line(capsys, tmp_path):
+    smoke = ["--suite", "dmc6", "--scale", "smoke", "--envs", "cartpole-swingup", "--agents", "curl"]
+    code = main([*smoke, "--budget-gb", "1e30", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert (
+        f"--budget-gb 1e+30 is 1e+39 bytes, more than a 64-bit byte count holds ({(2**63 - 1) / 1e9:.3g} GB)"
+        in err
+    )
+    # 8e9 env steps at repeat 8: 1e9 transitions, which 1e8 GB would hold
+    code = main([*smoke, "--budget-gb", "1e8", "--steps", "8000000000", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "runs").exists()
+    allocated = 10**9 * pixel_transition_nbytes(1)
+    assert f"the replay would allocate {allocated / 1e9:,.1f} GB for 1,000,000,000 transitions" in err
+    available = re.search(r"more than the ([\d,.]+) (GB|MB) of memory available", err)
+    scale = 1e9 if available[2] == "GB" else 1e6
+    assert float(available[1].replace(",", "")) * scale == pytest.approx(
+        psutil.virtual_memory().available, rel=0.2
+    )
+    # `profile` checks the same spec without the memory check, and checking maps no replay (29 TB here)
+    check_spec(short_spec("curl", budget_gb=1e8, steps=8_000_000_000), memory=False)

@@ -245,6 +245,34 @@ def test_latent_bytes_and_capacity_follow_from_array_sizes():
     assert PaperLatentReplay.total_bytes(half, 1) == 1600 + 13
 
 
+def test_the_latent_replay_is_allocated_for_the_runs_steps_and_reports_what_the_budget_holds(filled_replay):
+    """A budget far above what the run can fill: the latent replay's capacity is the budget's figure, its
+    arrays hold the run's 64 transitions, and the frozen event says both, and the bytes held at the peak."""
+    agent = make()
+    seer = Seer(
+        SeerConfig(freeze_at=4, num_copies=3),
+        10**12,
+        seed=0,
+        chunk=8,
+        layout="paper",
+        transitions=filled_replay.spec,
+        total_steps=64,
+    )
+    # streams x (obs, next) x copies x 50 float32; float32 action (2), reward, not_done; uint8 last
+    per = 2 * 2 * np.zeros((3, 50), np.float32).nbytes + np.zeros(4, np.float32).nbytes + 1
+    pixel_per = 2 * np.zeros((9, 100, 100), np.uint8).nbytes + np.zeros(4, np.float32).nbytes + 1
+    assert (seer.capacity(agent), seer.allocated_capacity(agent)) == (10**12 // per, 64)
+    assert seer.allocated_bytes(agent) == 64 * per
+    bytes_before = filled_replay.resident_bytes
+    latent, event = seer.freeze(agent, filled_replay, step=4)
+    arrays = [*latent._latents.values(), *latent._scalars.values()]
+    assert (latent.capacity, latent.slots) == (10**12 // per, 64)
+    assert latent.allocated_bytes == sum(a.nbytes for a in arrays) == seer.allocated_bytes(agent)
+    assert event["capacity_after"] == 10**12 // per and event["allocated_capacity_after"] == 64
+    assert event["capacity_before"] == event["allocated_capacity_before"] == 64  # the fixture's own ring
+    assert event["bytes_peak"] == bytes_before == 64 * pixel_per > event["bytes_after"] == 64 * per
+
+
 def test_public_formula_matches_the_reference_examples():
     assert public_capacity(1_000, 3 * 100 * 100, 50, 4, 2, 80_000) == 18_750
     assert public_capacity(80_000, 3 * 100 * 100, 50, 4, 2, 80_000) == 80_000

@@ -16,9 +16,10 @@ augmentation (`random_crops` False) encodes each observation one way only, so it
 
 The latent replay's capacity is a setting (`capacity`), since the paper runs two experiments:
 - "budget": every byte of the budget, from the real bytes of one latent transition (the constrained-memory
-  experiments, and what the public DMC scripts always do: they raise the capacity at T_f). Not capped at
-  the run's remaining steps: the latent arrays are mapped lazily, so slots never written cost no memory,
-  and the uncapped figure is what the budget buys (the quantity SEER's claim is about);
+  experiments, and what the public DMC scripts always do: they raise the capacity at T_f). The capacity is
+  not capped at the run's length: it is what the budget buys (the quantity SEER's claim is about). Its
+  arrays are: they hold no more transitions than the run has steps (`allocated_capacity`; the public code
+  caps its capacity there), so a budget far above what a run can fill allocates only what it can write;
 - "pixel": the pixel replay's capacity (factor 1), as the public Atari scripts run: they do not pass
   `--increase-buffer`, so SEER there saves compute and memory, not capacity;
 - "public": the public DMC code's formula (`public_capacity`: capped at the run length, a pixel transition
@@ -174,6 +175,16 @@ class Seer:
             self.total_steps,
         )
 
+    def allocated_capacity(self, agent: Freezable) -> int:
+        """Latent transitions the replay's arrays hold: its capacity, or the run's steps if fewer (every
+        transition a run writes, converted or added, is one of its steps)."""
+        return self.replay_class(agent).slots_for(self.capacity(agent), self.total_steps)
+
+    def allocated_bytes(self, agent: Freezable) -> int:
+        """Bytes of the latent replay's arrays as allocated (for `allocated_capacity`)."""
+        cls = self.replay_class(agent)
+        return cls.total_bytes(self.latent_spec(agent), self.capacity(agent), self.total_steps)
+
     def bytes_per_transition(self, agent: Freezable) -> float:
         capacity = self.capacity(agent)
         return self.replay_class(agent).total_bytes(self.latent_spec(agent), capacity) / max(capacity, 1)
@@ -186,17 +197,30 @@ class Seer:
         def encode(obs: np.ndarray) -> dict[str, np.ndarray]:
             return agent.encode(obs, self.rng, cfg.num_copies, cfg.latent_dtype)
 
-        return self.replay_class(agent)(self.latent_spec(agent), self.capacity(agent), self.observe(encode))
+        return self.replay_class(agent)(
+            self.latent_spec(agent), self.capacity(agent), self.observe(encode), self.total_steps
+        )
 
     def freeze(
         self, agent: Freezable, pixels: PixelReplay, step: int, on_chunk: Callable[[int], None] | None = None
     ) -> tuple[LatentReplay, dict[str, Any]]:
-        """Freeze `agent`, convert `pixels`, and return the latent replay and the event to record."""
+        """Freeze `agent`, convert `pixels`, and return the latent replay and the event to record.
+
+        `on_chunk(bytes)` sees the replay bytes both buffers hold after each converted chunk; the event's
+        `bytes_peak` is the most they held (before the conversion or after a chunk: a chunk's pixels go
+        before its latents are written): what rows taken only at evaluations would miss."""
         start = time.perf_counter()
         bytes_before, live_before = pixels.resident_bytes, len(pixels)
+        held = [bytes_before]
+
+        def chunk_done(nbytes: int) -> None:
+            held.append(nbytes)
+            if on_chunk is not None:
+                on_chunk(nbytes)
+
         agent.freeze(self.cfg.split)
         cfg, latent = self.cfg, self.latent_replay(agent)
-        converted = latent.fill_from(pixels, self.chunk, on_chunk)
+        converted = latent.fill_from(pixels, self.chunk, chunk_done)
         return latent, {
             "step": step,
             "split": cfg.split,
@@ -208,8 +232,11 @@ class Seer:
             "seconds": time.perf_counter() - start,
             "bytes_before": bytes_before,
             "bytes_after": latent.resident_bytes + pixels.resident_bytes,
+            "bytes_peak": max(held),
             "capacity_before": pixels.capacity,
             "capacity_after": latent.capacity,
+            "allocated_capacity_before": pixels.slots,
+            "allocated_capacity_after": latent.slots,
             # below 1 when the latents are larger than the pixels they replace (a conv split of DrQ-v2)
             "capacity_ratio": latent.capacity / pixels.capacity,
             "capacity_public_formula": self.public_capacity(agent),

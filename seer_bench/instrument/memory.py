@@ -7,6 +7,11 @@ NVML sees everything the driver gave this process (CUDA context, cuDNN workspace
 sees only its own allocator. Rows keep the NVML peak as `gpu_bytes` (torch's reserved peak where NVML
 cannot see this process, e.g. in a container with its own PID namespace) and torch's allocated and
 reserved peaks beside it. On a machine without a GPU these are empty, never an error.
+
+Replay bytes peak between rows too: SEER's conversion at T_f can fall between two evaluations, after the
+pixel replay held its most and before rows see only the smaller latents. They change only where the run
+writes or converts the replay, so the runner reports them there (`note_replay`) instead of a thread
+polling a replay that the main thread may be swapping.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class MemoryWindow:
 
     rss_bytes: int
     rss_peak_bytes: int
+    replay_peak_bytes: int  # the most replay bytes held since the previous row (the row's own included)
     gpu_bytes: int | None
     gpu_alloc_bytes: int | None
     gpu_reserved_bytes: int | None
@@ -81,7 +87,16 @@ class MemorySampler:
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
         self._rss_peak = 0
         self._gpu_peak: int | None = None
+        self._replay_now = 0
+        self._replay_peak = 0
         self.samples = 0
+
+    def note_replay(self, nbytes: int) -> None:
+        """The replay holds `nbytes` now: called wherever that changes (after adds, during SEER's
+        conversion), so the next row keeps the peak even when the replay shrank before it."""
+        with self._lock:
+            self._replay_now = nbytes
+            self._replay_peak = max(self._replay_peak, nbytes)
 
     def _sample(self) -> None:
         rss, gpu = rss_bytes(), self._nvml.used()
@@ -115,8 +130,9 @@ class MemorySampler:
         """Readings now and peaks since the last call (which this call resets)."""
         self._sample()
         with self._lock:
-            rss_peak, gpu_peak = self._rss_peak, self._gpu_peak
-            self._rss_peak, self._gpu_peak = 0, None
+            rss_peak, gpu_peak, replay_peak = self._rss_peak, self._gpu_peak, self._replay_peak
+            # what the replay holds now is held at the start of the next window too
+            self._rss_peak, self._gpu_peak, self._replay_peak = 0, None, self._replay_now
         alloc = reserved = None
         if self.device.type == "cuda":
             alloc, reserved = (
@@ -125,4 +141,4 @@ class MemorySampler:
             )
             torch.cuda.reset_peak_memory_stats(self.device)
             gpu_peak = gpu_peak if gpu_peak is not None else reserved
-        return MemoryWindow(rss_bytes(), rss_peak, gpu_peak, alloc, reserved)
+        return MemoryWindow(rss_bytes(), rss_peak, replay_peak, gpu_peak, alloc, reserved)

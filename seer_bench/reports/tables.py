@@ -130,15 +130,18 @@ def _last_evaluation(cfg: dict, metrics: pd.DataFrame, last: pd.Series | None) -
     # which aggregates leave out), return / 1000 on DMC (its maximum).
     score = (float(last["hns"]) if atari else float(last["eval_return"]) / 1000) if scored else np.nan
 
-    def peak(column: str) -> float:
-        return metrics[column].max() if last is not None and column in metrics else np.nan
+    def peak(*columns: str) -> float:
+        present = [c for c in columns if c in metrics]
+        return float(metrics[present].max().max()) if last is not None and present else np.nan
 
     return {
         "final_return": _last(last, "eval_return"),
         "score": score,
         "cum_flops": _last(last, "cum_flops"),
         "replay_capacity": last["replay_capacity"] if last is not None else cfg["replay"]["capacity"],
-        "peak_replay_bytes": peak("replay_bytes"),
+        # replay_peak_bytes keeps what was held between rows (SEER's pixels until a T_f between two
+        # evaluations); runs recorded before it have replay_bytes only
+        "peak_replay_bytes": peak("replay_bytes", "replay_peak_bytes"),
         # rss_peak_bytes since the memory sampler; runs recorded before it have rss_bytes only
         "peak_rss_bytes": peak("rss_peak_bytes" if "rss_peak_bytes" in metrics else "rss_bytes"),
         "peak_gpu_bytes": peak("gpu_bytes"),
