@@ -9,6 +9,7 @@ pixels on every dmc6 task (measured: max abs difference 36-78), so it is not use
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -21,6 +22,17 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from dm_control import suite  # noqa: E402
 
 from seer_bench.envs.base import StepResult  # noqa: E402
+
+
+class _QuietDeprecations(logging.Filter):
+    """dm_control's own task XML (cheetah, for one) uses MuJoCo's deprecated `settotalmass`: each
+    env built logs a warning that no user can act on, once per env and evaluation worker, on the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "'settotalmass' is deprecated" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_QuietDeprecations())
 
 # The six PlaNet-benchmark tasks and the action repeats used by PlaNet, CURL and SEER.
 DMC_TASKS: dict[str, int] = {
