@@ -1,5 +1,5 @@
 """`bench.py profile`: what each agent costs per update, per action and per stored transition, and what a
-memory budget holds, before and after SEER's T_f. No training run: seconds to a minute.
+memory budget holds, before and after SEER's T_f. No training run: seconds per agent and env shape.
 
 Costs are measured as a run measures them: the FLOP ledger observes real calls of a real agent (an action,
 one update of each step parity, on a small replay of random pixels of the env's shapes; then SEER's freeze
@@ -9,6 +9,7 @@ come from the replay classes' own arithmetic.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 from typing import Any
@@ -45,8 +46,14 @@ def profile(specs: list[RunSpec]) -> tuple[list[dict[str, Any]], dict[str, dict[
         env = build_env(spec, seed=0)
         tspec, discrete = transition_spec(env), env.discrete
         env.close()
-        agent = (spec.agent.removesuffix("+seer"), spec.env, repr(spec.agent_overrides))
-        # curl+seer's pixels are curl's
+        # what a cost depends on: the agent, its settings and the shapes it sees (envs of one shape share
+        # it, as the six dmc6 tasks share three); curl+seer's pixels are curl's
+        agent = (
+            spec.agent.removesuffix("+seer"),
+            tspec.obs_shape,
+            tspec.action_dim,
+            repr(spec.agent_overrides),
+        )
         phases = [(agent, None), *([(agent, spec.seer)] if spec.seer else [])]
         for phase in phases:
             if phase not in measured:
@@ -63,10 +70,13 @@ def _measure(
     `seer`, of an update on latents after a real freeze and conversion at each split the agent offers; and
     an agent, for SEER's sizes."""
     cfg = agent_config(spec.agent, spec.agent_overrides)
+    built = make_agent(spec.agent, cfg, tspec.obs_shape, tspec.action_dim, torch.device("cpu"), 0)
+    n = max(cfg.batch_size, built.sample_horizon) + built.sample_horizon + 8
 
     def new_agent() -> tuple[Any, FlopLedger, PixelReplay]:
-        agent = make_agent(spec.agent, cfg, tspec.obs_shape, tspec.action_dim, torch.device("cpu"), 0)
-        n = max(cfg.batch_size, agent.sample_horizon) + agent.sample_horizon + 8
+        """A fresh copy of the agent built once (its orthogonal init is most of a build's time), and pixels
+        of its own (SEER's conversion releases those it converted)."""
+        agent = copy.deepcopy(built)
         return agent, FlopLedger(networks(agent)), _random_replay(tspec, discrete, n)
 
     agent, ledger, replay = new_agent()
@@ -79,7 +89,7 @@ def _measure(
     else:
         out = {"frozen": {}}
         for i, split in enumerate(agent.splits()):
-            if i:  # each split freezes an agent of its own; the first split takes the one built above
+            if i:  # each split freezes an agent of its own
                 agent, ledger, replay = new_agent()
             # one copy: an update reads one copy whatever their number; the room holds conv maps too
             frozen = replace(seer, capacity="budget", split=split, num_copies=1)
