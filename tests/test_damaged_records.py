@@ -74,7 +74,7 @@ def copy(out: Path, tmp_path: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def resumed(crashed, tmp_path_factory):
     """The crashed run with its row at the checkpoint step cut mid-write (what a power loss leaves: the
-    checkpoint is fsynced, metrics.csv is not), resumed to the end. Returns the records and the cut row."""
+    checkpoint is fsynced, metrics.csv is not), resumed to the end. Returns the records and that row whole."""
     out, path = copy(crashed, tmp_path_factory.mktemp("resumed"))
     lines = (path / "metrics.csv").read_text().splitlines(keepends=True)
     (at,) = [i for i, line in enumerate(lines) if line.startswith("5,")]
