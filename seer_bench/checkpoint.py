@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import random
 import shutil
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
+from seer_bench.errors import CorruptCheckpoint
 from seer_bench.records import atomic_file
 
 FORMAT = 1
@@ -40,16 +42,39 @@ def save(path: Path, state: dict[str, Any]) -> None:
         raise OSError(f"{path / FILE}: the checkpoint could not be written ({e}); {free:.1f} MiB free") from e
 
 
-def load(path: Path) -> dict[str, Any] | None:
-    """The checkpoint under `path`, or None when there is none."""
+def load(path: Path, keys: Iterable[str] = ()) -> dict[str, Any] | None:
+    """The checkpoint under `path`, or None when there is none. A file torch cannot read (cut, overwritten)
+    or without one of `keys` raises CorruptCheckpoint naming it: torch's own message names neither the file
+    nor the damage (a garbage file reads as "mmap can only be used with files saved with ...")."""
     file = path / FILE
     if not file.exists():
         return None
-    # mmap: the replay's arrays are read from the file as they are copied in, not held twice in memory
-    state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{file}: checkpoint format {state.get('format')}, this version reads {FORMAT}")
+    try:
+        # mmap: the replay's arrays are read from the file as they are copied in, not held twice in memory
+        state = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, MemoryError):  # the disk or this machine, not the file: never a reason to set it aside
+        raise
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError... for damage
+        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise CorruptCheckpoint(f"{file}: not a readable checkpoint, damaged or cut (torch: {reason})") from e
+    missing = [k for k in ("format", *keys) if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CorruptCheckpoint(f"{file}: not a run checkpoint, it lacks {', '.join(missing)}")
+    if state["format"] != FORMAT:
+        raise ValueError(f"{file}: checkpoint format {state['format']}, this version reads {FORMAT}")
     return state
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a corrupt path/checkpoint.pt to checkpoint.pt.corrupt-<time>, never deleting it: it may still
+    hold what someone wants to recover, and a run must not fail on it again. Returns the new name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path / f"{FILE}.corrupt-{stamp}"
+    n = 1
+    while target.exists():  # two in the same second
+        target, n = path / f"{FILE}.corrupt-{stamp}-{n}", n + 1
+    (path / FILE).rename(target)
+    return target
 
 
 def discard(path: Path) -> None:

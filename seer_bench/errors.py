@@ -30,3 +30,8 @@ def config_from(cls: type, values: dict[str, Any], where: str, noun: str = "sett
 class DamagedRecord(ConfigError):
     """A record file that cannot be trusted (a garbage line, a cut header): the message names the file and
     line. Reports name such runs and report the rest; a sweep refuses to continue one."""
+
+
+class CorruptCheckpoint(DamagedRecord):
+    """A checkpoint torch cannot read, or one without the state a run needs: the message names the file.
+    A run sets it aside (kept for inspection) and starts again rather than failing every re-run."""

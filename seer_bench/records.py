@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import pandas as pd
 
@@ -124,14 +126,20 @@ class CsvLog:
 
     `keep_through` (a resumed run): keep the rows up to that agent step (column `step`), the ones its
     checkpoint had seen, and drop later ones, which the resumed run writes again; otherwise start a new file.
+    A last row a crash cut is dropped too (`torn`: its line), so the resumed run can write it again whole
+    (`steps`: the steps of the rows kept); any other damage raises DamagedRecord rather than be copied on.
     """
 
     def __init__(self, file: Path, columns: list[str], keep_through: int | None = None) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        kept = []
+        self.file = file
+        kept: list[dict[str, str]] = []
+        self.torn: int | None = None
         if keep_through is not None and file.exists():
-            with open(file, newline="") as f:
-                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= keep_through]
+            records = parse_records(file, columns)
+            kept = [row for row in records.rows if _typed("int", row["step"]) <= keep_through]
+            self.torn = records.torn
+        self.steps = [_typed("int", row["step"]) for row in kept]
         with atomic_file(file) as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
@@ -164,7 +172,7 @@ class TrainLog:
     gives one column per metric). A window also ends at SEER's freeze and at each checkpoint."""
 
     def __init__(self, file: Path, action_repeat: int, every: int, keep_through: int | None = None) -> None:
-        self._log = CsvLog(file, TRAIN_COLUMNS, keep_through)
+        self.log = CsvLog(file, TRAIN_COLUMNS, keep_through)
         self.action_repeat, self.every = action_repeat, every
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
@@ -180,7 +188,7 @@ class TrainLog:
 
     def flush(self) -> None:
         for name in sorted(self._sums):
-            self._log.write(
+            self.log.write(
                 {
                     "step": self._step,
                     "env_steps": self._step * self.action_repeat,
@@ -196,7 +204,144 @@ class TrainLog:
 
     def close(self) -> None:
         self.flush()
-        self._log.close()
+        self.log.close()
+
+
+# The kind of every documented column of metrics.csv and train.csv: how a row is checked when it is read.
+# "int" and "float" must parse as such ("nan" is a float); a "?" kind may also be empty (not measured).
+COLUMN_KINDS = {
+    **dict.fromkeys(METRICS_COLUMNS + TRAIN_COLUMNS, "int"),  # steps, counts, bytes and FLOPs; the rest:
+    **dict.fromkeys(["eval_return", "eval_return_std", "wall_s", "update_flops", "mean"], "float"),
+    **dict.fromkeys(["gpu_bytes", "gpu_alloc_bytes", "gpu_reserved_bytes"], "int?"),  # empty without a GPU
+    "hns": "float?",  # empty outside Atari
+    "metric": "str",
+}
+KIND_NAMES = {"int": "an integer", "float": "a number", "str": "text"}
+
+
+def _typed(kind: str, text: str) -> Any:
+    """`text` as a value of `kind` (NaN for an empty optional value); ValueError when it is not one."""
+    if text == "":
+        if kind.endswith("?"):
+            return math.nan
+        raise ValueError("empty")
+    if kind == "str":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        number = float(text)
+    if kind.startswith("int"):
+        if not number.is_integer():
+            raise ValueError(text)
+        return int(number)
+    return number
+
+
+@dataclass
+class Records:
+    """A CSV record file as read: its header, its whole rows (text, each checked), and the line of a last
+    row that a crash cut (None when there is none), which is left out of `rows`."""
+
+    header: list[str]
+    rows: list[dict[str, str]]
+    torn: int | None = None
+
+
+def parse_records(file: Path, columns: list[str]) -> Records:
+    """Read a CSV record file written with (a subset of) `columns`, checking the header, and each row's
+    field count and the kind (COLUMN_KINDS) of each field. The writer ends every row with a newline, so a
+    last line without one is a row cut mid-write: it is left out when it is the start of a row. Anything
+    else raises DamagedRecord naming the file and line: pandas would read it as shifted or empty values.
+    A missing or empty file (a run killed before its header reached the disk) has no rows."""
+    text = file.read_text(encoding="utf-8", errors="replace") if file.exists() else ""
+    if not text:
+        return Records([], [])
+    lines = text.split("\n")
+    complete, last = lines[:-1], lines[-1]  # last: "" when the file ends with a newline
+    if not complete:
+        raise DamagedRecord(f"{file}:1: the header is cut ({last[:60]!r}); delete the file or its run")
+    header = _header(file, complete[0], columns)
+    rows = [_row(file, n, line, header) for n, line in enumerate(complete[1:], start=2) if line.strip()]
+    if not last.strip():
+        return Records(header, rows)
+    _torn_row(file, len(lines), last, header)
+    return Records(header, rows, torn=len(lines))
+
+
+def _fields(file: Path, number: int, line: str) -> list[str]:
+    try:
+        return next(csv.reader([line.rstrip("\r")]), [])
+    except csv.Error as e:
+        raise DamagedRecord(f"{file}:{number}: not a CSV row ({e}); fix or delete that line") from None
+
+
+def _header(file: Path, line: str, columns: list[str]) -> list[str]:
+    """The header's column names: documented ones (older records hold fewer), each once, `step` among them."""
+    names = _fields(file, 1, line)
+    unknown = [n for n in names if n not in columns]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if unknown:
+        wrong = f"unknown column(s) {', '.join(map(repr, unknown))}"
+    elif twice:
+        wrong = f"column(s) named twice: {', '.join(twice)}"
+    elif "step" not in names:
+        wrong = "no step column"
+    else:
+        return names
+    raise DamagedRecord(f"{file}:1: damaged header ({wrong}); the rows cannot be read by column")
+
+
+def _bad_field(header: list[str], values: list[str]) -> str:
+    """The first field that is not of its column's kind, described; "" when every one is."""
+    for name, value in zip(header, values):
+        try:
+            _typed(COLUMN_KINDS[name], value)
+        except ValueError:
+            return f"{name} = {value[:30]!r} is not {KIND_NAMES[COLUMN_KINDS[name].rstrip('?')]}"
+    return ""
+
+
+def _row(file: Path, number: int, line: str, header: list[str]) -> dict[str, str]:
+    values = _fields(file, number, line)
+    wrong = (
+        f"{len(values)} fields, the header has {len(header)}"
+        if len(values) != len(header)
+        else _bad_field(header, values)
+    )
+    if wrong:
+        raise DamagedRecord(f"{file}:{number}: {wrong}; fix or delete that line")
+    return dict(zip(header, values))
+
+
+def _torn_row(file: Path, number: int, line: str, header: list[str]) -> None:
+    """Raise unless `line` (the last, without a newline) is the start of a row: no more fields than the
+    header, each but the last (which the cut may have shortened) of its column's kind."""
+    values = _fields(file, number, line)
+    if len(values) > len(header) or _bad_field(header, values[:-1]):
+        raise DamagedRecord(
+            f"{file}:{number}: damaged last line ({line[:60]!r}), not a row cut mid-write; fix or delete it"
+        )
+
+
+def read_records(file: Path, columns: list[str], finished: bool = False) -> pd.DataFrame:
+    """The rows of a CSV record file (`parse_records`), typed: ints, floats (NaN where not measured) and
+    strings. A cut last row is left out, unless the run is `finished`: its records were complete when it
+    finished, so a cut row there is damage, and the run's final numbers would come from the row before."""
+    records = parse_records(file, columns)
+    if records.torn and finished:
+        raise DamagedRecord(f"{file}:{records.torn}: the last row is cut, yet the run is recorded finished")
+    return pd.DataFrame(
+        {
+            name: [_typed(COLUMN_KINDS[name], row[name]) for row in records.rows]
+            for name in records.header or columns
+        }
+    )
+
+
+def read_metrics(path: Path, finished: bool = False) -> pd.DataFrame:
+    """The run's metrics.csv (`read_records`): no rows when it has none yet."""
+    return read_records(path / "metrics.csv", METRICS_COLUMNS, finished)
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -298,17 +443,28 @@ def read_progress(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def load_runs(out: Path) -> list[tuple[dict[str, Any], pd.DataFrame, list[dict[str, Any]]]]:
-    """(config, metrics, events) for every run directory under `out` that has a config."""
+def load_runs(
+    out: Path,
+) -> list[tuple[dict[str, Any], pd.DataFrame, list[dict[str, Any]], list[str]]]:
+    """(config, metrics, events, problems) for every run directory under `out` that has a config.
+    `problems` holds a line naming each record of the run that cannot be trusted (DamagedRecord's message);
+    such a record reads as empty, so that a report names the run and reports the others."""
     runs = []
     for cfg_file in sorted(Path(out).glob("runs/*/*/*/*/config.json")):
-        d = cfg_file.parent
-        file = d / "metrics.csv"
-        # a run killed before its header reached the disk leaves an empty file: no evaluations, like no file
-        metrics = (
-            pd.read_csv(file)
-            if file.exists() and file.stat().st_size
-            else pd.DataFrame(columns=METRICS_COLUMNS)
+        d, problems = cfg_file.parent, []
+        events = _unless_damaged(lambda: read_events(d), [], problems)
+        finished = status(events) == "finished"
+        metrics = _unless_damaged(
+            lambda: read_metrics(d, finished), pd.DataFrame(columns=METRICS_COLUMNS), problems
         )
-        runs.append((json.loads(cfg_file.read_text()), metrics, read_events(d)))
+        runs.append((json.loads(cfg_file.read_text()), metrics, events, problems))
     return runs
+
+
+def _unless_damaged(read: Callable[[], Any], instead: Any, problems: list[str]) -> Any:
+    """`read()`, or `instead` when the record is damaged, its message added to `problems`."""
+    try:
+        return read()
+    except DamagedRecord as e:
+        problems.append(str(e))
+        return instead

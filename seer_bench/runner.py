@@ -34,7 +34,7 @@ from seer_bench.agents import agent_class, agent_config, make_agent
 from seer_bench.agents.contract import Agent, missing_members, networks
 from seer_bench.agents.seer import Freezable, Seer
 from seer_bench.envs import PixelEnv, make_env, normalized_score
-from seer_bench.errors import ConfigError
+from seer_bench.errors import ConfigError, CorruptCheckpoint
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
 from seer_bench.interrupts import Interrupted, as_interrupted
@@ -50,6 +50,20 @@ from seer_bench.records import (
 from seer_bench.replay import LatentReplay, TransitionSpec, budget_capacity, make_replay, replay_class
 from seer_bench.suites import RunSpec
 
+# what every checkpoint holds (Workspace._save); one without them is corrupt, not a run's state
+CHECKPOINT_KEYS = (
+    "step",
+    "frozen",
+    "agent",
+    "replay",
+    "seer_rng",
+    "rng",
+    "init_actions_rng",
+    "ledger",
+    "train_episodes",
+    "updates",
+    "wall_s",
+)
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share the training env's random stream
 TRAIN_LOG_EVERY = 100  # updates averaged into each train.csv row
 
@@ -288,14 +302,15 @@ class Workspace:
 
     With `options.checkpoint_every` (env steps, 0 for never) the run saves a checkpoint at every multiple
     of it, after that step's evaluation (and SEER's freeze), and a run whose directory holds a checkpoint
-    continues from it: metrics rows after the checkpoint are dropped and evaluated again, the episode in
-    progress is cut (a new one starts, with new env seeds), and counters, FLOP totals, wall time and every
-    random generator continue where they were.
+    continues from it: metrics rows after the checkpoint, and the checkpoint step's row if a crash cut it, are
+    dropped and evaluated again, the episode in progress is cut (a new one starts, with new env seeds), and
+    counters, FLOP totals, wall time and every random generator continue where they were. A corrupt
+    checkpoint is set aside (kept) and the run starts again from zero.
     """
 
     def __init__(self, spec: RunSpec, out: Path, options: RunOptions = RunOptions()) -> None:
         self.spec, self.path = spec, run_dir(out, spec.run_id)
-        saved = checkpoint.load(self.path)
+        saved = self._load_checkpoint()
         self.start_step = saved["step"] if saved else 0
         self.cfg, self.device = agent_config(spec.agent, spec.agent_overrides), resolve_device(spec.device)
         self._build()
@@ -310,6 +325,11 @@ class Workspace:
         self.train_log = TrainLog(
             self.path / "train.csv", spec.action_repeat, options.train_log_every, keep_through
         )
+        for log in (self.metrics, self.train_log.log):
+            if log.torn:  # a crash cut it: dropped, and (metrics) evaluated again at the checkpoint's step
+                append_event(
+                    self.path, "torn_row_dropped", run_id=spec.run_id, file=str(log.file), line=log.torn
+                )
         self.eval_every = max(1, spec.eval_every // spec.action_repeat)
         # agent steps, rounded up (0: never)
         self.save_every = -(-options.checkpoint_every // spec.action_repeat)
@@ -320,6 +340,28 @@ class Workspace:
         self.progress = ProgressFile(
             self.path, spec.run_id, spec.agent_steps, spec.action_repeat, self.start_step
         )
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        """The run's checkpoint, or None to start from zero: when there is none, and when it is corrupt. A
+        corrupt one would fail every re-run: it is set aside (kept), with a `checkpoint_discarded` event and
+        a line saying the run restarts from zero."""
+        try:
+            return checkpoint.load(self.path, CHECKPOINT_KEYS)
+        except CorruptCheckpoint as e:
+            kept = checkpoint.set_aside(self.path)
+            append_event(
+                self.path,
+                "checkpoint_discarded",
+                run_id=self.spec.run_id,
+                file=str(self.path / checkpoint.FILE),
+                reason=str(e),
+                set_aside=kept.name,
+            )
+            print(
+                f"run {self.spec.run_id}: {e}; set aside as {kept.name}, restarting from zero",
+                file=sys.stderr,
+            )
+            return None
 
     def _build(self) -> None:
         """Seeds, then the envs, agent, replay, FLOP ledger and SEER, in this order: a fixed random stream."""
@@ -467,6 +509,11 @@ class Workspace:
         once
         per step: a resumed run did them before saving)."""
         if self.resumed and step == self.start_step:
+            if step % self.eval_every == 0 and step not in self.metrics.steps:
+                # its row was cut by a crash (torn_row_dropped): evaluated again from the checkpoint's state
+                # (at T_f already frozen: the same policy, other replay columns; update_flops NaN, as prices
+                # are observed again after a resume)
+                self._evaluate(step)
             return
         if step % self.eval_every == 0:
             self._evaluate(step)
@@ -544,6 +591,7 @@ class Workspace:
         append_event(self.path, "frozen", **event, cum_flops=flops_at_freeze)
 
     def _save(self, step: int) -> None:
+        """Write the checkpoint: CHECKPOINT_KEYS, everything `_restore` reads back."""
         self.train_log.flush()  # rows up to the checkpoint are complete; later ones are redone on resume
         checkpoint.save(
             self.path,

@@ -140,41 +140,61 @@ def write_run(
     atari=False,
     seer_capacity=None,
 ):
-    """Synthetic records with known values: return `final` at the last evaluation (half before), cumulative
-    FLOPs rate x env steps x (1 + seed), capacity 3000 for SEER agents and 1000 otherwise."""
+    """Synthetic records with known values in every documented column: return `final` at the last
+    evaluation (half before), cumulative FLOPs rate x env steps x (1 + seed), capacity 3000 for SEER agents
+    and 1000 otherwise, no GPU."""
     run_id = f"{agent}/{env}/budget_{budget:g}/seed_{seed}"
     path = run_dir(out, run_id)
     seer = {"seer": {"capacity": seer_capacity}} if seer_capacity else {}
+    capacity = 1000 * (3 if "+seer" in agent else 1)
     write_config(
         path,
         {
             "spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200, **seer},
-            "replay": {"capacity": 1000 * (3 if "+seer" in agent else 1)},
+            "replay": {"capacity": capacity},
         },
     )
     append_event(path, "started", run_id=run_id)
     writer = CsvLog(path / "metrics.csv", METRICS_COLUMNS)
     for i, e in enumerate(steps):
         ret = final if e == steps[-1] else final / 2
-        writer.write(
-            {
-                "step": e,
-                "env_steps": e,
-                "eval_return": ret,
-                "hns": ret / 1000 if atari else None,
-                "cum_flops": FLOPS_PER_STEP[agent] * e * (1 + seed),
-                "wall_s": 10.0 * (i + 1),
-                "replay_capacity": 1000 * (3 if "+seer" in agent else 1),
-                "replay_bytes": 1e6 * (i + 1) + seed,
-                "rss_bytes": 5e8,
-                "rss_peak_bytes": 6e8 + seed,
-            }
-        )
+        writer.write(synthetic_row(agent, seed, i, e, ret, capacity, atari))
     writer.close()
     if status == "finished":
         append_event(path, "finished", run_id=run_id, wall_s=10.0 * len(steps) + 0.5)
     elif status == "failed":
         append_event(path, "failed", run_id=run_id, reason="RuntimeError: loss is NaN")
+
+
+def synthetic_row(agent, seed, i, e, ret, capacity, atari):
+    """Evaluation `i` at env step `e` of `write_run`: a value in every documented column."""
+    flops = int(FLOPS_PER_STEP[agent] * e * (1 + seed))
+    return {
+        "step": e,
+        "env_steps": e,
+        "eval_return": ret,
+        "eval_return_std": 0.0,
+        "hns": ret / 1000 if atari else None,
+        "train_episodes": i,
+        "updates": e,
+        "wall_s": 10.0 * (i + 1),
+        "replay_capacity": capacity,
+        "replay_size": min(e, capacity),
+        "replay_bytes": 10**6 * (i + 1) + seed,
+        "replay_alloc_bytes": 10**7,
+        "rss_bytes": 5 * 10**8,
+        "rss_peak_bytes": 6 * 10**8 + seed,
+        "gpu_bytes": None,  # no GPU: empty, as the runner writes it
+        "gpu_alloc_bytes": None,
+        "gpu_reserved_bytes": None,
+        "frozen": 0,
+        "update_flops": FLOPS_PER_STEP[agent],
+        "cum_flops": flops,
+        "cum_flops_act": 0,
+        "cum_flops_update": flops,
+        "cum_flops_encode": 0,
+        "cum_flops_convert": 0,
+    }
 
 
 @pytest.fixture

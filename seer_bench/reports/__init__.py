@@ -2,8 +2,9 @@
 
 Reads every run under DIR/runs and writes DIR/summary.csv (one row per env x agent x budget),
 DIR/aggregates.csv (IQM and mean across envs, rliable), DIR/failures.csv (failed runs and why),
-DIR/summary.md (all three, with units) and the
-figures of seer_bench.reports.figures under DIR/figures.
+DIR/summary.md (all three, with units, and the runs whose records are damaged: untrusted, left out of
+everything) and the figures of seer_bench.reports.figures under DIR/figures. Each file is replaced whole
+(records.atomic_file): a report interrupted half way leaves the previous one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seer_bench.records import atomic_file
 from seer_bench.reports.figures import write_figures
 from seer_bench.reports.tables import aggregates, run_table, summary
 
@@ -40,7 +42,8 @@ SUMMARY_HEADER = (
 SUMMARY_NOTE = (
     "Final return, env steps, TFLOP and wall time: finished seeds only (a seed's final return is the mean "
     "of its last evaluation's episodes); CI: Student t over those seeds. Seeds still running are in the "
-    "status column at their latest evaluation. FLOPs vs baseline: cumulative training FLOPs over the "
+    "status column at their latest evaluation. Untrusted seeds (damaged records, listed at the end) are "
+    "left out of every number. FLOPs vs baseline: cumulative training FLOPs over the "
     "baseline agent's at the same env step (fvcore convention, 1 multiply-add = 1 FLOP)."
 )
 AGGREGATE_NOTE = (
@@ -110,6 +113,27 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _run_id(r: Any) -> str:
+    return f"{r.agent}/{r.env}/budget_{r.budget_gb:g}/seed_{r.seed}"
+
+
+def _failed_section(failed: pd.DataFrame) -> str:
+    lines = [f"- {_run_id(r)} at {r.stopped_env_steps:,} env steps: {r.reason}" for r in failed.itertuples()]
+    return "\nFailed runs (also in failures.csv):\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def _untrusted_section(runs: pd.DataFrame) -> str:
+    """The runs whose records are damaged, each with what is wrong (file and line)."""
+    bad = runs[runs["status"] == "untrusted"] if not runs.empty else runs
+    if bad.empty:
+        return ""
+    lines = [
+        f"- {_run_id(r)}: {r.damage}"
+        for r in bad.sort_values(["env", "agent", "budget_gb", "seed"]).itertuples()
+    ]
+    return "\nUntrusted runs, left out of every table and figure:\n\n" + "\n".join(lines) + "\n"
+
+
 def write_report(out: Path, reps: int = 2000) -> str:
     """Write summary.csv, aggregates.csv, failures.csv, summary.md and figures/ under
     `out`; returns the Markdown."""
@@ -117,20 +141,11 @@ def write_report(out: Path, reps: int = 2000) -> str:
     table, agg, failed = summary(runs, curves), aggregates(runs, reps=reps), failures(runs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "summary.csv", index=False)
-    agg.to_csv(out / "aggregates.csv", index=False)
-    failed.to_csv(out / "failures.csv", index=False)
-    text = format_markdown(table, agg)
-    if len(failed):
-        text += (
-            "\nFailed runs (also in failures.csv):\n\n"
-            + "\n".join(
-                f"- {r.agent}/{r.env}/budget_{r.budget_gb:g}/seed_{r.seed} at {r.stopped_env_steps:,} env "
-                f"steps: {r.reason}"
-                for r in failed.itertuples()
-            )
-            + "\n"
-        )
-    (out / "summary.md").write_text(text)
+    for name, frame in (("summary.csv", table), ("aggregates.csv", agg), ("failures.csv", failed)):
+        with atomic_file(out / name) as f:
+            frame.to_csv(f, index=False)
+    text = format_markdown(table, agg) + _failed_section(failed) + _untrusted_section(runs)
+    with atomic_file(out / "summary.md") as f:
+        f.write(text)
     write_figures(out, runs, curves, table, agg)
     return text

@@ -17,10 +17,10 @@ replay fills the byte budget; see seer_bench.agents.seer). Where the agent's run
 claim does not apply: it is reported "n/a" with the setting found, and does not move the exit code.
 
 A check that the records cannot decide (an agent, env or budget without finished runs, a run of either
-agent there that failed, is still running or never started, fewer seeds than `min_seeds`) is reported as
-such, with the reason: the gate's exit code is 1 when a claim fails, else 2 when one cannot be decided,
-else 0. A malformed claims file (or any other bad input to `check`) exits 3, so that CI can tell a broken
-gate from records that are not complete yet.
+agent there that failed, is still running, never started or has damaged records (untrusted), fewer seeds
+than `min_seeds`) is reported as such, with the reason: the gate's exit code is 1 when a claim fails, else
+2 when one cannot be decided, else 0. A malformed claims file (or any other bad input to `check`) exits 3,
+so that CI can tell a broken gate from records that are not complete yet.
 """
 
 from __future__ import annotations

@@ -65,8 +65,8 @@ def _band(ax: plt.Axes, x: np.ndarray, ys: np.ndarray, c: str, label: str, steps
 
 def _curves(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
     """Every evaluation row of every run that did not fail (failed ones are counted in the tables) and has
-    records (not a planned run yet to start), with its run's keys and T_f in env steps and
-    TFLOP where SEER froze."""
+    trusted records (not a planned run yet to start, not an untrusted one), with its run's keys and T_f in
+    env steps and TFLOP where SEER froze."""
     frames = [
         curves[(r.env, r.agent, r.budget_gb, r.seed)].assign(
             env=r.env,
@@ -77,7 +77,7 @@ def _curves(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFra
             freeze_tflop=r.freeze_flops / 1e12,
         )
         for r in runs.itertuples()
-        if r.status != "failed" and (r.env, r.agent, r.budget_gb, r.seed) in curves
+        if r.status not in ("failed", "untrusted") and (r.env, r.agent, r.budget_gb, r.seed) in curves
     ]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -130,6 +130,7 @@ def _per_env(
     for ax, (env, budget) in zip(axes.flat, panels):
         for agent in agents:
             runs = data[(data["env"] == env) & (data["budget_gb"] == budget) & (data["agent"] == agent)]
+            runs = runs.dropna(subset=[x, y])  # a NaN return (a diverged evaluation) is not a point to draw
             if runs.empty:
                 continue
             # every evaluation of every seed that did not fail; a seed still running is NaN where it has not

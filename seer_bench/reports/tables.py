@@ -6,6 +6,9 @@ per agent x budget x score domain x metric, with rliable's stratified-bootstrap 
 Partial sweeps are reported, not dropped: final returns are over finished runs only, runs still going are
 reported beside them at their latest evaluation, and each group says how many seeds are finished, running,
 failed and not started (from the sweep plan), and the least env steps any live one reached.
+
+A run whose records are damaged (records.load_runs' problems) is "untrusted": its `damage` column says
+what is wrong, and it is left out of every number, aggregate and figure.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seer_bench.errors import DamagedRecord
 from seer_bench.names import baseline_of
 from seer_bench.records import last_event, load_runs, read_events, read_plan, run_dir, status
 from seer_bench.scores import ATARI_SCORES, domain
@@ -37,16 +41,17 @@ def _failure(state: str, events: list[dict]) -> dict:
     }
 
 
-def _planned_row(spec: dict, events: list[dict]) -> dict:
-    """A run of the sweep plan without a config: not started, or failed before it wrote one (building its
-    env, agent or replay), with the reason its events give. Nothing is measured."""
-    state = status(events)
+def _unmeasured_row(spec: dict, events: list[dict], damage: str = "") -> dict:
+    """A run without usable measurements: of the sweep plan without a config (not started, or failed before
+    it wrote one, with the reason its events give), or untrusted (`damage`: its damaged records)."""
+    state = "untrusted" if damage else status(events)
     failure = _failure(state, events)
     return {
         **{k: spec[k] for k in GROUP},
         "seed": spec["seed"],
         "status": state,
         "reason": failure["reason"],
+        "damage": damage,
         "domain": domain(spec["env"]),
         "target_env_steps": _target_env_steps(spec),
         "env_steps": 0,
@@ -65,6 +70,14 @@ def _planned_row(spec: dict, events: list[dict]) -> dict:
     }
 
 
+def _planned_row(out: Path, run_id: str, spec: dict) -> dict:
+    """A run of the sweep plan without a config; untrusted when its events are damaged."""
+    try:
+        return _unmeasured_row(spec, read_events(run_dir(out, run_id)))
+    except DamagedRecord as e:
+        return _unmeasured_row(spec, [], damage=str(e))
+
+
 def seer_capacity(spec: dict) -> str:
     """How a SEER run sized its latent replay ("" without SEER); records from before the setting filled the
     budget, which is what they read as."""
@@ -75,16 +88,20 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
     """One row per run under `out` (status, last evaluation, costs), and each run's metrics by run key.
 
     Runs of the sweep plan (records.write_plan) without a config yet are rows too: "not started", or
-    "failed" when they failed before writing one.
+    "failed" when they failed before writing one. A run with damaged records is "untrusted", and has no
+    curve: nothing of it is measured.
     """
     rows, curves = [], {}
-    for cfg, metrics, events in load_runs(out):
+    for cfg, metrics, events, problems in load_runs(out):
         spec = cfg["spec"]
+        if problems:
+            rows.append(_unmeasured_row(spec, events, damage="; ".join(problems)))
+            continue
         curves[(spec["env"], spec["agent"], spec["budget_gb"], spec["seed"])] = metrics
         rows.append(_run_row(cfg, metrics, events))
     seen = {(r["env"], r["agent"], r["budget_gb"], r["seed"]) for r in rows}
     rows += [
-        _planned_row(spec, read_events(run_dir(out, run_id)))
+        _planned_row(out, run_id, spec)
         for run_id, spec in read_plan(out).items()
         if (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"]) not in seen
     ]
@@ -104,6 +121,7 @@ def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict]) -> dict:
         **{k: spec[k] for k in (*GROUP, "seed")},
         "status": state,
         "reason": failure["reason"],
+        "damage": "",
         "domain": domain(spec["env"]),
         "target_env_steps": _target_env_steps(spec),
         "env_steps": evaluated,
@@ -190,12 +208,13 @@ def flops_ratio(
 
 
 UNFINISHED = ("running", "interrupted")  # partial records: reported apart (running_*), never as final
+UNTRUSTED = "untrusted"  # damaged records: named, left out of every number
 
 
 def _status(group: pd.DataFrame) -> str:
     counts = group["status"].value_counts()
     text = f"{int(counts.get('finished', 0))}/{len(group)} finished"
-    for what in ("running", "interrupted", "failed", "not started"):
+    for what in ("running", "interrupted", "failed", UNTRUSTED, "not started"):
         if counts.get(what, 0):
             text += f", {int(counts[what])} {what}"
     target = int(group["target_env_steps"].max())
@@ -229,7 +248,7 @@ def _summary_row(runs: pd.DataFrame, curves: dict, key: tuple, group: pd.DataFra
     running = group[group["status"].isin(UNFINISHED) & (group["env_steps"] > 0)]
     mean, lo, hi = mean_ci(done["final_return"].to_numpy())
     base = baseline_of(agent)
-    measured = group[group["status"] != "not started"]
+    measured = group[~group["status"].isin(["not started", UNTRUSTED])]
     return {
         "env": env,
         "agent": agent,
@@ -237,6 +256,7 @@ def _summary_row(runs: pd.DataFrame, curves: dict, key: tuple, group: pd.DataFra
         "seeds": len(group),
         "finished": len(done),
         "failed": int((group["status"] == "failed").sum()),
+        "untrusted": int((group["status"] == UNTRUSTED).sum()),
         "status": _status(group),
         "env_steps": int(done["env_steps"].min()) if len(done) else 0,
         "return_mean": mean,
@@ -276,8 +296,9 @@ def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFr
     Agents of one budget and domain are compared on the same envs: every env any of them ran. Only finished
     runs count, and only seeds finished on every one of those envs (rliable needs a seeds x envs matrix), so
     an agent missing an env gets NaN values rather than a score over an easier set. `seeds` and `envs` say
-    what went in and `runs_left_out` how many of the agent's runs did not (running, failed, not started, or
-    finished on only some envs). With one seed the bootstrap has nothing to resample: no CI (NaN).
+    what went in and `runs_left_out` how many of the agent's runs did not (running, failed, untrusted, not
+    started, finished without a finite score (a NaN return, no evaluation), or finished on only some envs).
+    With one seed the bootstrap has nothing to resample: no CI (NaN).
     """
     rows = []
     if runs.empty:
@@ -288,7 +309,7 @@ def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFr
     for (budget, kind), cell in scorable.groupby(["budget_gb", "domain"], sort=True):
         envs = sorted(cell["env"].unique())
         for agent, every in cell.groupby("agent", sort=True):
-            group = every[every["status"] == "finished"]
+            group = every[(every["status"] == "finished") & np.isfinite(every["score"].astype(float))]
             seeds = sorted(set.intersection(*(set(group.loc[group["env"] == e, "seed"]) for e in envs)))
             base = {
                 "agent": agent,
