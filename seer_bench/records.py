@@ -221,9 +221,9 @@ KIND_NAMES = {"int": "an integer", "float": "a number", "str": "text"}
 
 def _typed(kind: str, text: str) -> Any:
     """`text` as a value of `kind` (NaN for an empty optional value); ValueError when it is not one."""
+    if kind.endswith("?") and text in ("", "nan"):  # not measured: empty as written, "nan" as pandas writes
+        return math.nan
     if text == "":
-        if kind.endswith("?"):
-            return math.nan
         raise ValueError("empty")
     if kind == "str":
         return text

@@ -181,6 +181,7 @@ def synthetic_row(agent, seed, i, e, ret, capacity, atari):
         "replay_capacity": capacity,
         "replay_size": min(e, capacity),
         "replay_bytes": 10**6 * (i + 1) + seed,
+        "replay_peak_bytes": 10**6 * (i + 1) + seed,  # nothing more held between two evaluations
         "replay_alloc_bytes": 10**7,
         "rss_bytes": 5 * 10**8,
         "rss_peak_bytes": 6 * 10**8 + seed,

@@ -19,7 +19,7 @@ from conftest import tiny_spec, write_run
 from seer_bench import checkpoint
 from seer_bench.cli import main
 from seer_bench.errors import CorruptCheckpoint
-from seer_bench.records import last_event, read_events, run_dir
+from seer_bench.records import METRICS_COLUMNS, last_event, read_events, run_dir
 from seer_bench.reports import aggregates, run_table, summary
 from seer_bench.runner import CHECKPOINT_KEYS, RunOptions, run
 
@@ -111,7 +111,8 @@ def damage_row(path: Path, step: int = 5) -> str:
     (at,) = [i for i, line in enumerate(lines) if line.startswith(f"{step},")]
     lines[at] = "\x00\x00\x00 garbage\n"
     (path / "metrics.csv").write_text("".join(lines))
-    return f"{path / 'metrics.csv'}:{at + 1}: 1 fields, the header has 24; fix or delete that line"
+    header = len(METRICS_COLUMNS)
+    return f"{path / 'metrics.csv'}:{at + 1}: 1 fields, the header has {header}; fix or delete that line"
 
 
 def cut_header(path: Path) -> str:

@@ -94,13 +94,16 @@ def _replace(lines: list[str], at: int, line: str) -> list[str]:
 
 
 DAMAGE = {  # what is done to the lines of metrics.csv -> what DamagedRecord says (after "file:")
-    "garbage row": (lambda lines: _replace(lines, 2, "garbage"), "3: 1 fields, the header has 24"),
+    "garbage row": (
+        lambda lines: _replace(lines, 2, "garbage"),
+        f"3: 1 fields, the header has {len(METRICS_COLUMNS)}",
+    ),
     "value of another kind": (
         lambda lines: _replace(lines, 1, lines[1].replace("0,0,50.0", "0,zero,50.0", 1)),
         "2: env_steps = 'zero' is not an integer",
     ),
     "required value empty": (  # what CsvLog made of a cut row before it checked rows: the rest padded empty
-        lambda lines: _replace(lines, 2, "100,100,3" + "," * 21),
+        lambda lines: _replace(lines, 2, "100,100,3" + "," * (len(METRICS_COLUMNS) - 3)),
         "3: eval_return_std = '' is not a number",
     ),
     "cut header": (
@@ -113,7 +116,7 @@ DAMAGE = {  # what is done to the lines of metrics.csv -> what DamagedRecord say
     ),
     "header cut at a comma": (
         lambda lines: _replace(lines, 0, "step,env_steps,eval_return"),
-        "2: 24 fields, the header has 3",
+        f"2: {len(METRICS_COLUMNS)} fields, the header has 3",
     ),
 }
 

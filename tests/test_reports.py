@@ -210,7 +210,7 @@ def test_peak_replay_is_what_was_held_before_a_freeze_between_two_evaluations(tm
     assert metrics["replay_peak_bytes"].tolist() == [0, 15 * pixel, 18 * pixel]
     assert summary(*run_table(tmp_path))["peak_replay_bytes"].tolist() == [18 * pixel]
     # records from before the replay_peak_bytes column still report, from replay_bytes
-    metrics.drop(columns="replay_peak_bytes").to_csv(path / "metrics.csv", index=False)
+    metrics.drop(columns="replay_peak_bytes").to_csv(path / "metrics.csv", index=False, na_rep="nan")
     assert summary(*run_table(tmp_path))["peak_replay_bytes"].tolist() == [15 * pixel]
 
 
