@@ -3,6 +3,7 @@ any run (the runs themselves: tests/test_reports.py's variant sweep)."""
 
 import dataclasses
 
+import pandas as pd
 import pytest
 
 from seer_bench.agents import AGENTS
@@ -11,6 +12,7 @@ from seer_bench.cli import main
 from seer_bench.envs import KNOWN_ENVS
 from seer_bench.errors import ConfigError
 from seer_bench.names import base_label, label
+from seer_bench.reports.figures import swept_settings
 from seer_bench.suites import Overrides, load_suite, resolve
 from seer_bench.variants import parse_set
 
@@ -139,3 +141,27 @@ def test_a_task_outside_the_suite_takes_the_t_f_its_tasks_share():
     ov = Overrides(envs=["hopper-stand"], agents=["curl+seer"], seeds=1)
     (spec,) = resolve(load_suite("dmc6"), ov, AGENTS, KNOWN_ENVS)
     assert spec.seer.freeze_at == 10_000 == load_suite("dmc6").seer["freeze_at"]["walker-walk"]
+
+
+def test_a_t_f_ablation_and_its_baseline_share_one_out_and_report_by_variant(tmp_path, capsys):
+    """A real sweep of two T_f variants, then the baseline into the same --out: one results tree, rows per
+    variant, FLOPs compared with curl, and the ablation figure of return and FLOPs against T_f."""
+    short = [*SMOKE, "--steps", "240", "--eval-every", "240", "--out", str(tmp_path)]
+    assert main([*short, "--agents", "curl+seer", "--set", "seer.freeze_at=22,26"]) == 0
+    assert main([*short, "--agents", "curl"]) == 0  # the baseline joins the same tree
+    capsys.readouterr()
+    runs = sorted(p.parent.parent.parent.name for p in tmp_path.glob("runs/*/*/*/seed_0"))
+    assert runs == ["curl", "curl+seer[freeze_at=22]", "curl+seer[freeze_at=26]"]
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "summary.csv").set_index("agent")
+    assert list(table.loc["curl+seer[freeze_at=26]", ["base_agent", "baseline"]]) == ["curl+seer", "curl"]
+    assert table.loc["curl+seer[freeze_at=22]", "variant"] == '{"seer.freeze_at": 22}'
+    # froze 4 agent steps earlier: fewer FLOPs than the later freeze, both fewer than curl's
+    ratios = table["flops_ratio_to_baseline"]
+    assert ratios["curl+seer[freeze_at=22]"] < ratios["curl+seer[freeze_at=26]"] < 1
+    swept = swept_settings(table.reset_index())
+    assert list(swept) == ["seer.freeze_at"]  # what the ablation figure draws: T_f against return and FLOPs
+    assert sorted(swept["seer.freeze_at"]["value"]) == [22, 26]
+    assert set(swept["seer.freeze_at"]["line"]) == {"curl+seer"}
+    figure = tmp_path / "figures" / "ablation_freeze_at.png"
+    assert figure.exists() and figure.with_suffix(".pdf").exists()

@@ -6,6 +6,7 @@ and SEER's freeze point T_f is a dotted vertical line in the agent's colour.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -96,20 +97,17 @@ def _compact(v: float, _pos: object = None) -> str:
     return f"{v / 1e6:g}M" if abs(v) >= 1e6 else f"{v / 1e3:g}k" if abs(v) >= 1e4 else f"{v:g}"
 
 
-def _legend(fig: plt.Figure, agents: list[str], seeds: dict[str, set[int]]) -> None:
+def _legend(
+    fig: plt.Figure, agents: list[str], seeds: dict[str, set[int]], dashed: set[str] = frozenset()
+) -> None:
     """One legend for the figure, above the panels: an agent's colour is the same in every panel; n is
     its number of seeds (a range when panels differ)."""
     handles = []
     for agent in agents:
-        counts = sorted(seeds[agent])
-        n = (
-            ""
-            if counts == [1]
-            else f" (n={counts[0]})"
-            if len(counts) == 1
-            else f" (n={counts[0]}-{counts[-1]})"
-        )
-        handles.append(plt.Line2D([], [], color=color(agent, agents), lw=1.2, label=agent + n))
+        counts = sorted(seeds[agent])  # n is always shown: a reader must see a single seed too
+        n = f" (n={counts[0]})" if len(counts) == 1 else f" (n={counts[0]}-{counts[-1]})"
+        style = "--" if agent in dashed else "-"
+        handles.append(plt.Line2D([], [], color=color(agent, agents), lw=1.2, ls=style, label=agent + n))
     fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 4), frameon=False)
 
 
@@ -242,6 +240,81 @@ def _aggregate(agg: pd.DataFrame, path: Path) -> list[Path]:
     return _save(fig, path)
 
 
+def swept_settings(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per swept setting (a `--set` or `[sweep]` key), the summary rows of the variants that set it, each
+    with `value` (its value there) and `line` (the base agent and the variant's other settings)."""
+    found: dict[str, list[dict]] = {}
+    for row in table[table["variant"].fillna("") != ""].to_dict("records"):
+        variant = json.loads(row["variant"])
+        for key, value in variant.items():
+            others = ",".join(f"{k.partition('.')[2]}={v}" for k, v in sorted(variant.items()) if k != key)
+            line = row["base_agent"] + (f"[{others}]" if others else "")
+            found.setdefault(key, []).append({**row, "value": value, "line": line})
+    return {key: pd.DataFrame(rows) for key, rows in found.items() if len({r["value"] for r in rows}) > 1}
+
+
+SETTING_NAMES = {"seer.freeze_at": "T_f (agent steps)"}
+
+
+def _references(table: pd.DataFrame, rows: pd.DataFrame, env: str | None = None, budget: float | None = None):
+    """Summary rows of the baselines the variants in `rows` are compared with (their `baseline`, e.g. curl
+    for a T_f sweep), where the records hold them: drawn as dashed levels."""
+    names = set(rows["baseline"].dropna()) - {""}
+    pick = table[table["agent"].isin(names)]
+    if env is not None:
+        pick = pick[(pick["env"] == env) & (pick["budget_gb"] == budget)]
+    return pick.to_dict("records")
+
+
+def _ablation(key: str, rows: pd.DataFrame, table: pd.DataFrame, path: Path) -> list[Path]:
+    """Final return (mean, 95% CI over finished seeds) and cumulative training FLOPs against the values of
+    one swept setting, one column of panels per env x budget: the paper's ablation over T_f is this figure
+    for seer.freeze_at."""
+    panels, lines = sorted(set(zip(rows["env"], rows["budget_gb"]))), sorted(rows["line"].unique())
+    names = sorted(set(lines) | {r["agent"] for r in _references(table, rows)})  # one colour each
+    numeric = pd.api.types.is_numeric_dtype(rows["value"])
+    ticks = sorted(rows["value"].unique()) if numeric else sorted(rows["value"].astype(str).unique())
+    fig, axes = plt.subplots(
+        2,
+        len(panels),
+        figsize=(min(7.0, 2.0 * len(panels) + 0.6), 3.6),
+        squeeze=False,
+        constrained_layout=True,
+        sharex="col",
+    )
+    for col, (env, budget) in enumerate(panels):
+        for line in lines:
+            pick = rows[(rows["env"] == env) & (rows["budget_gb"] == budget) & (rows["line"] == line)]
+            pick = pick.sort_values("value")
+            x = pick["value"] if numeric else [ticks.index(str(v)) for v in pick["value"]]
+            err = np.vstack(
+                [pick["return_mean"] - pick["return_ci_low"], pick["return_ci_high"] - pick["return_mean"]]
+            )
+            style = dict(color=color(line, names), marker="o", ms=3, lw=1.2)
+            axes[0, col].errorbar(x, pick["return_mean"], yerr=np.nan_to_num(err), capsize=2, **style)
+            axes[1, col].plot(x, pick["cum_flops"] / 1e12, **style)
+        for line in _references(table, rows, env, budget):  # what the variants are compared with
+            for ax, value in ((axes[0, col], line["return_mean"]), (axes[1, col], line["cum_flops"] / 1e12)):
+                ax.axhline(value, color=color(line["agent"], names), ls="--", lw=1.0)
+        axes[0, col].set_title(f"{env}, {budget:g} GB")
+        bottom = axes[1, col]
+        bottom.set_xlabel(SETTING_NAMES.get(key, key.partition(".")[2]))
+        if numeric and min(ticks) > 0 and max(ticks) / min(ticks) >= 4:
+            bottom.set_xscale("log")
+        bottom.set_xticks(
+            ticks if numeric else range(len(ticks)), [_compact(t) if numeric else t for t in ticks]
+        )
+        bottom.xaxis.set_minor_formatter(ticker.NullFormatter())
+        bottom.set_ylim(bottom=0)
+    axes[0, 0].set_ylabel("final return")
+    axes[1, 0].set_ylabel("training TFLOP")
+    finished = rows.groupby("line")["finished"].agg(lambda n: {int(v) for v in n}).to_dict()
+    for ref in _references(table, rows):
+        finished.setdefault(ref["agent"], set()).add(int(ref["finished"]))
+    _legend(fig, names, finished, dashed=set(names) - set(lines))
+    return _save(fig, path)
+
+
 def write_figures(
     out: Path, runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame], table: pd.DataFrame, agg: pd.DataFrame
 ) -> list[Path]:
@@ -292,4 +365,6 @@ def write_figures(
             files += _by_budget(table, folder / "return_vs_budget")
         if not agg.empty and agg["value"].notna().any():
             files += _aggregate(agg, folder / "aggregate")
+        for key, rows in swept_settings(table).items():
+            files += _ablation(key, rows, table, folder / f"ablation_{key.partition('.')[2]}")
     return files

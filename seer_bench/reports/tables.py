@@ -13,6 +13,7 @@ what is wrong, and it is left out of every number, aggregate and figure.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from seer_bench.errors import DamagedRecord
-from seer_bench.names import baseline_of
+from seer_bench.names import base_label, baseline_of, label, uses_seer
 from seer_bench.records import last_event, load_runs, read_events, read_plan, run_dir, status
 from seer_bench.scores import ATARI_SCORES, domain
 
@@ -41,14 +42,35 @@ def _failure(state: str, events: list[dict]) -> dict:
     }
 
 
+def identity(spec: dict) -> dict:
+    """Where a run sits in the tables: env, agent, budget and seed, the agent as labelled with its variant's
+    settings (`curl+seer[freeze_at=5000]`: variants are rows of their own), the variant's settings (JSON),
+    and the baseline its FLOPs are compared with (the base agent with the same agent settings)."""
+    variant = spec.get("variant") or {}
+    return {
+        "env": spec["env"],
+        "agent": label(spec["agent"], variant),
+        "budget_gb": spec["budget_gb"],
+        "seed": spec["seed"],
+        "base_agent": spec["agent"],
+        "variant": json.dumps(variant, sort_keys=True) if variant else "",
+        "baseline": base_label(spec["agent"], variant) if uses_seer(spec["agent"]) else "",
+    }
+
+
+def _key(spec: dict) -> tuple:
+    """A run's key in `curves`: (env, agent label, budget, seed)."""
+    row = identity(spec)
+    return row["env"], row["agent"], row["budget_gb"], row["seed"]
+
+
 def _unmeasured_row(spec: dict, events: list[dict], damage: str = "") -> dict:
     """A run without usable measurements: of the sweep plan without a config (not started, or failed before
     it wrote one, with the reason its events give), or untrusted (`damage`: its damaged records)."""
     state = "untrusted" if damage else status(events)
     failure = _failure(state, events)
     return {
-        **{k: spec[k] for k in GROUP},
-        "seed": spec["seed"],
+        **identity(spec),
         "status": state,
         "reason": failure["reason"],
         "damage": damage,
@@ -97,13 +119,11 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
         if problems:
             rows.append(_unmeasured_row(spec, events, damage="; ".join(problems)))
             continue
-        curves[(spec["env"], spec["agent"], spec["budget_gb"], spec["seed"])] = metrics
+        curves[_key(spec)] = metrics
         rows.append(_run_row(cfg, metrics, events))
     seen = {(r["env"], r["agent"], r["budget_gb"], r["seed"]) for r in rows}
     rows += [
-        _planned_row(out, run_id, spec)
-        for run_id, spec in read_plan(out).items()
-        if (spec["env"], spec["agent"], spec["budget_gb"], spec["seed"]) not in seen
+        _planned_row(out, run_id, spec) for run_id, spec in read_plan(out).items() if _key(spec) not in seen
     ]
     return pd.DataFrame(rows), curves
 
@@ -118,7 +138,7 @@ def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict]) -> dict:
     frozen = last_event(events, "frozen")  # SEER's T_f, where it froze: on the env-step and the FLOPs axes
     evaluated = int(last["env_steps"]) if last is not None else 0  # env steps of the last evaluation
     return {
-        **{k: spec[k] for k in (*GROUP, "seed")},
+        **identity(spec),
         "status": state,
         "reason": failure["reason"],
         "damage": "",
@@ -247,12 +267,14 @@ def _summary_row(runs: pd.DataFrame, curves: dict, key: tuple, group: pd.DataFra
     done = group[(group["status"] == "finished") & group["final_return"].notna()]
     running = group[group["status"].isin(UNFINISHED) & (group["env_steps"] > 0)]
     mean, lo, hi = mean_ci(done["final_return"].to_numpy())
-    base = baseline_of(agent)
+    base = group["baseline"].iloc[0] if "baseline" in group else baseline_of(agent)
     measured = group[~group["status"].isin(["not started", UNTRUSTED])]
     return {
         "env": env,
         "agent": agent,
         "budget_gb": budget,
+        "base_agent": group["base_agent"].iloc[0],
+        "variant": group["variant"].iloc[0],
         "seeds": len(group),
         "finished": len(done),
         "failed": int((group["status"] == "failed").sum()),
@@ -286,7 +308,7 @@ def _ratio_to_baseline(
     env, agent, budget = key
     theirs = runs[(runs["env"] == env) & (runs["agent"] == base) & (runs["budget_gb"] == budget)]
     seeds = sorted(set(done["seed"]) & set(theirs.loc[theirs["status"] == "finished", "seed"]))
-    return flops_ratio(curves, env, agent, budget, seeds)
+    return flops_ratio(curves, env, agent, budget, seeds, baseline=base)
 
 
 def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
