@@ -39,6 +39,25 @@ def read_owner(path: Path) -> dict[str, Any]:
         return {}
 
 
+def held(path: Path) -> bool | None:
+    """Whether a live process holds the run's lock now (None: no lock file, a run from before locks).
+
+    Reports ask this of a run whose events say "running": the kernel drops a dead owner's flock, so a free
+    lock means the run died (kill -9, a lost node) and is interrupted, not running. The probe takes a shared
+    lock for an instant; RunLock retries briefly so a run starting at that instant is not turned away."""
+    try:
+        fd = os.open(path / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the probe's lock
+    return False
+
+
 class RunLock:
     """`with RunLock(path) as lock:` owns the run at `path` or raises RunOwned; `lock.stale` is the owner
     that died holding it (or None)."""
@@ -51,11 +70,9 @@ class RunLock:
     def __enter__(self) -> "RunLock":
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _lock(fd):
             os.close(fd)
-            raise RunOwned(self.path, read_owner(self.path)) from None
+            raise RunOwned(self.path, read_owner(self.path))
         self.stale = read_owner(self.path) or None  # written by an owner that never released it
         me = {"host": platform.node(), "pid": os.getpid(), "since": time.time()}
         os.ftruncate(fd, 0)
@@ -68,3 +85,16 @@ class RunLock:
             os.ftruncate(self._fd, 0)  # a clean release: the next owner finds no one to take over from
             os.close(self._fd)  # closing the last descriptor releases the flock
             self._fd = None
+
+
+def _lock(fd: int, tries: int = 10, wait_s: float = 0.05) -> bool:
+    """An exclusive flock on `fd`, retried for half a second: a report's `held` probe holds a shared lock
+    for an instant, which must not make a starting run think another process owns it."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt < tries - 1:
+                time.sleep(wait_s)
+    return False

@@ -1,6 +1,7 @@
 """One owner per run directory: a second sweep into the same --out leaves a run another process trains
 alone (and says who owns it); a run whose owner died is taken over, saying so, and resumed."""
 
+import json
 import os
 import platform
 import signal
@@ -15,6 +16,8 @@ from test_interrupts import checkpoint_step
 from seer_bench.cli import main
 from seer_bench.locks import RunLock, RunOwned
 from seer_bench.records import read_events, run_dir
+from seer_bench.reports import _interrupted_section
+from seer_bench.reports.tables import run_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "curl/cartpole-swingup/budget_0.02/seed_0"
@@ -62,8 +65,15 @@ def test_two_sweeps_into_one_out_never_train_one_run_twice(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{RUN}: owned by host {platform.node()}, pid {first.pid}; left to it" in err
 
+    runs, _ = run_table(out)
+    assert runs.set_index("seed").loc[0, "status"] == "running"  # its owner lives: running
     first.send_signal(signal.SIGKILL)  # dies holding the lock
     first.wait()
+    # a report no longer calls it running for ever: its lock is free, so it is interrupted where it stopped
+    runs, _ = run_table(out)
+    stopped = json.loads((path / "progress.json").read_text())["env_steps"]
+    assert list(runs[["status", "stopped_env_steps"]].iloc[0]) == ["interrupted", stopped]
+    assert f"- {RUN}: interrupted at env step {stopped:,}" in _interrupted_section(runs)
     assert main([*COMMAND, "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert (

@@ -114,12 +114,23 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _run_id(r: Any) -> str:
-    return f"{r.agent}/{r.env}/budget_{r.budget_gb:g}/seed_{r.seed}"
+    return f"{r.agent}/{r.env}/budget_{r.budget_gb:.10g}/seed_{r.seed}"
 
 
 def _failed_section(failed: pd.DataFrame) -> str:
     lines = [f"- {_run_id(r)} at {r.stopped_env_steps:,} env steps: {r.reason}" for r in failed.itertuples()]
     return "\nFailed runs (also in failures.csv):\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def _interrupted_section(runs: pd.DataFrame) -> str:
+    """Runs that stopped before finishing (a signal, or an owner that died: kill -9, a lost node), where each
+    stopped: the same command resumes them from their latest checkpoint."""
+    stopped = runs[runs["status"] == "interrupted"] if not runs.empty else runs
+    lines = [
+        f"- {_run_id(r)}: interrupted at env step {int(r.stopped_env_steps):,}"
+        for r in stopped.sort_values(["env", "agent", "budget_gb", "seed"]).itertuples()
+    ]
+    return "\nInterrupted runs (resume with the same command):\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _untrusted_section(runs: pd.DataFrame) -> str:
@@ -144,7 +155,8 @@ def write_report(out: Path, reps: int = 2000) -> str:
     for name, frame in (("summary.csv", table), ("aggregates.csv", agg), ("failures.csv", failed)):
         with atomic_file(out / name) as f:
             frame.to_csv(f, index=False)
-    text = format_markdown(table, agg) + _failed_section(failed) + _untrusted_section(runs)
+    text = format_markdown(table, agg) + _failed_section(failed) + _interrupted_section(runs)
+    text += _untrusted_section(runs)
     with atomic_file(out / "summary.md") as f:
         f.write(text)
     write_figures(out, runs, curves, table, agg)

@@ -14,6 +14,7 @@ what is wrong, and it is left out of every number, aggregate and figure.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,9 @@ import pandas as pd
 from scipy import stats
 
 from seer_bench.errors import DamagedRecord
+from seer_bench.locks import held
 from seer_bench.names import base_label, baseline_of, label, uses_seer
-from seer_bench.records import last_event, load_runs, read_events, read_plan, run_dir, status
+from seer_bench.records import last_event, load_runs, read_events, read_plan, read_progress, run_dir, status
 from seer_bench.scores import ATARI_SCORES, domain
 
 GROUP = ["env", "agent", "budget_gb"]
@@ -120,7 +122,7 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             rows.append(_unmeasured_row(spec, events, damage="; ".join(problems)))
             continue
         curves[_key(spec)] = metrics
-        rows.append(_run_row(cfg, metrics, events))
+        rows.append(_run_row(cfg, metrics, events, run_dir(out, spec_run_id(cfg))))
     seen = {(r["env"], r["agent"], r["budget_gb"], r["seed"]) for r in rows}
     rows += [
         _planned_row(out, run_id, spec) for run_id, spec in read_plan(out).items() if _key(spec) not in seen
@@ -128,11 +130,40 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
     return pd.DataFrame(rows), curves
 
 
-def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict]) -> dict:
+def spec_run_id(cfg: dict) -> str:
+    """The run id config.json records (records older than the field: rebuilt from the spec)."""
+    spec = cfg["spec"]
+    return (
+        cfg.get("run_id")
+        or f"{spec['agent']}/{spec['env']}/budget_{spec['budget_gb']:.10g}/seed_{spec['seed']}"
+    )
+
+
+def _alive(path: Path) -> bool:
+    """Whether a run recorded as running still is: a live process holds its lock, or (records from before
+    run locks) its progress.json heartbeat is recent. A run killed without a word (kill -9, a lost node) is
+    interrupted, not running for ever."""
+    owned = held(path)
+    if owned is not None:
+        return owned
+    beat = read_progress(path)
+    return beat is None or time.time() - beat.get("time", 0.0) < STALE_HEARTBEAT_S
+
+
+def _reached(path: Path, events: list[dict], evaluated: int) -> int:
+    """Where an interrupted run stopped: its last progress heartbeat, else its `interrupted` event, else its
+    last evaluation (the same command resumes it from its latest checkpoint)."""
+    stopped = (read_progress(path) or last_event(events, "interrupted") or {}).get("env_steps")
+    return int(stopped) if stopped is not None else evaluated
+
+
+def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict], path: Path) -> dict:
     spec = cfg["spec"]
     state = status(events)
     if state == "not started":  # its config is written just before the started event: it has started
         state = "running"
+    if state == "running" and not _alive(path):
+        state = "interrupted"
     failure = _failure(state, events)
     last = metrics.iloc[-1] if len(metrics) else None
     frozen = last_event(events, "frozen")  # SEER's T_f, where it froze: on the env-step and the FLOPs axes
@@ -146,7 +177,11 @@ def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict]) -> dict:
         "target_env_steps": _target_env_steps(spec),
         "env_steps": evaluated,
         # where a failed run stopped (its failed event), else where it evaluated last
-        "stopped_env_steps": failure["stopped_env_steps"] if state == "failed" else evaluated,
+        "stopped_env_steps": failure["stopped_env_steps"]
+        if state == "failed"
+        else _reached(path, events, evaluated)
+        if state == "interrupted"
+        else evaluated,
         **_last_evaluation(cfg, metrics, last),
         "wall_s": last_event(events, "finished")["wall_s"] if state == "finished" else _last(last, "wall_s"),
         "freeze_env_steps": frozen["step"] * spec.get("action_repeat", 1) if frozen else np.nan,
@@ -227,6 +262,7 @@ def flops_ratio(
     return float(np.mean(ratios)) if ratios else np.nan
 
 
+STALE_HEARTBEAT_S = 1800.0  # runs without a lock file: silent this long means dead (evaluations write none)
 UNFINISHED = ("running", "interrupted")  # partial records: reported apart (running_*), never as final
 UNTRUSTED = "untrusted"  # damaged records: named, left out of every number
 
