@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from seer_bench.errors import ConfigError
+from seer_bench.records import atomic_file
 
 SUBCOMMANDS = ("run", "list", "profile", "report", "check")
 BAD_CHECK_INPUT = (
@@ -105,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     prof = sub.add_parser("profile", help="FLOPs per update and action, bytes per transition, capacities")
     _add_selection(prof)
     prof.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
+    prof.add_argument(
+        "--out",
+        type=Path,
+        help="also write profile.md and profile.json there (e.g. beside a sweep's records)",
+    )
     report = sub.add_parser("report", help="summary.csv, aggregates.csv and summary.md from the records")
     where = report.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="directory holding runs/ (what `--out` was for the sweep)")
@@ -119,7 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--out", type=Path, help="directory holding runs/ (default reports/<suite>)")
     check.add_argument("--claims", type=Path, help="claims file (default suites/<suite>.claims.toml)")
-    sub.add_parser("list", help="show suites, agents, envs and scales")
+    listing = sub.add_parser("list", help="show suites, agents, envs and scales, or the runs of an --out")
+    listing.add_argument(
+        "--out", type=Path, help="list the runs recorded there: status and env steps reached"
+    )
     return parser
 
 
@@ -192,6 +201,24 @@ def cmd_list() -> int:
     return 0
 
 
+def cmd_list_runs(out: Path) -> int:
+    """The runs recorded under `out` (and planned there), one line each: id, status, env steps reached."""
+    from seer_bench.reports.tables import run_table
+
+    if not (out / "runs").is_dir() and not (out / "plan.json").exists():
+        raise ConfigError(f"{out}: no runs recorded there (no runs/ directory)")
+    from seer_bench.records import read_progress, run_dir
+
+    runs, _ = run_table(out)
+    for r in runs.sort_values(["agent", "env", "budget_gb", "seed"]).itertuples():
+        run_id = f"{r.agent}/{r.env}/budget_{r.budget_gb:.10g}/seed_{r.seed}"
+        # a running run is where its heartbeat says, not at its last evaluation
+        beat = read_progress(run_dir(out, run_id)) if r.status == "running" else None
+        reached = beat["env_steps"] if beat else int(r.stopped_env_steps or 0)
+        print(f"{run_id}: {r.status}, {reached:,}/{int(r.target_env_steps):,} env steps")
+    return 0
+
+
 def _per_env_text(value: int | dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
 
@@ -255,8 +282,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
     specs = _specs(load_suite(args.suite), args, seeds=1)
     for spec in specs:
         check_spec(spec, memory=False)  # a profile allocates no replay of the budget
+    if args.out:
+        _writable(args.out, REPORT_FREE_BYTES)
     rows, unsupported = profile(specs)
-    print(to_json(rows) if args.json else format_profile(rows, unsupported))
+    text, data = format_profile(rows, unsupported), to_json(rows)
+    print(data if args.json else text)
+    if args.out:
+        for name, content in (("profile.md", text), ("profile.json", data)):
+            with atomic_file(args.out / name) as f:
+                f.write(content + "\n")
+        print(f"written: {args.out / 'profile.md'}, {args.out / 'profile.json'}", file=sys.stderr)
     return 0
 
 
@@ -420,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         commands = {
-            "list": lambda _: cmd_list(),
+            "list": lambda a: cmd_list_runs(a.out) if a.out else cmd_list(),
             "profile": cmd_profile,
             "report": cmd_report,
             "check": cmd_check,

@@ -329,3 +329,17 @@ def test_a_binary_suite_or_claims_file_is_one_line(capsys, tmp_path, command):
     code, _, err = run_cli(capsys, command, *flags)
     assert code == (2 if command == "run" else 3) and err.count("\n") == 1, err
     assert f"{binary}: not a text (UTF-8) TOML file" in err
+
+
+def test_list_out_shows_each_recorded_or_planned_run_with_its_status(capsys, tmp_path):
+    from conftest import write_run
+
+    write_run(tmp_path, "cartpole-swingup", "curl", 0, 500.0)
+    write_run(tmp_path, "cartpole-swingup", "curl", 1, 100.0, status="failed")
+    assert main(["list", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "curl/cartpole-swingup/budget_0.6/seed_0: finished, 200/200 env steps",
+        "curl/cartpole-swingup/budget_0.6/seed_1: failed, 0/200 env steps",  # its failed event names no step
+    ]
+    code, _, err = run_cli(capsys, "list", "--out", str(tmp_path / "nothing"))
+    assert code == 2 and "no runs recorded there" in err

@@ -8,10 +8,16 @@ import pytest
 from seer_bench.cli import main
 
 
-def test_profile_json_rows_for_curl_and_curl_seer(capsys):
-    code = main(["profile", "--suite", "dmc6", "--envs", "cartpole-swingup", "--budget-gb", "0.6", "--json"])
+def test_profile_json_rows_for_curl_and_curl_seer(capsys, tmp_path):
+    argv = ["profile", "--suite", "dmc6", "--envs", "cartpole-swingup", "--budget-gb", "0.6", "--json"]
+    code = main([*argv, "--out", str(tmp_path)])
     rows = json.loads(capsys.readouterr().out)
     assert code == 0
+    # --out keeps the same rows beside a sweep's records, and the table
+    assert json.loads((tmp_path / "profile.json").read_text()) == rows
+    table = (tmp_path / "profile.md").read_text().splitlines()
+    assert table[0].split()[:6] == ["agent", "env", "budget", "phase", "layout", "split"]
+    assert sum(line.split()[1:2] == ["cartpole-swingup"] for line in table) == len(rows)  # a line per row
     keys = {
         "agent",
         "env",
