@@ -1,5 +1,8 @@
+import json
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +220,30 @@ def tmpfs(tmp_path):
     yield mount
     for where in mounts:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def checkpoint_step(path: Path) -> int:
+    """The agent step of the run's latest checkpoint, as its progress.json says (0 before the first)."""
+    try:
+        return json.loads((path / "progress.json").read_text()).get("checkpoint_step") or 0
+    except (OSError, ValueError):
+        return 0
+
+
+def start_process(*argv: str, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """`python argv...` from the repository root in a process of its own: a sweep or worker to signal or
+    kill from the test."""
+    return subprocess.Popen(
+        [sys.executable, *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr, text=True
+    )
+
+
+def wait_while_running(proc: subprocess.Popen, ready, timeout_s: float = 600.0) -> None:
+    """Poll until `ready()` (e.g. a checkpoint saved); the process must still be running then."""
+    deadline = time.time() + timeout_s
+    while not ready() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the process ended before it could be stopped"

@@ -6,15 +6,12 @@ aside (kept) and the run restarts from zero."""
 import dataclasses
 import json
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_spec, write_run
+from conftest import checkpoint_step, start_process, tiny_spec, wait_while_running, write_run
 
 from seer_bench import checkpoint
 from seer_bench.cli import main
@@ -23,7 +20,6 @@ from seer_bench.records import METRICS_COLUMNS, last_event, read_events, run_dir
 from seer_bench.reports import aggregates, run_table, summary
 from seer_bench.runner import CHECKPOINT_KEYS, RunOptions, run
 
-ROOT = Path(__file__).resolve().parents[1]
 # 10 agent steps at action repeat 50 (20 per evaluation episode): evaluations at 0, 5 and 10, a checkpoint
 # at 5, updates from 2; small networks
 SPEC = tiny_spec(
@@ -37,29 +33,14 @@ OPTIONS = RunOptions(checkpoint_every=250)
 RUN = "curl/cartpole-swingup/budget_0.01/seed_3"
 
 
-def checkpoint_step(path: Path) -> int | None:
-    try:
-        return json.loads((path / "progress.json").read_text()).get("checkpoint_step")
-    except (OSError, ValueError):
-        return None
-
-
 @pytest.fixture(scope="module")
 def crashed(tmp_path_factory):
     """A real run (a sweep's worker process) killed with SIGKILL once its checkpoint at step 5 is saved."""
     out = tmp_path_factory.mktemp("crashed")
     path = run_dir(out, SPEC.run_id)
     options, spec = json.dumps(dataclasses.asdict(OPTIONS)), json.dumps(SPEC.to_dict())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "seer_bench.worker", str(out), options, "1", spec],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 600
-    while checkpoint_step(path) != 5 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    proc = start_process("-m", "seer_bench.worker", str(out), options, "1", spec)
+    wait_while_running(proc, lambda: checkpoint_step(path) == 5)
     proc.kill()
     proc.wait()
     return out

@@ -1,22 +1,19 @@
 """Signals: Ctrl-C and SIGTERM stop a sweep in one line with exit 130/143 and an `interrupted` event per
 run; a sweep's workers never outlive it (also when it is killed with SIGKILL); the same command resumes."""
 
-import json
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import psutil
 import pytest
+from conftest import checkpoint_step, start_process, wait_while_running
 
 from seer_bench import checkpoint
 from seer_bench.cli import main
 from seer_bench.records import last_event, read_events, run_dir
 
-ROOT = Path(__file__).resolve().parents[1]
 RUNS = [f"{agent}/cartpole-swingup/budget_0.02/seed_0" for agent in ("curl", "curl+seer")]
 # 30 agent steps (action repeat 8): evaluations at 0, 15, 30, a checkpoint every 5, updates from 20, T_f 22
 COMMAND = [
@@ -25,28 +22,12 @@ COMMAND = [
 ]
 
 
-def checkpoint_step(path: Path) -> int:
-    try:
-        return json.loads((path / "progress.json").read_text()).get("checkpoint_step") or 0
-    except (OSError, ValueError):
-        return 0
-
-
 def start_sweep(out: Path, *flags: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "bench.py", *COMMAND, *flags, "--out", str(out)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_process("bench.py", *COMMAND, *flags, "--out", str(out), stderr=subprocess.PIPE)
 
 
 def wait_for_checkpoints(proc: subprocess.Popen, paths: list[Path]) -> None:
-    deadline = time.time() + 600
-    while min(checkpoint_step(p) for p in paths) < 5 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the sweep ended before it could be signalled"
+    wait_while_running(proc, lambda: min(checkpoint_step(p) for p in paths) >= 5)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])

@@ -7,11 +7,9 @@ import platform
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
-from test_interrupts import checkpoint_step
+from conftest import ROOT, checkpoint_step, start_process, wait_while_running
 
 from seer_bench.cli import main
 from seer_bench.locks import RunLock, RunOwned
@@ -19,7 +17,6 @@ from seer_bench.records import read_events, run_dir
 from seer_bench.reports import _interrupted_section
 from seer_bench.reports.tables import run_table
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = "curl/cartpole-swingup/budget_0.02/seed_0"
 # 30 agent steps (action repeat 8): evaluations at 0, 15, 30, a checkpoint every 5, updates from 20
 COMMAND = [
@@ -50,16 +47,8 @@ def test_a_lock_held_by_a_live_process_is_refused_naming_it_and_a_dead_owners_is
 def test_two_sweeps_into_one_out_never_train_one_run_twice(tmp_path, capsys):
     out = tmp_path / "out"
     path = run_dir(out, RUN)
-    first = subprocess.Popen(
-        [sys.executable, "bench.py", *COMMAND, "--out", str(out)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 600
-    while checkpoint_step(path) < 5 and first.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert first.poll() is None, "the first sweep ended before the second started"
+    first = start_process("bench.py", *COMMAND, "--out", str(out))
+    wait_while_running(first, lambda: checkpoint_step(path) >= 5)  # then the second sweep starts
 
     assert main([*COMMAND, "--out", str(out)]) == 0  # the second sweep: the run is the first's
     err = capsys.readouterr().err

@@ -2,23 +2,18 @@
 
 import json
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import fill_random
+from conftest import checkpoint_step, fill_random, start_process, wait_while_running
 
 from seer_bench import checkpoint
 from seer_bench.cli import main
 from seer_bench.records import read_events, run_dir
 from seer_bench.replay import TransitionSpec, replay_class
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = "curl+seer/cartpole-swingup/budget_0.02/seed_0"
 # smoke scale: 50 agent steps (action repeat 8), evaluations at 0, 25, 50, T_f at 30; a checkpoint every 10
 COMMAND = [
@@ -35,30 +30,16 @@ COMMAND = [
 ]
 
 
-def progress(path: Path) -> dict:
-    try:
-        return json.loads((path / "progress.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     out = tmp_path / "out"
     path = run_dir(out, RUN)
-    proc = subprocess.Popen(
-        [sys.executable, "bench.py", *COMMAND, "--out", str(out)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 600
-    while progress(path).get("checkpoint_step") != 30 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)  # the checkpoint after T_f (30): progress.json is rewritten as each one is saved
-    assert proc.poll() is None, "the run ended before it could be killed"
+    proc = start_process("bench.py", *COMMAND, "--out", str(out))
+    # the checkpoint after T_f (30): progress.json is rewritten as each one is saved
+    wait_while_running(proc, lambda: checkpoint_step(path) == 30)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     # the newest checkpoint when it died (30, or 40 if it got that far)
-    last = progress(path)["checkpoint_step"]
+    last = checkpoint_step(path)
     assert last in (30, 40) and (path / "checkpoint.pt").exists() and not list(path.glob("*.tmp"))
 
     assert main([*COMMAND, "--out", str(out)]) == 0
