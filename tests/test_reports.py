@@ -244,6 +244,30 @@ def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):
     assert write_report(sweep, reps=100) == write_report(sweep, reps=100)  # seeded bootstrap: reproducible
 
 
+@pytest.mark.parametrize("with_alien", [True, False])
+def test_an_atari_game_without_a_human_score_is_reported_raw_and_left_out_of_aggregates(
+    tmp_path, capsys, with_alien
+):
+    # spaceinvaders has no human reference (seer_bench.scores): the runner leaves its hns empty
+    for seed in range(2):
+        write_run(tmp_path, "spaceinvaders", "der", seed, 300.0 + 10 * seed)
+        if with_alien:
+            write_run(tmp_path, "alien", "der", seed, 500.0, atari=True)
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "summary.md").read_text()
+    assert "| spaceinvaders | der | 0.6 | 2 | 305.0 [241.5, 368.5] |" in md
+    note = (
+        "Left out of the human-normalized aggregates: spaceinvaders (no human reference score in "
+        "seer_bench/scores.py); reported above with raw returns only."
+    )
+    assert note in md and md in capsys.readouterr().out
+    agg = pd.read_csv(tmp_path / "aggregates.csv")
+    if with_alien:  # alien's 500 is hns 0.5 (synthetic): the aggregate is over alien alone
+        assert set(agg["envs"]) == {1} and agg["value"].tolist() == pytest.approx([0.5, 0.5])
+    else:
+        assert agg.empty and "agent" in agg.columns and "| agent | budget (GB) | score |" not in md
+
+
 def test_report_without_runs_is_a_clear_error(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path / "nothing")]) == 2
     assert "no runs/ directory here" in capsys.readouterr().err
