@@ -23,6 +23,7 @@ from scipy import stats
 from seer_bench.errors import DamagedRecord
 from seer_bench.names import base_label, baseline_of, label, uses_seer
 from seer_bench.records import last_event, load_runs, read_events, read_plan, run_dir, status
+from seer_bench.replay import LAYOUTS, TransitionSpec, replay_class
 from seer_bench.scores import ATARI_SCORES, domain
 
 GROUP = ["env", "agent", "budget_gb"]
@@ -31,6 +32,36 @@ GROUP = ["env", "agent", "budget_gb"]
 def _target_env_steps(spec: dict) -> int:
     repeat = spec.get("action_repeat", 1)
     return spec["steps"] // repeat * repeat  # what the run's last agent step reaches
+
+
+def _evidence(spec: dict) -> dict:
+    """What a claim asks of a run before trusting it: the scale it was run at, its length in env steps as
+    the spec asked for, and the pixel replay layout (older records without one: "")."""
+    return {
+        "scale": spec.get("scale", ""),
+        "steps": spec["steps"],
+        "replay_layout": spec.get("replay_layout", ""),
+    }
+
+
+def layout_capacities(cfg: dict | None) -> dict[str, float]:
+    """`pixel_capacity_<layout>`: transitions the run's budget buys in a pixel replay of each layout, from
+    the replay classes' arithmetic on config.json's transition shape and budget bytes, so that a capacity
+    claim can compare with a baseline layout other than the one the run used (NaN where the config lacks
+    them: records from before it wrote its env's shape)."""
+    env, budget = (cfg or {}).get("env"), ((cfg or {}).get("replay") or {}).get("budget_bytes")
+    if not env or budget is None:
+        return {f"pixel_capacity_{layout}": np.nan for layout in LAYOUTS}
+    shape = TransitionSpec(
+        tuple(env["obs_shape"]),
+        env["action_dim"],
+        frame_stack=env["frame_stack"],
+        episode_steps=env["episode_steps"],
+        discrete=env["discrete"],
+    )
+    return {
+        f"pixel_capacity_{layout}": replay_class(layout).capacity_for(shape, budget) for layout in LAYOUTS
+    }
 
 
 def _failure(state: str, events: list[dict]) -> dict:
@@ -89,6 +120,8 @@ def _unmeasured_row(spec: dict, events: list[dict], damage: str = "") -> dict:
         "freeze_env_steps": np.nan,
         "freeze_flops": np.nan,
         "seer_capacity": seer_capacity(spec),
+        **_evidence(spec),
+        **layout_capacities(None),
     }
 
 
@@ -152,6 +185,8 @@ def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict]) -> dict:
         "freeze_env_steps": frozen["step"] * spec.get("action_repeat", 1) if frozen else np.nan,
         "freeze_flops": frozen.get("cum_flops", np.nan) if frozen else np.nan,  # older records lack it
         "seer_capacity": seer_capacity(spec),
+        **_evidence(spec),
+        **layout_capacities(cfg),
     }
 
 
