@@ -49,7 +49,7 @@ import pandas as pd
 
 from seer_bench.errors import ConfigError
 from seer_bench.reports.tables import flops_ratio, mean_ci
-from seer_bench.suite_files import read_toml
+from seer_bench.suite_files import paper_steps, read_toml
 
 KINDS = {"flops_ratio": "max", "return_gap": "min", "capacity_ratio": "min"}  # kind -> its threshold key
 RULES = ("difference", "ci_overlap")
@@ -121,30 +121,26 @@ def load_claims(path: Path, suite: str | None = None) -> list[Claim]:
             f"evidence defaults: {', '.join(sorted(EVIDENCE_KEYS))})"
         )
     defaults = {key: data[key] for key in EVIDENCE_KEYS & set(data)}
-    paper = _PaperSteps(path, suite or path.name.removesuffix(".claims.toml"))
+    paper = _PaperSteps(suite or path.name.removesuffix(".claims.toml"))
     return [_claim(f"{path}: claims[{i}]", raw, defaults, paper) for i, raw in enumerate(data["claims"])]
 
 
 class _PaperSteps:
     """The env steps of a suite's paper scale, read once and only when a claim states a fraction of them:
-    a claims file with absolute evidence needs no suite (nor torch, which loading one imports)."""
+    a claims file with absolute evidence needs no suite."""
 
-    def __init__(self, path: Path, suite: str) -> None:
-        self.path, self.suite, self._steps = path, suite, None
+    def __init__(self, suite: str) -> None:
+        self.suite, self._steps = suite, None
 
     def steps(self, where: str) -> int:
         if self._steps is None:
-            from seer_bench.suites import load_suite
-
             try:
-                found = load_suite(self.suite)
+                self._steps = paper_steps(self.suite)
             except ConfigError as e:
                 raise ConfigError(
                     f"{where}.min_scale_fraction: a fraction of suite {self.suite!r}'s paper scale, which "
                     f"cannot be read ({e}); pass --suite, or state min_env_steps"
                 ) from None
-            scale = "paper" if "paper" in found.scales else found.default_scale
-            self._steps = int(found.scales[scale]["steps"])
         return self._steps
 
 
