@@ -233,6 +233,14 @@ def test_a_claims_own_evidence_wins_over_its_files(capsys, records):
     assert "pass" in lines[2], out.out
 
 
+def test_a_files_min_seeds_serves_every_rule_and_is_checked(capsys, records):
+    ci = CLAIM.format(kind="return_gap", extra='rule = "ci_overlap"')
+    # a file's 1 seed is no error for a ci_overlap claim: it takes the 2 its confidence intervals need
+    assert load_claims(claims_file(records, ci, EVIDENCE + "min_seeds = 1\n"))[0].min_seeds == 2
+    code, out = check(capsys, records, ci, EVIDENCE + "min_seeds = 0\n")
+    assert code == 3 and "test.claims.toml: min_seeds: expected a positive integer, got 0" in out.err, out.err
+
+
 @pytest.mark.parametrize(
     "ran,shape,result,measured,note",
     [

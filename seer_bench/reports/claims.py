@@ -121,6 +121,7 @@ def load_claims(path: Path, suite: str | None = None) -> list[Claim]:
             f"evidence defaults: {', '.join(sorted(EVIDENCE_KEYS))})"
         )
     defaults = {key: data[key] for key in EVIDENCE_KEYS & set(data)}
+    _positive_seeds(f"{path}: min_seeds", defaults, 1)
     paper = _PaperSteps(suite or path.name.removesuffix(".claims.toml"))
     return [_claim(f"{path}: claims[{i}]", raw, defaults, paper) for i, raw in enumerate(data["claims"])]
 
@@ -183,7 +184,7 @@ def _claim(where: str, raw: dict, defaults: dict, paper: _PaperSteps) -> Claim:
         rule=rule,
         envs=tuple(envs),
         budget_gb=None if budget is None else float(budget),
-        min_seeds=_min_seeds(where, {**defaults, **raw}, rule),
+        min_seeds=_min_seeds(where, raw, defaults, rule),
         min_env_steps=_min_env_steps(where, evidence, paper),
         seer_capacity=seer_capacity,
         baseline_layout=_baseline_layout(where, raw, kind),
@@ -202,12 +203,22 @@ def _threshold(where: str, raw: dict, kind: str, rule: str) -> float:
     return float(threshold)
 
 
-def _min_seeds(where: str, raw: dict, rule: str) -> int:
-    min_seeds = raw.get("min_seeds", 2 if rule == "ci_overlap" else 1)
-    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
-        raise ConfigError(f"{where}.min_seeds: expected a positive integer, got {min_seeds!r}")
-    if rule == "ci_overlap" and min_seeds < 2:
+def _min_seeds(where: str, raw: dict, defaults: dict, rule: str) -> int:
+    """A claim's own `min_seeds` must suit its rule; the file's applies to claims of every rule, so a
+    ci_overlap claim takes at least the 2 seeds its confidence intervals need from it."""
+    floor = 2 if rule == "ci_overlap" else 1
+    if "min_seeds" not in raw:
+        return max(floor, defaults.get("min_seeds", floor))  # the file's, checked by load_claims
+    min_seeds = _positive_seeds(f"{where}.min_seeds", raw, floor)
+    if min_seeds < floor:
         raise ConfigError(f"{where}.min_seeds: ci_overlap needs confidence intervals, so at least 2 seeds")
+    return min_seeds
+
+
+def _positive_seeds(where: str, table: dict, default: int) -> int:
+    min_seeds = table.get("min_seeds", default)
+    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
+        raise ConfigError(f"{where}: expected a positive integer, got {min_seeds!r}")
     return min_seeds
 
 
