@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from seer_bench.errors import ConfigError
+from seer_bench.replay import LAYOUTS
 from seer_bench.reports.tables import flops_ratio, mean_ci
 from seer_bench.suite_files import paper_steps, read_toml
 
@@ -69,7 +70,6 @@ _KEYS = {
 EVIDENCE_KEYS = {"min_seeds", "min_env_steps", "min_scale_fraction"}  # per claim, or for the whole file
 _KEYS |= EVIDENCE_KEYS
 SEER_CAPACITIES = ("budget", "pixel", "public")  # seer_bench.agents.seer.CAPACITIES, without importing torch
-PIXEL_LAYOUTS = ("paper", "compact")  # seer_bench.replay.LAYOUTS
 DEFAULT_SCALE_FRACTION = 1.0  # no stated evidence: the whole paper length
 
 
@@ -244,10 +244,10 @@ def _baseline_layout(where: str, raw: dict, kind: str) -> str | None:
         if layout is not None:
             raise ConfigError(f"{where}.baseline_layout: only capacity_ratio claims compare replay layouts")
         return None
-    if layout not in PIXEL_LAYOUTS:
+    if layout not in LAYOUTS:
         raise ConfigError(
             f"{where}.baseline_layout: a capacity_ratio claim names the baseline's replay layout, one of "
-            f"{', '.join(PIXEL_LAYOUTS)}; got {layout!r}"
+            f"{', '.join(LAYOUTS)}; got {layout!r}"
         )
     return layout
 
