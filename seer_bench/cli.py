@@ -440,7 +440,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise ConfigError("check needs --suite, or both --out and --claims")
     name = suite_path(args.suite).stem if args.suite else None
     out = args.out if args.out is not None else Path("reports") / name
-    claims = load_claims(args.claims if args.claims is not None else SUITES_DIR / f"{name}.claims.toml")
+    claims = load_claims(
+        args.claims if args.claims is not None else SUITES_DIR / f"{name}.claims.toml", args.suite
+    )
     if not (out / "runs").is_dir():
         raise ConfigError(f"{out}: no runs/ directory here; pass the --out of a sweep")
     verdicts = evaluate(claims, *run_table(out))

@@ -45,6 +45,19 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
 
 
+def paper_steps(name_or_path: str) -> int:
+    """The env steps of a suite's `paper` scale (its default scale where it has none of that name): what
+    claims' evidence is a fraction of. Read from the file alone, so that `check` imports no agent."""
+    path = suite_path(name_or_path)
+    data = read_toml(path)
+    scales = data.get("scales") if isinstance(data.get("scales"), dict) else {}
+    scale = "paper" if "paper" in scales else data.get("default_scale")
+    steps = scales.get(scale, {}).get("steps") if isinstance(scales.get(scale), dict) else None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise ConfigError(f"{path}: no paper scale (or default scale) with a positive `steps`")
+    return steps
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """ " (did you mean X, Y?)" with the closest known names, or "" (a misspelt task or agent)."""
     close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)

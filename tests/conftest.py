@@ -142,19 +142,33 @@ def write_run(
     budget=0.6,
     atari=False,
     seer_capacity=None,
+    layout="paper",
+    length=200,
+    env_shape=True,
 ):
     """Synthetic records with known values in every documented column: return `final` at the last
     evaluation (half before), cumulative FLOPs rate x env steps x (1 + seed), capacity 3000 for SEER agents
-    and 1000 otherwise, no GPU."""
+    and 1000 otherwise, no GPU. The spec asks for `length` env steps at the smoke scale in the replay
+    `layout`; the config holds cartpole-swingup's transition shape (`env_shape=False`: none, as older
+    records) and the budget in bytes."""
     run_id = f"{agent}/{env}/budget_{budget:g}/seed_{seed}"
     path = run_dir(out, run_id)
     seer = {"seer": {"capacity": seer_capacity}} if seer_capacity else {}
     capacity = 1000 * (3 if "+seer" in agent else 1)
+    spec = {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": length, "scale": "smoke"}
+    shape = {
+        "obs_shape": [9, 100, 100],
+        "action_dim": 1,
+        "discrete": False,
+        "frame_stack": 3,
+        "episode_steps": 125,
+    }
     write_config(
         path,
         {
-            "spec": {"env": env, "agent": agent, "budget_gb": budget, "seed": seed, "steps": 200, **seer},
-            "replay": {"capacity": capacity},
+            "spec": {**spec, "replay_layout": layout, **seer},
+            "replay": {"layout": layout, "budget_bytes": round(budget * 1e9), "capacity": capacity},
+            **({"env": shape} if env_shape else {}),
         },
     )
     append_event(path, "started", run_id=run_id)

@@ -156,8 +156,9 @@ def test_check_is_undecided_where_the_records_it_needs_are_untrusted(resumed, tm
     for seed in (0, 3):
         write_run(out, "cartpole-swingup", "curl+seer", seed, 100.0, budget=0.01)
     claims = tmp_path / "gate.claims.toml"
-    claims.write_text(
-        '[[claims]]\nkind = "capacity_ratio"\nagent = "curl+seer"\nbaseline = "curl"\nmin = 2.0\n'
+    claims.write_text(  # the synthetic records' 200 env steps are the evidence this gate asks for
+        'min_env_steps = 200\n[[claims]]\nkind = "capacity_ratio"\nagent = "curl+seer"\nbaseline = "curl"\n'
+        'baseline_layout = "paper"\nmin = 2.0\n'
     )
     argv = ["check", "--out", str(out), "--claims", str(claims)]
     assert main(argv) == 0, capsys.readouterr().out  # 3000 transitions against 1000 and the real run's 55

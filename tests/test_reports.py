@@ -244,6 +244,30 @@ def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):
     assert write_report(sweep, reps=100) == write_report(sweep, reps=100)  # seeded bootstrap: reproducible
 
 
+@pytest.mark.parametrize("with_alien", [True, False])
+def test_an_atari_game_without_a_human_score_is_reported_raw_and_left_out_of_aggregates(
+    tmp_path, capsys, with_alien
+):
+    # spaceinvaders has no human reference (seer_bench.scores): the runner leaves its hns empty
+    for seed in range(2):
+        write_run(tmp_path, "spaceinvaders", "der", seed, 300.0 + 10 * seed)
+        if with_alien:
+            write_run(tmp_path, "alien", "der", seed, 500.0, atari=True)
+    assert main(["report", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "summary.md").read_text()
+    assert "| spaceinvaders | der | 0.6 | 2 | 305.0 [241.5, 368.5] |" in md
+    note = (
+        "Left out of the human-normalized aggregates: spaceinvaders (no human reference score in "
+        "seer_bench/scores.py); reported above with raw returns only."
+    )
+    assert note in md and md in capsys.readouterr().out
+    agg = pd.read_csv(tmp_path / "aggregates.csv")
+    if with_alien:  # alien's 500 is hns 0.5 (synthetic): the aggregate is over alien alone
+        assert set(agg["envs"]) == {1} and agg["value"].tolist() == pytest.approx([0.5, 0.5])
+    else:
+        assert agg.empty and "agent" in agg.columns and "| agent | budget (GB) | score |" not in md
+
+
 def test_report_without_runs_is_a_clear_error(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path / "nothing")]) == 2
     assert "no runs/ directory here" in capsys.readouterr().err
@@ -299,7 +323,8 @@ def test_report_and_check_read_records_only_without_torch_or_simulators(sweep):
     """`bench.py report` and `check` on a machine without torch, dm_control or ALE: nothing under
     seer_bench.reports (or the CLI path to it) may import them. The modules are blocked in a new process."""
     blocked = ("torch", "dm_control", "mujoco", "ale_py", "gymnasium", "fvcore")
-    claims = sweep / "gate.claims.toml"
+    # named after dmc6: its evidence, the paper length by default, is read from suites/dmc6.toml
+    claims = sweep / "dmc6.claims.toml"
     claims.write_text('[[claims]]\nkind = "flops_ratio"\nagent = "curl+seer"\nbaseline = "curl"\nmax = 0.6\n')
     code = (
         "import sys\n"
@@ -314,5 +339,6 @@ def test_report_and_check_read_records_only_without_torch_or_simulators(sweep):
         "sys.exit(code)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert proc.returncode in (0, 2), proc.stderr[-3000:]  # 2: the sweep has a running run (undecided)
+    # 2: undecided (a running run; smoke-length records)
+    assert proc.returncode in (0, 2), proc.stderr[-3000:]
     assert (sweep / "summary.md").exists() and "SEER" not in proc.stderr

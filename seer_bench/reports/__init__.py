@@ -17,7 +17,7 @@ import pandas as pd
 
 from seer_bench.records import atomic_file
 from seer_bench.reports.figures import write_figures
-from seer_bench.reports.tables import aggregates, run_table, summary
+from seer_bench.reports.tables import aggregates, run_table, summary, unscored_games
 
 __all__ = [
     "aggregates",
@@ -52,15 +52,24 @@ AGGREGATE_NOTE = (
     "finished on every one of them)."
 )
 
+UNSCORED_NOTE = (
+    "Left out of the human-normalized aggregates: {games} (no human reference score in "
+    "seer_bench/scores.py); reported above with raw returns only."
+)
 
-def format_markdown(table: pd.DataFrame, agg: pd.DataFrame) -> str:
-    """The two tables as Markdown, with units in the headers and "n/a" where a quantity was not measured."""
+
+def format_markdown(table: pd.DataFrame, agg: pd.DataFrame, unscored: list[str] | None = None) -> str:
+    """The two tables as Markdown, with units in the headers and "n/a" where a quantity was not measured;
+    `unscored` names the Atari games left out of the aggregates (no human score), so that an aggregate over
+    fewer games than the table shows does not pass for one over all of them."""
     if table.empty:
         return "no runs found\n"
     lines = [SUMMARY_HEADER, "|" + "---|" * 14, *map(_summary_line, table.itertuples()), "", SUMMARY_NOTE]
     if not agg.empty:
         header = "| agent | budget (GB) | score | metric | value [95% CI] | envs | seeds | runs left out |"
         lines += ["", header, "|" + "---|" * 8, *map(_aggregate_line, agg.itertuples()), "", AGGREGATE_NOTE]
+    if unscored:
+        lines += ["", UNSCORED_NOTE.format(games=", ".join(unscored))]
     return "\n".join(lines) + "\n"
 
 
@@ -155,8 +164,8 @@ def write_report(out: Path, reps: int = 2000) -> str:
     for name, frame in (("summary.csv", table), ("aggregates.csv", agg), ("failures.csv", failed)):
         with atomic_file(out / name) as f:
             frame.to_csv(f, index=False)
-    text = format_markdown(table, agg) + _failed_section(failed) + _interrupted_section(runs)
-    text += _untrusted_section(runs)
+    text = format_markdown(table, agg, unscored_games(runs)) + _failed_section(failed)
+    text += _interrupted_section(runs) + _untrusted_section(runs)
     with atomic_file(out / "summary.md") as f:
         f.write(text)
     write_figures(out, runs, curves, table, agg)

@@ -12,15 +12,30 @@ baseline on every env and budget the records hold (or the ones it names), with o
 - `capacity_ratio`: replay capacity at the end of the run (after T_f for SEER) over the baseline's, at the
   same budget; holds when >= `min`.
 
+A capacity claim names the pixel replay layout of the baseline it compares with (`baseline_layout =
+"paper"` or `"compact"`: the same budget holds 3,333 or 19,512 pixel transitions on cartpole-swingup at
+0.6 GB, so a ratio means nothing without it). Baseline runs of that layout are compared as recorded; runs of
+the other have their capacity in the claim's layout computed from their budget and transition shape
+(tables.layout_capacities), which the verdict says; records too old to have that shape are undecided,
+naming both layouts.
+
+Evidence: a claim states what it needs, or its file does for all of its claims (top-level keys; a claim's
+own win): `min_seeds` (finished seeds of both agents), and either `min_env_steps` or `min_scale_fraction`
+(a fraction of the steps of the suite's paper scale, or its default scale where it has no `paper`; the suite
+is the one `check --suite` names, else the one the file is named after, `<suite>.claims.toml`). Without
+either, a claim needs the whole paper length (fraction 1): records shorter than that are undecided
+("smoke-scale records: 400 env steps < 500,000"), so a smoke run cannot pass a gate.
+
 A claim may name the SEER capacity setting it is about (`seer_capacity = "budget"`: the agent's latent
 replay fills the byte budget; see seer_bench.agents.seer). Where the agent's runs used another setting the
 claim does not apply: it is reported "n/a" with the setting found, and does not move the exit code.
 
 A check that the records cannot decide (an agent, env or budget without finished runs, a run of either
 agent there that failed, is still running, never started or has damaged records (untrusted), fewer seeds
-than `min_seeds`) is reported as such, with the reason: the gate's exit code is 1 when a claim fails, else
-2 when one cannot be decided, else 0. A malformed claims file (or any other bad input to `check`) exits 3,
-so that CI can tell a broken gate from records that are not complete yet.
+than `min_seeds`, runs shorter than the claim's minimum env steps) is reported as such, with the reason:
+the gate's exit code is 1 when a claim fails, else 2 when one cannot be decided, else 0. A malformed claims
+file (or any other bad input to `check`) exits 3, so that CI can tell a broken gate from records that are
+not complete yet.
 """
 
 from __future__ import annotations
@@ -33,8 +48,9 @@ import numpy as np
 import pandas as pd
 
 from seer_bench.errors import ConfigError
+from seer_bench.replay import LAYOUTS
 from seer_bench.reports.tables import flops_ratio, mean_ci
-from seer_bench.suite_files import read_toml
+from seer_bench.suite_files import paper_steps, read_toml
 
 KINDS = {"flops_ratio": "max", "return_gap": "min", "capacity_ratio": "min"}  # kind -> its threshold key
 RULES = ("difference", "ci_overlap")
@@ -48,10 +64,13 @@ _KEYS = {
     "rule",
     "envs",
     "budget_gb",
-    "min_seeds",
     "seer_capacity",
+    "baseline_layout",
 }
+EVIDENCE_KEYS = {"min_seeds", "min_env_steps", "min_scale_fraction"}  # per claim, or for the whole file
+_KEYS |= EVIDENCE_KEYS
 SEER_CAPACITIES = ("budget", "pixel", "public")  # seer_bench.agents.seer.CAPACITIES, without importing torch
+DEFAULT_SCALE_FRACTION = 1.0  # no stated evidence: the whole paper length
 
 
 @dataclass(frozen=True)
@@ -65,9 +84,11 @@ class Claim:
     envs: tuple[str, ...] = ()  # empty: every env the records hold for either agent
     budget_gb: float | None = None  # None: every budget the records hold
     min_seeds: int = 1
+    min_env_steps: int = 0  # the shortest run (env steps, as its spec asked) that can decide the claim
     seer_capacity: str | None = (
         None  # None: any; else the claim applies to the agent's runs with this setting
     )
+    baseline_layout: str | None = None  # capacity_ratio: the baseline's pixel replay layout
 
     def holds(self, measured: float) -> bool:
         return measured <= self.threshold if KINDS[self.kind] == "max" else measured >= self.threshold
@@ -83,24 +104,48 @@ class Verdict:
     reason: str = ""
 
 
-def load_claims(path: Path) -> list[Claim]:
-    """Parse and validate a claims file; every error names the file, the claim and the key."""
+def load_claims(path: Path, suite: str | None = None) -> list[Claim]:
+    """Parse and validate a claims file; every error names the file, the claim and the key. `suite`: whose
+    paper scale `min_scale_fraction` is a fraction of (default: the suite the file is named after)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"claims file not found: {path}")
     data = read_toml(path)
     if (
-        set(data) - {"description", "claims"}
+        set(data) - {"description", "claims"} - EVIDENCE_KEYS
         or not isinstance(data.get("claims"), list)
         or not data["claims"]
     ):
         raise ConfigError(
-            f"{path}: expected a non-empty list of [[claims]] tables (and an optional description)"
+            f"{path}: expected a non-empty list of [[claims]] tables (and an optional description and "
+            f"evidence defaults: {', '.join(sorted(EVIDENCE_KEYS))})"
         )
-    return [_claim(f"{path}: claims[{i}]", raw) for i, raw in enumerate(data["claims"])]
+    defaults = {key: data[key] for key in EVIDENCE_KEYS & set(data)}
+    _positive_seeds(f"{path}: min_seeds", defaults, 1)
+    paper = _PaperSteps(suite or path.name.removesuffix(".claims.toml"))
+    return [_claim(f"{path}: claims[{i}]", raw, defaults, paper) for i, raw in enumerate(data["claims"])]
 
 
-def _claim(where: str, raw: dict) -> Claim:
+class _PaperSteps:
+    """The env steps of a suite's paper scale, read once and only when a claim states a fraction of them:
+    a claims file with absolute evidence needs no suite."""
+
+    def __init__(self, suite: str) -> None:
+        self.suite, self._steps = suite, None
+
+    def steps(self, where: str) -> int:
+        if self._steps is None:
+            try:
+                self._steps = paper_steps(self.suite)
+            except ConfigError as e:
+                raise ConfigError(
+                    f"{where}.min_scale_fraction: a fraction of suite {self.suite!r}'s paper scale, which "
+                    f"cannot be read ({e}); pass --suite, or state min_env_steps"
+                ) from None
+        return self._steps
+
+
+def _claim(where: str, raw: dict, defaults: dict, paper: _PaperSteps) -> Claim:
     """One `[[claims]]` table, validated key by key."""
     unknown = set(raw) - _KEYS
     if unknown:
@@ -129,6 +174,7 @@ def _claim(where: str, raw: dict) -> Claim:
         raise ConfigError(
             f"{where}.seer_capacity: expected one of {', '.join(SEER_CAPACITIES)}, got {seer_capacity!r}"
         )
+    evidence = {**defaults, **raw} if not {"min_env_steps", "min_scale_fraction"} & set(raw) else raw
     return Claim(
         name=str(raw.get("name", f"{raw['agent']} {kind} vs {raw['baseline']}")),
         kind=kind,
@@ -138,8 +184,10 @@ def _claim(where: str, raw: dict) -> Claim:
         rule=rule,
         envs=tuple(envs),
         budget_gb=None if budget is None else float(budget),
-        min_seeds=_min_seeds(where, raw, rule),
+        min_seeds=_min_seeds(where, raw, defaults, rule),
+        min_env_steps=_min_env_steps(where, evidence, paper),
         seer_capacity=seer_capacity,
+        baseline_layout=_baseline_layout(where, raw, kind),
     )
 
 
@@ -155,13 +203,53 @@ def _threshold(where: str, raw: dict, kind: str, rule: str) -> float:
     return float(threshold)
 
 
-def _min_seeds(where: str, raw: dict, rule: str) -> int:
-    min_seeds = raw.get("min_seeds", 2 if rule == "ci_overlap" else 1)
-    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
-        raise ConfigError(f"{where}.min_seeds: expected a positive integer, got {min_seeds!r}")
-    if rule == "ci_overlap" and min_seeds < 2:
+def _min_seeds(where: str, raw: dict, defaults: dict, rule: str) -> int:
+    """A claim's own `min_seeds` must suit its rule; the file's applies to claims of every rule, so a
+    ci_overlap claim takes at least the 2 seeds its confidence intervals need from it."""
+    floor = 2 if rule == "ci_overlap" else 1
+    if "min_seeds" not in raw:
+        return max(floor, defaults.get("min_seeds", floor))  # the file's, checked by load_claims
+    min_seeds = _positive_seeds(f"{where}.min_seeds", raw, floor)
+    if min_seeds < floor:
         raise ConfigError(f"{where}.min_seeds: ci_overlap needs confidence intervals, so at least 2 seeds")
     return min_seeds
+
+
+def _positive_seeds(where: str, table: dict, default: int) -> int:
+    min_seeds = table.get("min_seeds", default)
+    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
+        raise ConfigError(f"{where}: expected a positive integer, got {min_seeds!r}")
+    return min_seeds
+
+
+def _min_env_steps(where: str, raw: dict, paper: _PaperSteps) -> int:
+    """The claim's minimum run length in env steps: stated, a fraction of the paper scale's, or all of it."""
+    if "min_env_steps" in raw and "min_scale_fraction" in raw:
+        raise ConfigError(f"{where}: state min_env_steps or min_scale_fraction, not both")
+    if "min_env_steps" in raw:
+        steps = raw["min_env_steps"]
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ConfigError(f"{where}.min_env_steps: expected a non-negative integer, got {steps!r}")
+        return steps
+    fraction = raw.get("min_scale_fraction", DEFAULT_SCALE_FRACTION)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < math.inf:
+        raise ConfigError(f"{where}.min_scale_fraction: expected a positive number, got {fraction!r}")
+    return math.ceil(fraction * paper.steps(where))
+
+
+def _baseline_layout(where: str, raw: dict, kind: str) -> str | None:
+    """A capacity claim must name the baseline's pixel layout: the ratio depends on it several-fold."""
+    layout = raw.get("baseline_layout")
+    if kind != "capacity_ratio":
+        if layout is not None:
+            raise ConfigError(f"{where}.baseline_layout: only capacity_ratio claims compare replay layouts")
+        return None
+    if layout not in LAYOUTS:
+        raise ConfigError(
+            f"{where}.baseline_layout: a capacity_ratio claim names the baseline's replay layout, one of "
+            f"{', '.join(LAYOUTS)}; got {layout!r}"
+        )
+    return layout
 
 
 def _measure(
@@ -180,9 +268,30 @@ def _measure(
     if short:
         return np.nan, f"fewer than {claim.min_seeds} finished seed(s) of {', '.join(short)}"
     if claim.kind == "capacity_ratio":
-        return float(mine["replay_capacity"].mean() / theirs["replay_capacity"].mean()), ""
+        baseline, note = _baseline_capacity(claim, theirs)
+        return float(mine["replay_capacity"].mean() / baseline), note
     (a, _, a_hi), (b, b_lo, _) = mean_ci(mine["final_return"]), mean_ci(theirs["final_return"])
     return (a_hi - b_lo, "") if claim.rule == "ci_overlap" else (a - b, "")
+
+
+def _baseline_capacity(claim: Claim, theirs: pd.DataFrame) -> tuple[float, str]:
+    """The baseline's replay capacity in the claim's layout, and a note when it is computed rather than
+    recorded (the baseline ran with the other layout); NaN, naming both layouts, when it cannot be."""
+    layout = claim.baseline_layout
+    ran = sorted(set(theirs["replay_layout"]))
+    if ran == [layout]:
+        return float(theirs["replay_capacity"].mean()), ""
+    named = ", ".join(r or "an unrecorded" for r in ran)
+    computed = theirs[f"pixel_capacity_{layout}"]
+    if computed.notna().all():
+        return float(computed.mean()), (
+            f"{claim.baseline} ran with the {named} replay layout; its {layout} capacity is computed "
+            f"from its budget ({computed.mean():,.0f} transitions)"
+        )
+    return np.nan, (
+        f"{claim.baseline} ran with the {named} replay layout, this claim compares with {layout}, and its "
+        f"records lack the transition shape to compute {layout}'s capacity"
+    )
 
 
 def evaluate(claims: list[Claim], runs: pd.DataFrame, curves: dict) -> list[Verdict]:
@@ -218,8 +327,11 @@ def _verdict(claim: Claim, runs: pd.DataFrame, curves: dict, env: str, budget: f
     result, reason = _not_measurable(claim, runs, mine, theirs, env, budget)
     if result:
         return Verdict(claim, env, budget, np.nan, result, reason)
+    short = _too_short(claim, pd.concat([mine, theirs]))
+    if short:
+        return Verdict(claim, env, budget, np.nan, "undecided", short)
     measured, reason = _measure(claim, mine, theirs, curves, env, budget)
-    if reason or np.isnan(measured):
+    if np.isnan(measured):
         return Verdict(
             claim,
             env,
@@ -228,7 +340,19 @@ def _verdict(claim: Claim, runs: pd.DataFrame, curves: dict, env: str, budget: f
             "undecided",
             reason or "no FLOPs counted by both at a shared env step",
         )
-    return Verdict(claim, env, budget, measured, "pass" if claim.holds(measured) else "fail")
+    # a decided verdict's reason notes how it was measured (a baseline capacity computed for its layout)
+    return Verdict(claim, env, budget, measured, "pass" if claim.holds(measured) else "fail", reason)
+
+
+def _too_short(claim: Claim, both: pd.DataFrame) -> str:
+    """Why runs shorter than the claim's evidence cannot decide it ("" when long enough): a smoke run's
+    FLOPs ratio or capacity is not the paper's, however it comes out."""
+    steps = int(both["steps"].min())
+    if steps >= claim.min_env_steps:
+        return ""
+    scales = sorted(set(both.loc[both["steps"] < claim.min_env_steps, "scale"]) - {""})
+    which = "/".join(scales) + "-scale" if scales else "short"
+    return f"{which} records: {steps:,} env steps < {claim.min_env_steps:,}"
 
 
 def _not_measurable(

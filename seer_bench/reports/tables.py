@@ -25,6 +25,7 @@ from seer_bench.errors import DamagedRecord
 from seer_bench.locks import held
 from seer_bench.names import base_label, baseline_of, label, uses_seer
 from seer_bench.records import last_event, load_runs, read_events, read_plan, read_progress, run_dir, status
+from seer_bench.replay import LAYOUTS, TransitionSpec, replay_class
 from seer_bench.scores import ATARI_SCORES, domain
 
 GROUP = ["env", "agent", "budget_gb"]
@@ -33,6 +34,36 @@ GROUP = ["env", "agent", "budget_gb"]
 def _target_env_steps(spec: dict) -> int:
     repeat = spec.get("action_repeat", 1)
     return spec["steps"] // repeat * repeat  # what the run's last agent step reaches
+
+
+def _evidence(spec: dict) -> dict:
+    """What a claim asks of a run before trusting it: the scale it was run at, its length in env steps as
+    the spec asked for, and the pixel replay layout (older records without one: "")."""
+    return {
+        "scale": spec.get("scale", ""),
+        "steps": spec["steps"],
+        "replay_layout": spec.get("replay_layout", ""),
+    }
+
+
+def layout_capacities(cfg: dict | None) -> dict[str, float]:
+    """`pixel_capacity_<layout>`: transitions the run's budget buys in a pixel replay of each layout, from
+    the replay classes' arithmetic on config.json's transition shape and budget bytes, so that a capacity
+    claim can compare with a baseline layout other than the one the run used (NaN where the config lacks
+    them: records from before it wrote its env's shape)."""
+    env, budget = (cfg or {}).get("env"), ((cfg or {}).get("replay") or {}).get("budget_bytes")
+    if not env or budget is None:
+        return {f"pixel_capacity_{layout}": np.nan for layout in LAYOUTS}
+    shape = TransitionSpec(
+        tuple(env["obs_shape"]),
+        env["action_dim"],
+        frame_stack=env["frame_stack"],
+        episode_steps=env["episode_steps"],
+        discrete=env["discrete"],
+    )
+    return {
+        f"pixel_capacity_{layout}": replay_class(layout).capacity_for(shape, budget) for layout in LAYOUTS
+    }
 
 
 def _failure(state: str, events: list[dict]) -> dict:
@@ -91,6 +122,8 @@ def _unmeasured_row(spec: dict, events: list[dict], damage: str = "") -> dict:
         "freeze_env_steps": np.nan,
         "freeze_flops": np.nan,
         "seer_capacity": seer_capacity(spec),
+        **_evidence(spec),
+        **layout_capacities(None),
     }
 
 
@@ -187,6 +220,8 @@ def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict], path: Path) -
         "freeze_env_steps": frozen["step"] * spec.get("action_repeat", 1) if frozen else np.nan,
         "freeze_flops": frozen.get("cum_flops", np.nan) if frozen else np.nan,  # older records lack it
         "seer_capacity": seer_capacity(spec),
+        **_evidence(spec),
+        **layout_capacities(cfg),
     }
 
 
@@ -362,8 +397,8 @@ def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFr
     if runs.empty:
         return pd.DataFrame()
     # an Atari game without a human reference has no score: left out of every Atari aggregate, whatever
-    # the state of its runs
-    scorable = runs[(runs["domain"] == "dmc") | runs["env"].isin(list(ATARI_SCORES))]
+    # the state of its runs (the report names it: `unscored_games`)
+    scorable = runs[~runs["env"].isin(unscored_games(runs))]
     for (budget, kind), cell in scorable.groupby(["budget_gb", "domain"], sort=True):
         envs = sorted(cell["env"].unique())
         for agent, every in cell.groupby("agent", sort=True):
@@ -389,7 +424,17 @@ def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFr
             for i, name in enumerate(("IQM", "mean")):
                 lo, hi = (ci[0, i], ci[1, i]) if len(seeds) > 1 else (np.nan, np.nan)
                 rows.append({**base, "metric": name, "value": point[i], "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)[AGGREGATE_COLUMNS]
+    # columns named: a sweep of unscored games only has no aggregate row, and still an aggregates.csv
+    return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
+
+
+def unscored_games(runs: pd.DataFrame) -> list[str]:
+    """The Atari games of the records without a human reference score (seer_bench.scores): reported with
+    raw returns, but no human-normalized score exists for them to aggregate."""
+    if runs.empty:
+        return []
+    atari = runs.loc[runs["domain"] == "atari", "env"]
+    return sorted(set(atari) - set(ATARI_SCORES))
 
 
 AGGREGATE_COLUMNS = ["agent", "budget_gb", "domain", "score", "metric", "value", "ci_low", "ci_high", "envs",
