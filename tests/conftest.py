@@ -178,6 +178,9 @@ def synthetic_row(agent, seed, i, e, ret, capacity, atari):
         "train_episodes": i,
         "updates": e,
         "wall_s": 10.0 * (i + 1),
+        "train_s": 6.0 * i + seed,  # nothing trained before the first evaluation
+        "eval_s": 2.0 * (i + 1),
+        "update_s_mean": 0.001 * (1 + seed) if e else float("nan"),  # no update before the first evaluation
         "replay_capacity": capacity,
         "replay_size": min(e, capacity),
         "replay_bytes": 10**6 * (i + 1) + seed,
