@@ -60,6 +60,7 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     # the newest checkpoint when it died (30, or 40 if it got that far)
     last = progress(path)["checkpoint_step"]
     assert last in (30, 40) and (path / "checkpoint.pt").exists() and not list(path.glob("*.tmp"))
+    times = checkpoint.load(path)["times"]  # train, eval and update seconds when it was saved
 
     assert main([*COMMAND, "--out", str(out)]) == 0
     events = read_events(path)
@@ -82,6 +83,10 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     assert metrics["replay_size"].iloc[-1] == 50  # every transition kept across the resume
     assert metrics["train_episodes"].iloc[-1] == 1  # the 125-agent-step episode cut at the resume counts
     assert metrics["cum_flops"].is_monotonic_increasing and metrics["wall_s"].is_monotonic_increasing
+    # train and eval time continue from the checkpoint's (no evaluation between the row at 25 and it)
+    assert times["eval"] == metrics["eval_s"].iloc[1] and times["train"] > metrics["train_s"].iloc[1] > 0
+    assert metrics["eval_s"].iloc[2] > times["eval"] and metrics["train_s"].iloc[2] > times["train"]
+    assert (metrics["train_s"] + metrics["eval_s"] <= metrics["wall_s"]).all()
     assert not (path / "checkpoint.pt").exists()  # a finished run drops its checkpoint
     printed = capsys.readouterr().out
     assert "1/1 finished" in printed
