@@ -201,6 +201,15 @@ def synthetic_row(agent, seed, i, e, ret, capacity, atari):
     }
 
 
+def scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the run's TensorBoard event files, read back by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(path / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
 @pytest.fixture
 def tmpfs(tmp_path):
     """mount(size_mib, read_only=False): a real small filesystem (tmpfs) to fill or to make read-only,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import fill_random
+from conftest import fill_random, scalars
 
 from seer_bench import checkpoint
 from seer_bench.cli import main
@@ -32,6 +32,7 @@ COMMAND = [
     "curl+seer",
     "--checkpoint-every",
     "80",
+    "--tensorboard",  # the resumed run appends to the killed one's event files
 ]
 
 
@@ -88,6 +89,9 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     assert metrics["eval_s"].iloc[2] > times["eval"] and metrics["train_s"].iloc[2] > times["train"]
     assert (metrics["train_s"] + metrics["eval_s"] <= metrics["wall_s"]).all()
     assert not (path / "checkpoint.pt").exists()  # a finished run drops its checkpoint
+    board = scalars(path)  # both attempts' event files, read together: every evaluation once
+    assert [step for step, _ in board["eval/return"]] == metrics["env_steps"].tolist()
+    assert [value for _, value in board["eval/return"]] == pytest.approx(metrics["eval_return"].tolist())
     printed = capsys.readouterr().out
     assert "1/1 finished" in printed
 

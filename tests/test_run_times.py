@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import short_spec
+from conftest import scalars, short_spec
 
 from seer_bench.cli import main
-from seer_bench.records import read_metrics, run_dir
+from seer_bench.records import run_dir
 from seer_bench.runner import RunOptions, run
 
 EVALS = [0, 10, 20, 30]
@@ -55,24 +55,6 @@ def test_more_evaluation_episodes_take_longer_to_evaluate(shared_run, tmp_path):
     per_eval_one = metrics["eval_s"].iloc[-1] / len(metrics)
     per_eval_three = longer["eval_s"].iloc[-1] / len(longer)
     assert per_eval_three > 1.5 * per_eval_one, (per_eval_one, per_eval_three)
-
-
-def test_records_without_the_time_columns_still_read(shared_run, tmp_path):
-    path, metrics = shared_run
-    old = tmp_path / "old"
-    old.mkdir()
-    older = metrics.drop(columns=["train_s", "eval_s", "update_s_mean"])
-    older.to_csv(old / "metrics.csv", index=False, na_rep="nan")  # NaN as the runner writes it
-    assert read_metrics(old)["step"].tolist() == EVALS
-
-
-def scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar of the run's TensorBoard event files, read back by TensorBoard's own reader."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(path / "tensorboard"), size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
 def test_tensorboard_holds_the_records_at_their_env_steps(shared_run):
