@@ -7,7 +7,9 @@ Per run directory `<out>/runs/<agent>/<env>/budget_<gb>/seed_<n>/`:
 - `config.json`: the fully resolved RunSpec, agent config, replay sizing, versions and device;
 - `metrics.csv`: one row per evaluation (columns: METRICS_COLUMNS);
 - `events.jsonl`: one JSON object per event (run started, resumed, frozen, finished, failed, ...);
-- `progress.json`: where the run is now (`ProgressFile`).
+- `progress.json`: where the run is now (`ProgressFile`);
+- `tensorboard/`: with `--tensorboard`, the metrics.csv and train.csv rows as TensorBoard scalars (a mirror,
+  never read by reports: seer_bench.tensorboard).
 """
 
 from __future__ import annotations

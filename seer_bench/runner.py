@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import psutil
@@ -50,6 +50,9 @@ from seer_bench.records import (
 )
 from seer_bench.replay import LatentReplay, TransitionSpec, budget_capacity, make_replay, replay_class
 from seer_bench.suites import RunSpec
+
+if TYPE_CHECKING:  # imported only with --tensorboard: the package is an optional extra
+    from seer_bench.tensorboard import TensorBoardLog
 
 # what every checkpoint holds (Workspace._save); one without them is corrupt, not a run's state
 CHECKPOINT_KEYS = (
@@ -310,8 +313,8 @@ class Workspace:
     of it, after that step's evaluation (and SEER's freeze), and a run whose directory holds a checkpoint
     continues from it: metrics rows after the checkpoint, and the checkpoint step's row if a crash cut it, are
     dropped and evaluated again, the episode in progress is cut (a new one starts, with new env seeds), and
-    counters, FLOP totals, wall time and every random generator continue where they were. A corrupt
-    checkpoint is set aside (kept) and the run starts again from zero.
+    counters, FLOP totals, wall, train, eval and update time and every random generator continue where they
+    were. A corrupt checkpoint is set aside (kept) and the run starts again from zero.
     """
 
     def __init__(self, spec: RunSpec, out: Path, options: RunOptions = RunOptions()) -> None:
@@ -353,7 +356,7 @@ class Workspace:
             self.path, spec.run_id, spec.agent_steps, spec.action_repeat, self.start_step
         )
 
-    def _board(self, options: RunOptions, keep_through: int | None) -> Any:
+    def _board(self, options: RunOptions, keep_through: int | None) -> TensorBoardLog | None:
         """The TensorBoard observer with `options.tensorboard`, else None. A resumed run appends to the same
         event directory and purges what it logged after the checkpoint, which it logs again."""
         if not options.tensorboard:
