@@ -149,6 +149,12 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--train-log-every", type=int, default=100, help="updates averaged into each train.csv row"
     )
+    run.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write each run's metrics as TensorBoard scalars under <run dir>/tensorboard/ "
+        "(needs the tensorboard extra)",
+    )
     ex = run.add_argument_group(
         "execution (re-running a command skips finished runs, resumes interrupted ones)"
     )
@@ -325,7 +331,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         address=args.address,
         cpus_per_run=args.cpus_per_run,
         gpus_per_run=args.gpus_per_run,
-        run=RunOptions(checkpoint_every=every, train_log_every=args.train_log_every),
+        run=RunOptions(
+            checkpoint_every=every, train_log_every=args.train_log_every, tensorboard=args.tensorboard
+        ),
     )
     opts.validate()
     out = args.out or Path("reports") / suite.name

@@ -7,7 +7,9 @@ Per run directory `<out>/runs/<agent>/<env>/budget_<gb>/seed_<n>/`:
 - `config.json`: the fully resolved RunSpec, agent config, replay sizing, versions and device;
 - `metrics.csv`: one row per evaluation (columns: METRICS_COLUMNS);
 - `events.jsonl`: one JSON object per event (run started, resumed, frozen, finished, failed, ...);
-- `progress.json`: where the run is now (`ProgressFile`).
+- `progress.json`: where the run is now (`ProgressFile`);
+- `tensorboard/`: with `--tensorboard`, the metrics.csv and train.csv rows as TensorBoard scalars (a mirror,
+  never read by reports: seer_bench.tensorboard).
 """
 
 from __future__ import annotations
@@ -35,7 +37,12 @@ METRICS_COLUMNS = [
     "hns",  # Atari: human-normalized score of eval_return, (score - random) / (human - random); else empty
     "train_episodes",  # training episodes finished (Atari: each lost life ends one)
     "updates",
-    "wall_s",  # seconds since the run started, evaluation included
+    "wall_s",  # seconds since the run started: start-up, evaluation and checkpoints included
+    # seconds in the training loop so far (acting, updates, env steps, replay adds, SEER's conversion)
+    "train_s",
+    "eval_s",  # seconds evaluating so far, this row's evaluation included
+    # mean seconds of one update over the run so far (CUDA-synchronized); NaN before the first update
+    "update_s_mean",
     "replay_capacity",  # transitions the budget holds
     "replay_size",  # transitions held now
     "replay_bytes",  # bytes of replay slots written so far (resident)
@@ -171,8 +178,16 @@ class TrainLog:
     per metric (long format: `pandas.read_csv(...).pivot_table(index="step", columns="metric", values="mean")`
     gives one column per metric). A window also ends at SEER's freeze and at each checkpoint."""
 
-    def __init__(self, file: Path, action_repeat: int, every: int, keep_through: int | None = None) -> None:
+    def __init__(
+        self,
+        file: Path,
+        action_repeat: int,
+        every: int,
+        keep_through: int | None = None,
+        on_row: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.log = CsvLog(file, TRAIN_COLUMNS, keep_through)
+        self.on_row = on_row  # told of each row once it is written (runner: the TensorBoard observer)
         self.action_repeat, self.every = action_repeat, every
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
@@ -188,16 +203,17 @@ class TrainLog:
 
     def flush(self) -> None:
         for name in sorted(self._sums):
-            self.log.write(
-                {
-                    "step": self._step,
-                    "env_steps": self._step * self.action_repeat,
-                    "updates": self._updates,
-                    "metric": name,
-                    "mean": self._sums[name] / self._counts[name],
-                    "count": self._counts[name],
-                }
-            )
+            row = {
+                "step": self._step,
+                "env_steps": self._step * self.action_repeat,
+                "updates": self._updates,
+                "metric": name,
+                "mean": self._sums[name] / self._counts[name],
+                "count": self._counts[name],
+            }
+            self.log.write(row)
+            if self.on_row is not None:
+                self.on_row(row)
         self._sums.clear()
         self._counts.clear()
         self._window = 0
@@ -212,6 +228,7 @@ class TrainLog:
 COLUMN_KINDS = {
     **dict.fromkeys(METRICS_COLUMNS + TRAIN_COLUMNS, "int"),  # steps, counts, bytes and FLOPs; the rest:
     **dict.fromkeys(["eval_return", "eval_return_std", "wall_s", "update_flops", "mean"], "float"),
+    **dict.fromkeys(["train_s", "eval_s", "update_s_mean"], "float"),
     **dict.fromkeys(["gpu_bytes", "gpu_alloc_bytes", "gpu_reserved_bytes"], "int?"),  # empty without a GPU
     "hns": "float?",  # empty outside Atari
     "metric": "str",

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import psutil
@@ -37,6 +37,7 @@ from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError, CorruptCheckpoint
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
+from seer_bench.instrument.timing import Stopwatch
 from seer_bench.interrupts import Interrupted, as_interrupted
 from seer_bench.records import (
     METRICS_COLUMNS,
@@ -49,6 +50,9 @@ from seer_bench.records import (
 )
 from seer_bench.replay import LatentReplay, TransitionSpec, budget_capacity, make_replay, replay_class
 from seer_bench.suites import RunSpec
+
+if TYPE_CHECKING:  # imported only with --tensorboard: the package is an optional extra
+    from seer_bench.tensorboard import TensorBoardLog
 
 # what every checkpoint holds (Workspace._save); one without them is corrupt, not a run's state
 CHECKPOINT_KEYS = (
@@ -283,8 +287,13 @@ class RunOptions:
 
     checkpoint_every: int = 0  # env steps between checkpoints; 0: never
     train_log_every: int = TRAIN_LOG_EVERY  # updates averaged into one train.csv row per metric
+    tensorboard: bool = False  # also write each row as TensorBoard scalars under <run dir>/tensorboard/
 
     def validate(self) -> None:
+        if self.tensorboard:
+            from seer_bench.tensorboard import check_available
+
+            check_available()
         if self.checkpoint_every < 0:
             raise ConfigError(f"--checkpoint-every must be >= 0 env steps, got {self.checkpoint_every}")
         if self.train_log_every < 1:
@@ -304,8 +313,8 @@ class Workspace:
     of it, after that step's evaluation (and SEER's freeze), and a run whose directory holds a checkpoint
     continues from it: metrics rows after the checkpoint, and the checkpoint step's row if a crash cut it, are
     dropped and evaluated again, the episode in progress is cut (a new one starts, with new env seeds), and
-    counters, FLOP totals, wall time and every random generator continue where they were. A corrupt
-    checkpoint is set aside (kept) and the run starts again from zero.
+    counters, FLOP totals, wall, train, eval and update time and every random generator continue where they
+    were. A corrupt checkpoint is set aside (kept) and the run starts again from zero.
     """
 
     def __init__(self, spec: RunSpec, out: Path, options: RunOptions = RunOptions()) -> None:
@@ -315,6 +324,7 @@ class Workspace:
         self.cfg, self.device = agent_config(spec.agent, spec.agent_overrides), resolve_device(spec.device)
         self._build()
         self.train_episodes, self.updates, wall_before = 0, 0, 0.0
+        self.stopwatch = Stopwatch(self.device)
         if saved is None:
             self._start()
         else:
@@ -322,8 +332,13 @@ class Workspace:
         del saved  # its replay copy would otherwise stay in memory (and in the RSS records) for the whole run
         keep_through = self.start_step if self.resumed else None  # rows a resumed run's checkpoint had seen
         self.metrics = CsvLog(self.path / "metrics.csv", METRICS_COLUMNS, keep_through)
+        self.board = self._board(options, keep_through)
         self.train_log = TrainLog(
-            self.path / "train.csv", spec.action_repeat, options.train_log_every, keep_through
+            self.path / "train.csv",
+            spec.action_repeat,
+            options.train_log_every,
+            keep_through,
+            on_row=self.board.train_row if self.board else None,
         )
         for log in (self.metrics, self.train_log.log):
             if log.torn:  # a crash cut it: dropped, and (metrics) evaluated again at the checkpoint's step
@@ -340,6 +355,16 @@ class Workspace:
         self.progress = ProgressFile(
             self.path, spec.run_id, spec.agent_steps, spec.action_repeat, self.start_step
         )
+
+    def _board(self, options: RunOptions, keep_through: int | None) -> TensorBoardLog | None:
+        """The TensorBoard observer with `options.tensorboard`, else None. A resumed run appends to the same
+        event directory and purges what it logged after the checkpoint, which it logs again."""
+        if not options.tensorboard:
+            return None
+        from seer_bench.tensorboard import TensorBoardLog
+
+        kept = keep_through * self.spec.action_repeat if keep_through is not None else None
+        return TensorBoardLog(self.path, kept_through_env_steps=kept)
 
     def _load_checkpoint(self) -> dict[str, Any] | None:
         """The run's checkpoint, or None to start from zero: when there is none, and when it is corrupt. A
@@ -436,7 +461,7 @@ class Workspace:
         append_event(self.path, "started", run_id=spec.run_id)
 
     def _restore(self, saved: dict[str, Any]) -> float:
-        """Continue from a checkpoint; returns the wall time it had run."""
+        """Continue from a checkpoint (times included); returns the wall time it had run."""
         if saved["frozen"]:  # rebuild SEER's state (frozen layers, latent replay), then load into it
             self.encoding = "encode"
             self.agent.freeze(self.seer.cfg.split)
@@ -449,6 +474,10 @@ class Workspace:
         checkpoint.set_generator_state(self.rng, saved["init_actions_rng"])
         self.ledger.load_state_dict(saved["ledger"])
         self.train_episodes, self.updates = saved["train_episodes"] + cut, saved["updates"]
+        # checkpoints written before times were kept lack them: unknown (NaN) for the rest of the run
+        self.stopwatch = (
+            Stopwatch(self.device, saved["times"]) if "times" in saved else Stopwatch.unknown(self.device)
+        )
         step = self.start_step
         append_event(
             self.path, "resumed", run_id=self.spec.run_id, step=step, env_steps=step * self.spec.action_repeat
@@ -465,10 +494,11 @@ class Workspace:
             obs = self.env.reset()
             for step in range(self.start_step, self.spec.agent_steps):
                 self._scheduled(step)
-                action = self._act(obs, step)
-                if self._updates_at(step):
-                    self._update(step)
-                obs = self._env_step(obs, action)
+                with self.stopwatch.timing("train"):
+                    action = self._act(obs, step)
+                    if self._updates_at(step):
+                        self._update(step)
+                    obs = self._env_step(obs, action)
                 self.progress.update(
                     step + 1,
                     phase="frozen" if self.phase == "frozen" else "training",
@@ -536,7 +566,8 @@ class Workspace:
 
     def _update(self, step: int) -> None:
         key = ("update", self.phase, step % self.agent.update_period)
-        metrics = self.ledger.observe("update", key, self.agent.update, self.replay, step)
+        with self.stopwatch.timing("update"):
+            metrics = self.ledger.observe("update", key, self.agent.update, self.replay, step)
         self.updates += 1
         self.train_log.add(step, self.updates, metrics)
 
@@ -553,39 +584,43 @@ class Workspace:
     # --- what happens at scheduled steps ------------------------------------------------------------------
     def _evaluate(self, step: int) -> None:
         check_finite(self.agent, step)
-        mean, std = evaluate(self.eval_env, self.agent, self.spec.eval_episodes, step)
+        with self.stopwatch.timing("eval"):
+            mean, std = evaluate(self.eval_env, self.agent, self.spec.eval_episodes, step)
         self.last_eval = mean
         replay, ledger = self.replay, self.ledger
-        self.metrics.write(
-            {
-                "step": step,
-                "env_steps": step * self.spec.action_repeat,
-                "eval_return": mean,
-                "eval_return_std": std,
-                "hns": normalized_score(self.spec.env, mean),
-                "train_episodes": self.train_episodes,
-                "updates": self.updates,
-                "wall_s": time.perf_counter() - self.started,
-                "replay_capacity": replay.capacity,
-                "replay_size": len(replay),
-                "replay_bytes": replay.resident_bytes,
-                "replay_alloc_bytes": replay.allocated_bytes,
-                **self.memory.window().as_row(),
-                "frozen": int(self.phase == "frozen"),
-                "update_flops": ledger.mean_price(
-                    ("update", self.phase, s) for s in range(self.agent.update_period)
-                ),
-                "cum_flops": ledger.total,
-                **{f"cum_flops_{c}": ledger.totals[c] for c in CATEGORIES},
-            }
-        )
+        row = {
+            "step": step,
+            "env_steps": step * self.spec.action_repeat,
+            "eval_return": mean,
+            "eval_return_std": std,
+            "hns": normalized_score(self.spec.env, mean),
+            "train_episodes": self.train_episodes,
+            "updates": self.updates,
+            "wall_s": time.perf_counter() - self.started,
+            **self.stopwatch.row(self.updates),
+            "replay_capacity": replay.capacity,
+            "replay_size": len(replay),
+            "replay_bytes": replay.resident_bytes,
+            "replay_alloc_bytes": replay.allocated_bytes,
+            **self.memory.window().as_row(),
+            "frozen": int(self.phase == "frozen"),
+            "update_flops": ledger.mean_price(
+                ("update", self.phase, s) for s in range(self.agent.update_period)
+            ),
+            "cum_flops": ledger.total,
+            **{f"cum_flops_{c}": ledger.totals[c] for c in CATEGORIES},
+        }
+        self.metrics.write(row)
+        if self.board:
+            self.board.metrics_row(row)
 
     def _freeze(self, step: int) -> None:
         """SEER at T_f: the one place the replay is swapped (pixels -> latents)."""
         self.progress.update(step, force=True, phase="converting replay", eval_return=self.last_eval)
         self.train_log.flush()  # a window never mixes pixel and latent updates
         flops_at_freeze = self.ledger.total  # where T_f falls on a return-vs-FLOPs axis
-        self.replay, event = self.seer.freeze(self.agent, self.replay, step, self.memory.note_replay)
+        with self.stopwatch.timing("train"):  # the conversion is part of SEER's training cost
+            self.replay, event = self.seer.freeze(self.agent, self.replay, step, self.memory.note_replay)
         self.memory.note_replay(self.replay.resident_bytes)
         self.encoding = "encode"
         append_event(self.path, "frozen", **event, cum_flops=flops_at_freeze)
@@ -607,6 +642,7 @@ class Workspace:
                 "train_episodes": self.train_episodes,
                 "updates": self.updates,
                 "wall_s": time.perf_counter() - self.started,
+                "times": self.stopwatch.state_dict(),
             },
         )
         self.progress.checkpoint = step
@@ -616,6 +652,8 @@ class Workspace:
         self.memory.stop()
         self.metrics.close()
         self.train_log.close()
+        if self.board:
+            self.board.close()
         self.env.close()
         self.eval_env.close()
 

@@ -195,6 +195,9 @@ def synthetic_row(agent, seed, i, e, ret, capacity, atari):
         "train_episodes": i,
         "updates": e,
         "wall_s": 10.0 * (i + 1),
+        "train_s": 6.0 * i + seed,  # nothing trained before the first evaluation
+        "eval_s": 2.0 * (i + 1),
+        "update_s_mean": 0.001 * (1 + seed) if e else float("nan"),  # no update before the first evaluation
         "replay_capacity": capacity,
         "replay_size": min(e, capacity),
         "replay_bytes": 10**6 * (i + 1) + seed,
@@ -213,6 +216,15 @@ def synthetic_row(agent, seed, i, e, ret, capacity, atari):
         "cum_flops_encode": 0,
         "cum_flops_convert": 0,
     }
+
+
+def scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the run's TensorBoard event files, read back by TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(path / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
 @pytest.fixture

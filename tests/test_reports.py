@@ -60,6 +60,8 @@ def test_summary_matches_direct_computation(sweep):
     assert base_walker["peak_rss_bytes"] == 6e8 + 3 and base_walker["peak_replay_bytes"] == 3e6 + 2
     assert base_walker["replay_capacity"] == 1000 and seer_walker["replay_capacity"] == 3000
     assert base_walker["wall_s"] == pytest.approx(30.5) and np.isnan(base_walker["peak_gpu_bytes"])
+    # times at the last evaluation, over finished seeds 0-2: train 12 + seed, eval 6, update (1 + seed) ms
+    assert base_walker[["train_s", "eval_s", "update_s_mean"]].tolist() == pytest.approx([13.0, 6.0, 0.002])
 
 
 def test_aggregates_equal_numpy_iqm_and_mean_with_bootstrap_cis(sweep):
@@ -236,6 +238,8 @@ def test_report_command_writes_files_and_marks_missing_gpu(sweep, capsys):
     printed = capsys.readouterr().out
     md = (sweep / "summary.md").read_text()
     assert md in printed and "| n/a |" in md and "final return, mean [95% CI]" in md and "0.400x curl" in md
+    # wall, train and eval minutes and update milliseconds of the finished seeds (cartpole-swingup, curl)
+    assert "| 0.5 | 0.2 | 0.1 | 2.0 | 3/3 finished |" in md
     assert (
         "3/4 finished, 1 running (partial: 100 of 200 env steps); running: latest return 50.0 at >= 100 env "
         "steps" in md
@@ -266,6 +270,16 @@ def test_an_atari_game_without_a_human_score_is_reported_raw_and_left_out_of_agg
         assert set(agg["envs"]) == {1} and agg["value"].tolist() == pytest.approx([0.5, 0.5])
     else:
         assert agg.empty and "agent" in agg.columns and "| agent | budget (GB) | score |" not in md
+
+
+def test_records_from_before_the_time_columns_report_them_not_measured(tmp_path):
+    write_run(tmp_path, "cartpole-swingup", "curl", 0, 800.0)
+    file = run_dir(tmp_path, "curl/cartpole-swingup/budget_0.6/seed_0") / "metrics.csv"
+    old = pd.read_csv(file).drop(columns=["train_s", "eval_s", "update_s_mean"])
+    old.to_csv(file, index=False, na_rep="nan")
+    row = summary(*run_table(tmp_path)).iloc[0]
+    assert row["return_mean"] == 800.0 and row[["train_s", "eval_s", "update_s_mean"]].isna().all()
+    assert "| 0.5 | n/a | n/a | n/a | 1/1 finished |" in write_report(tmp_path, reps=10)
 
 
 def test_report_without_runs_is_a_clear_error(tmp_path, capsys):

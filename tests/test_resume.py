@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import checkpoint_step, fill_random, start_process, wait_while_running
+from conftest import checkpoint_step, fill_random, scalars, start_process, wait_while_running
 
 from seer_bench import checkpoint
 from seer_bench.cli import main
@@ -27,6 +27,7 @@ COMMAND = [
     "curl+seer",
     "--checkpoint-every",
     "80",
+    "--tensorboard",  # the resumed run appends to the killed one's event files
 ]
 
 
@@ -41,6 +42,7 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     # the newest checkpoint when it died (30, or 40 if it got that far)
     last = checkpoint_step(path)
     assert last in (30, 40) and (path / "checkpoint.pt").exists() and not list(path.glob("*.tmp"))
+    times = checkpoint.load(path)["times"]  # train, eval and update seconds when it was saved
 
     assert main([*COMMAND, "--out", str(out)]) == 0
     events = read_events(path)
@@ -63,7 +65,14 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     assert metrics["replay_size"].iloc[-1] == 50  # every transition kept across the resume
     assert metrics["train_episodes"].iloc[-1] == 1  # the 125-agent-step episode cut at the resume counts
     assert metrics["cum_flops"].is_monotonic_increasing and metrics["wall_s"].is_monotonic_increasing
+    # train and eval time continue from the checkpoint's (no evaluation between the row at 25 and it)
+    assert times["eval"] == metrics["eval_s"].iloc[1] and times["train"] > metrics["train_s"].iloc[1] > 0
+    assert metrics["eval_s"].iloc[2] > times["eval"] and metrics["train_s"].iloc[2] > times["train"]
+    assert (metrics["train_s"] + metrics["eval_s"] <= metrics["wall_s"]).all()
     assert not (path / "checkpoint.pt").exists()  # a finished run drops its checkpoint
+    board = scalars(path)  # both attempts' event files, read together: every evaluation once
+    assert [step for step, _ in board["eval/return"]] == metrics["env_steps"].tolist()
+    assert [value for _, value in board["eval/return"]] == pytest.approx(metrics["eval_return"].tolist())
     printed = capsys.readouterr().out
     assert "1/1 finished" in printed
 

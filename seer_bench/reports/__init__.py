@@ -37,14 +37,16 @@ def _num(value: float, fmt: str, missing: str = "") -> str:
 SUMMARY_HEADER = (
     "| env | agent | budget (GB) | seeds | final return, mean [95% CI] | env steps | cum. TFLOP "
     "| FLOPs vs baseline | peak replay (MB) | replay capacity | peak RSS (MB) | peak GPU (MB) | wall (min) "
-    "| status |"
+    "| train (min) | eval (min) | update (ms) | status |"
 )
 SUMMARY_NOTE = (
-    "Final return, env steps, TFLOP and wall time: finished seeds only (a seed's final return is the mean "
-    "of its last evaluation's episodes); CI: Student t over those seeds. Seeds still running are in the "
-    "status column at their latest evaluation. Untrusted seeds (damaged records, listed at the end) are "
-    "left out of every number. FLOPs vs baseline: cumulative training FLOPs over the "
-    "baseline agent's at the same env step (fvcore convention, 1 multiply-add = 1 FLOP)."
+    "Final return, env steps, TFLOP and times: finished seeds only (a seed's final return is the mean "
+    "of its last evaluation's episodes); CI: Student t over those seeds. Wall time includes start-up, "
+    "evaluation and checkpoints; train: acting, updates, env steps and SEER's conversion; eval: evaluation "
+    "episodes; update: mean time of one update over the run (n/a: records from before these columns). "
+    "Seeds still running are in the status column at their latest evaluation. Untrusted seeds (damaged "
+    "records, listed at the end) are left out of every number. FLOPs vs baseline: cumulative training "
+    "FLOPs over the baseline agent's at the same env step (fvcore convention, 1 multiply-add = 1 FLOP)."
 )
 AGGREGATE_NOTE = (
     "Aggregates across envs of finished runs' final scores (rliable: interquartile mean and mean, "
@@ -64,7 +66,7 @@ def format_markdown(table: pd.DataFrame, agg: pd.DataFrame, unscored: list[str] 
     fewer games than the table shows does not pass for one over all of them."""
     if table.empty:
         return "no runs found\n"
-    lines = [SUMMARY_HEADER, "|" + "---|" * 14, *map(_summary_line, table.itertuples()), "", SUMMARY_NOTE]
+    lines = [SUMMARY_HEADER, "|" + "---|" * 17, *map(_summary_line, table.itertuples()), "", SUMMARY_NOTE]
     if not agg.empty:
         header = "| agent | budget (GB) | score | metric | value [95% CI] | envs | seeds | runs left out |"
         lines += ["", header, "|" + "---|" * 8, *map(_aggregate_line, agg.itertuples()), "", AGGREGATE_NOTE]
@@ -94,7 +96,8 @@ def _summary_line(r: Any) -> str:
         f"{r.env_steps:,}", _num(r.cum_flops / 1e12, ".3f", "n/a"), ratio,
         _num(r.peak_replay_bytes / 1e6, ".1f", "n/a"), _num(r.replay_capacity, ",.0f", "n/a"),
         _num(r.peak_rss_bytes / 1e6, ".0f", "n/a"), _num(r.peak_gpu_bytes / 1e6, ".0f", "n/a"),
-        _num(r.wall_s / 60, ".1f", "n/a"), status,
+        _num(r.wall_s / 60, ".1f", "n/a"), _num(r.train_s / 60, ".1f", "n/a"),
+        _num(r.eval_s / 60, ".1f", "n/a"), _num(r.update_s_mean * 1e3, ".1f", "n/a"), status,
     ]  # fmt: skip
     return "| " + " | ".join(map(str, cells)) + " |"
 

@@ -115,6 +115,7 @@ def _unmeasured_row(spec: dict, events: list[dict], damage: str = "") -> dict:
         "score": np.nan,
         "cum_flops": np.nan,
         "wall_s": np.nan,
+        **dict.fromkeys(TIME_COLUMNS, np.nan),
         "replay_capacity": np.nan,
         "peak_replay_bytes": np.nan,
         "peak_rss_bytes": np.nan,
@@ -217,12 +218,17 @@ def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict], path: Path) -
         else evaluated,
         **_last_evaluation(cfg, metrics, last),
         "wall_s": last_event(events, "finished")["wall_s"] if state == "finished" else _last(last, "wall_s"),
+        # training, evaluation and mean update time at the last evaluation (NaN in records from before them)
+        **{column: _last(last, column) for column in TIME_COLUMNS},
         "freeze_env_steps": frozen["step"] * spec.get("action_repeat", 1) if frozen else np.nan,
         "freeze_flops": frozen.get("cum_flops", np.nan) if frozen else np.nan,  # older records lack it
         "seer_capacity": seer_capacity(spec),
         **_evidence(spec),
         **layout_capacities(cfg),
     }
+
+
+TIME_COLUMNS = ["train_s", "eval_s", "update_s_mean"]  # where a run's time went, beside its wall time
 
 
 def _last(last: pd.Series | None, column: str) -> float:
@@ -320,10 +326,10 @@ def summary(runs: pd.DataFrame, curves: dict[tuple, pd.DataFrame]) -> pd.DataFra
     """Per env x agent x budget: final return (mean, 95% CI over finished seeds),
     compute, memory, time, status.
 
-    Final returns, FLOPs and wall time are over finished runs; runs still going are reported apart
-    (`running_*`: how many are running or interrupted, their mean latest return and the least env steps
-    they reached), so a partial
-    sweep never mixes a seed at 10% of its steps into a final number.
+    Final returns, FLOPs and times (wall; train, eval and mean update: TIME_COLUMNS) are over finished
+    runs; runs still going are reported apart (`running_*`: how many are running or interrupted, their
+    mean latest return and the least env steps they reached), so a partial sweep never mixes a seed at
+    10% of its steps into a final number.
     """
     if runs.empty:
         return pd.DataFrame()
@@ -366,6 +372,8 @@ def _summary_row(runs: pd.DataFrame, curves: dict, key: tuple, group: pd.DataFra
         "peak_rss_bytes": measured["peak_rss_bytes"].max(),
         "peak_gpu_bytes": measured["peak_gpu_bytes"].max(),
         "wall_s": float(done["wall_s"].mean()) if len(done) else np.nan,
+        # over finished seeds that recorded them (NaN when none did: records from before the columns)
+        **{column: float(done[column].mean()) if len(done) else np.nan for column in TIME_COLUMNS},
     }
 
 
