@@ -421,7 +421,7 @@ def improvement(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataF
         scores = {key: (agents[a], agents[b]) for key, (a, b) in pairs.items()}
         points, cis = _bootstrap(scores, metrics.probability_of_improvement, reps, seed)
         for key, (a, b) in pairs.items():
-            low, high = cis[key]
+            low, high = np.ravel(cis[key])  # rliable gives a 2 x 1 interval for a scalar
             rows.append(
                 [budget, kind, a, b, float(points[key]), low, high, *agents[a].shape[::-1], len(agents[b])]
             )
@@ -431,7 +431,7 @@ def improvement(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataF
 def profiles(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, points: int = 101) -> pd.DataFrame:
     """rliable's performance profiles per `comparable` cell: for each score threshold tau, the fraction of
     runs (seeds x envs) scoring above it, with stratified bootstrap 95% CIs; tau spans 0 to the cell's best
-    score."""
+    score. `seeds`: the agent's seeds in the cell."""
     from rliable import library as rly
 
     rows = []
@@ -443,7 +443,7 @@ def profiles(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, points: int = 
         for agent in agents:
             low, high = cis[agent]
             frame = pd.DataFrame({"tau": taus, "fraction": fractions[agent], "ci_low": low, "ci_high": high})
-            rows.append(frame.assign(budget_gb=budget, domain=kind, agent=agent))
+            rows.append(frame.assign(budget_gb=budget, domain=kind, agent=agent, seeds=len(agents[agent])))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
