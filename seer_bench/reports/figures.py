@@ -107,10 +107,10 @@ def _legend(
     for agent, text in (freezes or {}).items():
         handles.append(plt.Line2D([], [], color=color(agent, agents), lw=1, ls=":", label=text))
     if share:
-        handles.append(
-            Patch(facecolor="0.6", alpha=0.5, hatch="////", label="replay's share (dashed: its MB)")
-        )
-    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 3), frameon=False)
+        handles.append(Patch(facecolor="0.6", alpha=0.5, hatch="////", label="replay's share of it"))
+    # as many columns as fit the figure's width (about 15 characters an inch at 7 pt)
+    fit = max(1, int(fig.get_figwidth() * 15 // (max(len(h.get_label()) for h in handles) + 5)))
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), fit), frameon=False)
 
 
 @dataclass(frozen=True)
@@ -359,7 +359,8 @@ def _aggregate(agg: pd.DataFrame) -> plt.Figure:
                 capsize=2,
                 color=color(r.agent, agents),
             )
-        ax.set_xlabel(f"{metric} ({score} score)" if score == "human-normalized" else f"{metric} ({score})")
+        # the score on a line of its own: side by side, "IQM (human-normalized score)" runs into the next
+        ax.set_xlabel(f"{metric}\n({score} score)" if score == "human-normalized" else f"{metric}\n({score})")
     return fig
 
 
