@@ -218,10 +218,19 @@ def _draw(ax: plt.Axes, runs: pd.DataFrame, x: str, s: Series, c: str) -> tuple[
         share = np.nanmean(shares, axis=0)
         ax.fill_between(sx, 0, share, color=c, alpha=0.3, lw=0, step="pre", hatch="////")
         ax.plot(sx, share, color=c, lw=0.8, ls="--", drawstyle="steps-pre")
+        _share_text(ax, c, share[-1] / np.nanmean(values, axis=0)[-1])
     tf = _freeze_at(runs, x)
     if tf is not None:
         ax.axvline(tf, color=c, ls=":", lw=1)
     return len(values), tf
+
+
+def _share_text(ax: plt.Axes, c: str, fraction: float) -> None:
+    """The replay's share of the resident memory at the last evaluation, in the agent's colour in the
+    panel's lower right (one line per agent): at small budgets the shaded share is too thin to read."""
+    row = sum(1 for t in ax.texts if t.get_gid() == "share")
+    ax.text(0.98, 0.04 + 0.09 * row, f"replay {100 * fraction:.1f}% of RSS", color=c, gid="share",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=6)  # fmt: skip
 
 
 def _zero_visible_log(ax: plt.Axes, data: pd.DataFrame, x: str) -> None:
@@ -267,9 +276,9 @@ def _per_env(data: pd.DataFrame, x: str, xlabel: str, s: Series, log_x: bool = F
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     unit = "env steps" if x == "env_steps" else "TFLOP"
+    number = _compact if x == "env_steps" else lambda v: f"{v:.3g}"  # 150k env steps, 0.0653 TFLOP
     marks = {
-        a: f"T_f of {a}" + (f" ({_compact(min(v))} {unit})" if len(v) == 1 else "")
-        for a, v in freezes.items()
+        a: f"T_f of {a}" + (f" ({number(min(v))} {unit})" if len(v) == 1 else "") for a, v in freezes.items()
     }
     _legend(fig, [a for a in agents if seeds[a]], seeds, freezes=marks, share=s.share is not None)
     return fig
