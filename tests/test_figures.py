@@ -3,6 +3,7 @@
 
 import itertools
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,6 +31,13 @@ def _seer_freezes(out, env, seed, budget=0.6):
     rows.loc[after, "replay_capacity"] = 9000
     rows.loc[rows["env_steps"] == 1000, ["replay_peak_bytes", "replay_bytes"]] = [5e6, 1e6]
     rows.to_csv(path / "metrics.csv", index=False)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """`figures` hands back open figures (write_figures closes what it saves): close them after each test."""
+    yield
+    plt.close("all")
 
 
 @pytest.fixture
