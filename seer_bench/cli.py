@@ -419,8 +419,8 @@ def _report(out: Path) -> None:
 
     print(write_report(out), end="")
     print(
-        f"written: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'aggregates.csv'}, "
-        f"{out / 'failures.csv'}, "
+        f"written: {out / 'summary.md'}, {out / 'summary.tex'}, {out / 'summary.csv'}, "
+        f"{out / 'aggregates.csv'}, {out / 'improvement.csv'}, {out / 'failures.csv'}, "
         f"{out / 'figures'}/"
     )
 

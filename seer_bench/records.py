@@ -228,7 +228,8 @@ class TrainLog:
 COLUMN_KINDS = {
     **dict.fromkeys(METRICS_COLUMNS + TRAIN_COLUMNS, "int"),  # steps, counts, bytes and FLOPs; the rest:
     **dict.fromkeys(["eval_return", "eval_return_std", "wall_s", "update_flops", "mean"], "float"),
-    **dict.fromkeys(["train_s", "eval_s", "update_s_mean"], "float"),
+    **dict.fromkeys(["train_s", "eval_s"], "float"),
+    "update_s_mean": "float?",  # not measured before the first update (written as nan, or empty by pandas)
     **dict.fromkeys(["gpu_bytes", "gpu_alloc_bytes", "gpu_reserved_bytes"], "int?"),  # empty without a GPU
     "hns": "float?",  # empty outside Atari
     "metric": "str",

@@ -287,6 +287,16 @@ def test_report_without_runs_is_a_clear_error(tmp_path, capsys):
     assert "no runs/ directory here" in capsys.readouterr().err
 
 
+FIGURES = (
+    "return_vs_flops",
+    "return_vs_env_steps",
+    "replay_capacity",
+    "replay_memory",
+    "resident_memory",
+    "aggregate",
+)
+
+
 def assert_figure(path):
     image = plt.imread(path.with_suffix(".png"))
     assert image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0.01  # drawn, not blank
@@ -296,7 +306,7 @@ def assert_figure(path):
 def test_figures_of_a_real_smoke_sweep(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--suite", "atari8", "--scale", "smoke", "--envs", "alien", "--out", str(out)]) == 0
-    for name in ("return_vs_flops", "return_vs_env_steps", "replay_capacity", "resident_memory", "aggregate"):
+    for name in FIGURES:
         assert_figure(out / "figures" / name)
     assert not (out / "figures" / "return_vs_budget.png").exists()  # one budget: nothing to plot against
 
@@ -313,7 +323,7 @@ def test_budget_figure_when_runs_hold_several_budgets(tmp_path):
 def test_figures_keep_running_seeds_and_skip_failed_ones(sweep):
     # walker-walk: one curl seed failed at step 0, one curl+seer seed still running
     write_report(sweep, reps=100)
-    for name in ("return_vs_flops", "return_vs_env_steps", "replay_capacity", "resident_memory", "aggregate"):
+    for name in FIGURES:
         assert_figure(sweep / "figures" / name)
     table = summary(*run_table(sweep))
     assert (

@@ -1,9 +1,11 @@
 """`bench.py report`: tables and figures of a sweep's records, written next to them.
 
 Reads every run under DIR/runs and writes DIR/summary.csv (one row per env x agent x budget),
-DIR/aggregates.csv (IQM and mean across envs, rliable), DIR/failures.csv (failed runs and why),
-DIR/summary.md (all three, with units, and the runs whose records are damaged: untrusted, left out of
-everything) and the figures of seer_bench.reports.figures under DIR/figures. Each file is replaced whole
+DIR/aggregates.csv (IQM and mean across envs, rliable), DIR/improvement.csv (rliable's probability of
+improvement, where two agents have enough runs), DIR/failures.csv (failed runs and why), DIR/summary.md
+(all of them, with units, and the runs whose records are damaged: untrusted, left out of everything),
+DIR/summary.tex (the summary as a booktabs table) and the figures of seer_bench.reports.figures under
+DIR/figures. Each file is replaced whole
 (records.atomic_file): a report interrupted half way leaves the previous one.
 """
 
@@ -17,12 +19,16 @@ import pandas as pd
 
 from seer_bench.records import atomic_file
 from seer_bench.reports.figures import write_figures
-from seer_bench.reports.tables import aggregates, run_table, summary, unscored_games
+from seer_bench.reports.latex import format_latex
+from seer_bench.reports.tables import aggregates, improvement, profiles, run_table, summary, unscored_games
 
 __all__ = [
     "aggregates",
     "failures",
+    "format_latex",
     "format_markdown",
+    "improvement",
+    "profiles",
     "run_table",
     "summary",
     "write_figures",
@@ -60,8 +66,10 @@ UNSCORED_NOTE = (
 )
 
 
-def format_markdown(table: pd.DataFrame, agg: pd.DataFrame, unscored: list[str] | None = None) -> str:
-    """The two tables as Markdown, with units in the headers and "n/a" where a quantity was not measured;
+def format_markdown(
+    table: pd.DataFrame, agg: pd.DataFrame, poi: pd.DataFrame | None = None, unscored: list[str] | None = None
+) -> str:
+    """The tables as Markdown, with units in the headers and "n/a" where a quantity was not measured;
     `unscored` names the Atari games left out of the aggregates (no human score), so that an aggregate over
     fewer games than the table shows does not pass for one over all of them."""
     if table.empty:
@@ -72,7 +80,29 @@ def format_markdown(table: pd.DataFrame, agg: pd.DataFrame, unscored: list[str] 
         lines += ["", header, "|" + "---|" * 8, *map(_aggregate_line, agg.itertuples()), "", AGGREGATE_NOTE]
     if unscored:
         lines += ["", UNSCORED_NOTE.format(games=", ".join(unscored))]
+    if poi is not None and not poi.empty:
+        header = "| budget (GB) | domain | probability of improvement [95% CI] | envs | seeds |"
+        lines += [
+            "",
+            header,
+            "|" + "---|" * 5,
+            *map(_improvement_line, poi.itertuples()),
+            "",
+            IMPROVEMENT_NOTE,
+        ]
     return "\n".join(lines) + "\n"
+
+
+IMPROVEMENT_NOTE = (
+    "Probability of improvement (rliable): the chance that a run of the first agent scores above a run of "
+    "the second on an env of the cell (0.5: no difference), stratified bootstrap 95% CI; drawn where two "
+    "agents have at least 3 finished scores (seeds x envs)."
+)
+
+
+def _improvement_line(r: Any) -> str:
+    value = f"P({r.agent} > {r.over}) = {r.probability:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+    return f"| {r.budget_gb:g} | {r.domain} | {value} | {r.envs} | {r.seeds} vs {r.seeds_over} |"
 
 
 def _summary_line(r: Any) -> str:
@@ -158,18 +188,27 @@ def _untrusted_section(runs: pd.DataFrame) -> str:
 
 
 def write_report(out: Path, reps: int = 2000) -> str:
-    """Write summary.csv, aggregates.csv, failures.csv, summary.md and figures/ under
-    `out`; returns the Markdown."""
+    """Write summary.csv, aggregates.csv, improvement.csv, failures.csv, summary.md, summary.tex and
+    figures/ under `out`; returns the Markdown."""
     runs, curves = run_table(out)
     table, agg, failed = summary(runs, curves), aggregates(runs, reps=reps), failures(runs)
+    poi = improvement(runs, reps=reps) if not runs.empty else pd.DataFrame()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("summary.csv", table), ("aggregates.csv", agg), ("failures.csv", failed)):
+    frames = (
+        ("summary.csv", table),
+        ("aggregates.csv", agg),
+        ("improvement.csv", poi),
+        ("failures.csv", failed),
+    )
+    for name, frame in frames:
         with atomic_file(out / name) as f:
             frame.to_csv(f, index=False)
-    text = format_markdown(table, agg, unscored_games(runs)) + _failed_section(failed)
+    text = format_markdown(table, agg, poi, unscored_games(runs)) + _failed_section(failed)
     text += _interrupted_section(runs) + _untrusted_section(runs)
-    with atomic_file(out / "summary.md") as f:
-        f.write(text)
-    write_figures(out, runs, curves, table, agg)
+    for name, body in (("summary.md", text), ("summary.tex", format_latex(table) if not table.empty else "")):
+        with atomic_file(out / name) as f:
+            f.write(body)
+    prof = profiles(runs, reps=reps) if not poi.empty else pd.DataFrame()
+    write_figures(out, runs, curves, table, agg, poi, prof)
     return text

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -390,50 +392,73 @@ def _ratio_to_baseline(
     return flops_ratio(curves, env, agent, budget, seeds, baseline=base)
 
 
-def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """IQM and mean of normalized final scores across envs per agent x budget x domain, with rliable's
-    stratified bootstrap 95% CIs (seeds resampled within each env).
+def score_matrices(runs: pd.DataFrame) -> list[tuple[float, str, dict[str, dict]]]:
+    """Per budget x domain, each agent's seeds x envs matrix of finished final scores (rliable's input),
+    with what went in (`envs`, `seeds`, `runs_left_out`); the matrix is None when no seed finished every env.
 
     Agents of one budget and domain are compared on the same envs: every env any of them ran. Only finished
-    runs count, and only seeds finished on every one of those envs (rliable needs a seeds x envs matrix), so
-    an agent missing an env gets NaN values rather than a score over an easier set. `seeds` and `envs` say
-    what went in and `runs_left_out` how many of the agent's runs did not (running, failed, untrusted, not
-    started, finished without a finite score (a NaN return, no evaluation), or finished on only some envs).
-    With one seed the bootstrap has nothing to resample: no CI (NaN).
+    runs count, and only seeds finished with a finite score on every one of those envs, so an agent missing
+    an env has no matrix rather than a score over an easier set. An Atari game without a human reference has
+    no score: left out of every Atari matrix, whatever the state of its runs.
     """
-    rows = []
-    if runs.empty:
-        return pd.DataFrame()
     # an Atari game without a human reference has no score: left out of every Atari aggregate, whatever
     # the state of its runs (the report names it: `unscored_games`)
     scorable = runs[~runs["env"].isin(unscored_games(runs))]
+    cells = []
     for (budget, kind), cell in scorable.groupby(["budget_gb", "domain"], sort=True):
-        envs = sorted(cell["env"].unique())
+        envs, agents = sorted(cell["env"].unique()), {}
         for agent, every in cell.groupby("agent", sort=True):
             group = every[(every["status"] == "finished") & np.isfinite(every["score"].astype(float))]
             seeds = sorted(set.intersection(*(set(group.loc[group["env"] == e, "seed"]) for e in envs)))
+            scores = group.pivot_table(index="seed", columns="env", values="score") if seeds else None
+            agents[agent] = {
+                "matrix": scores.loc[seeds, envs].to_numpy() if seeds else None,
+                "envs": len(envs),
+                "seeds": len(seeds),
+                "runs_left_out": len(every) - len(envs) * len(seeds),
+            }
+        cells.append((budget, kind, agents))
+    return cells
+
+
+def aggregates(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """IQM and mean of normalized final scores across envs per agent x budget x domain, with rliable's
+    stratified bootstrap 95% CIs (seeds resampled within each env), over `score_matrices`.
+
+    `seeds` and `envs` say what went in and `runs_left_out` how many of the agent's runs did not (running,
+    failed, untrusted, not started, finished without a finite score (a NaN return, no evaluation), or
+    finished on only some envs): an agent without a matrix gets NaN values. With one seed the bootstrap has
+    nothing to resample: no CI (NaN).
+    """
+    if runs.empty:
+        return pd.DataFrame()
+    rows = []
+    for budget, kind, agents in score_matrices(runs):
+        for agent, cell in agents.items():
             base = {
                 "agent": agent,
                 "budget_gb": budget,
                 "domain": kind,
-                "envs": len(envs),
-                "seeds": len(seeds),
-                "runs_left_out": len(every) - len(envs) * len(seeds),
+                **{k: cell[k] for k in ("envs", "seeds", "runs_left_out")},
                 "score": "human-normalized" if kind == "atari" else "return / 1000",
             }
-            if not seeds:
-                rows += [
-                    {**base, "metric": m, "value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
-                    for m in ("IQM", "mean")
-                ]
-                continue
-            table = group.pivot_table(index="seed", columns="env", values="score").loc[seeds, envs].to_numpy()
-            point, ci = _bootstrap(agent, table, reps, seed)
+            if cell["matrix"] is None:
+                point, ci = np.full(2, np.nan), np.full((2, 2), np.nan)
+            else:
+                points, cis = _bootstrap({agent: cell["matrix"]}, _iqm_and_mean, reps, seed)
+                point, ci = points[agent], cis[agent] if cell["seeds"] > 1 else np.full((2, 2), np.nan)
             for i, name in enumerate(("IQM", "mean")):
-                lo, hi = (ci[0, i], ci[1, i]) if len(seeds) > 1 else (np.nan, np.nan)
-                rows.append({**base, "metric": name, "value": point[i], "ci_low": lo, "ci_high": hi})
+                rows.append(
+                    {**base, "metric": name, "value": point[i], "ci_low": ci[0, i], "ci_high": ci[1, i]}
+                )
     # columns named: a sweep of unscored games only has no aggregate row, and still an aggregates.csv
     return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
+
+
+def _iqm_and_mean(x: np.ndarray) -> np.ndarray:
+    from rliable import metrics
+
+    return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)])
 
 
 def unscored_games(runs: pd.DataFrame) -> list[str]:
@@ -449,21 +474,85 @@ AGGREGATE_COLUMNS = ["agent", "budget_gb", "domain", "score", "metric", "value",
                      "seeds", "runs_left_out"]  # fmt: skip
 
 
-def _bootstrap(agent: str, table: np.ndarray, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """rliable's IQM and mean of a seeds x envs score table, with stratified bootstrap CIs (2 x 2)."""
-    from rliable import library as rly
+MIN_SCORES = 3  # seeds x envs per agent before a profile or a probability of improvement is worth drawing
+
+
+def comparable(runs: pd.DataFrame) -> list[tuple[float, str, dict[str, np.ndarray]]]:
+    """The budget x domain cells of `score_matrices` where at least two agents have MIN_SCORES or more scores
+    (seeds x envs): where performance profiles and probabilities of improvement say more than IQM alone."""
+    cells = []
+    for budget, kind, agents in score_matrices(runs) if not runs.empty else []:
+        enough = {a: c["matrix"] for a, c in agents.items() if c["seeds"] * c["envs"] >= MIN_SCORES}
+        if len(enough) >= 2:
+            cells.append((budget, kind, enough))
+    return cells
+
+
+IMPROVEMENT_COLUMNS = ["budget_gb", "domain", "agent", "over", "probability", "ci_low", "ci_high", "envs",
+                       "seeds", "seeds_over"]  # fmt: skip
+
+
+def _pairs(agents: list[str], baselines: dict[str, str]) -> list[tuple[str, str]]:
+    """Which agents to compare: each with its baseline (curl+seer over curl) where both are there, else
+    every pair once."""
+    paired = [(a, baselines[a]) for a in agents if baselines.get(a) in agents]
+    return paired or [(a, b) for i, a in enumerate(agents) for b in agents[i + 1 :]]
+
+
+def improvement(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """rliable's probability of improvement P(agent > over) per `comparable` cell, with stratified
+    (independent) bootstrap 95% CIs: the chance that a run of `agent` scores above a run of `over` on a
+    random env of the cell (0.5: neither is better)."""
     from rliable import metrics
 
-    # rliable 1.2's StratifiedBootstrap draws from numpy's global generator whatever random_state it is
-    # given: seed that, and give the caller's state back
+    baselines = dict(zip(runs["agent"], runs["baseline"])) if "baseline" in runs else {}
+    rows = []
+    for budget, kind, agents in comparable(runs):
+        pairs = {f"{a} > {b}": (a, b) for a, b in _pairs(sorted(agents), baselines)}
+        scores = {key: (agents[a], agents[b]) for key, (a, b) in pairs.items()}
+        points, cis = _bootstrap(scores, metrics.probability_of_improvement, reps, seed)
+        for key, (a, b) in pairs.items():
+            low, high = np.ravel(cis[key])  # rliable gives a 2 x 1 interval for a scalar
+            rows.append(
+                [budget, kind, a, b, float(points[key]), low, high, *agents[a].shape[::-1], len(agents[b])]
+            )
+    return pd.DataFrame(rows, columns=IMPROVEMENT_COLUMNS)
+
+
+def profiles(runs: pd.DataFrame, reps: int = 2000, seed: int = 0, points: int = 101) -> pd.DataFrame:
+    """rliable's performance profiles per `comparable` cell: for each score threshold tau, the fraction of
+    runs (seeds x envs) scoring above it, with stratified bootstrap 95% CIs; tau spans 0 to the cell's best
+    score. `seeds`: the agent's seeds in the cell."""
+    from rliable import library as rly
+
+    rows = []
+    for budget, kind, agents in comparable(runs):
+        top = max(float(np.max(m)) for m in agents.values())
+        taus = np.linspace(0.0, top if top > 0 else 1.0, points)
+        with _seeded(seed):
+            fractions, cis = rly.create_performance_profile(agents, taus, reps=reps)
+        for agent in agents:
+            low, high = cis[agent]
+            frame = pd.DataFrame({"tau": taus, "fraction": fractions[agent], "ci_low": low, "ci_high": high})
+            rows.append(frame.assign(budget_gb=budget, domain=kind, agent=agent, seeds=len(agents[agent])))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """rliable 1.2's bootstraps draw from numpy's global generator whatever random_state they are given:
+    seed that for reproducible CIs, and give the caller's state back."""
     state = np.random.get_state()
     np.random.seed(seed)
     try:
-        point, ci = rly.get_interval_estimates(
-            {agent: table},
-            lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
-            reps=reps,
-        )
+        yield
     finally:
         np.random.set_state(state)
-    return point[agent], ci[agent]
+
+
+def _bootstrap(scores: dict, func: Callable, reps: int, seed: int) -> tuple[dict, dict]:
+    """rliable's get_interval_estimates (stratified bootstrap, 95%) of `func` on `scores`, seeded."""
+    from rliable import library as rly
+
+    with _seeded(seed):
+        return rly.get_interval_estimates(scores, func, reps=reps)
