@@ -44,6 +44,9 @@ def raise_on_signals() -> Iterator[None]:
     def handler(signum: int, _frame: object) -> None:
         for s in HANDLED:
             signal.signal(s, signal.SIG_IGN)
+        if _deferral["active"]:
+            _deferral["pending"] = signum  # raised when the deferred block ends
+            return
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in HANDLED}
@@ -52,6 +55,26 @@ def raise_on_signals() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+_deferral: dict = {"active": False, "pending": None}
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A signal that arrives inside the block raises Interrupted only once the block is done: a checkpoint
+    is written whole, and what names it (progress.json's checkpoint step) is updated with it. A SIGTERM in
+    the middle of torch.save otherwise fails the run with a torn file instead of interrupting it."""
+    outer = _deferral["active"]
+    _deferral["active"] = True
+    try:
+        yield
+    finally:
+        _deferral["active"] = outer
+    pending = _deferral["pending"]
+    if not outer and pending is not None:
+        _deferral["pending"] = None
+        raise Interrupted(pending)
 
 
 def die_with_parent(signum: int = signal.SIGTERM) -> None:

@@ -38,7 +38,7 @@ from seer_bench.errors import ConfigError, CorruptCheckpoint
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
 from seer_bench.instrument.timing import Stopwatch
-from seer_bench.interrupts import Interrupted, as_interrupted
+from seer_bench.interrupts import Interrupted, as_interrupted, deferred
 from seer_bench.records import (
     METRICS_COLUMNS,
     CsvLog,
@@ -627,6 +627,10 @@ class Workspace:
 
     def _save(self, step: int) -> None:
         """Write the checkpoint: CHECKPOINT_KEYS, everything `_restore` reads back."""
+        with deferred():  # a signal now takes effect once the checkpoint and its bookkeeping are written
+            self._write_checkpoint(step)
+
+    def _write_checkpoint(self, step: int) -> None:
         self.train_log.flush()  # rows up to the checkpoint are complete; later ones are redone on resume
         checkpoint.save(
             self.path,

@@ -1,8 +1,10 @@
 """Signals: Ctrl-C and SIGTERM stop a sweep in one line with exit 130/143 and an `interrupted` event per
 run; a sweep's workers never outlive it (also when it is killed with SIGKILL); the same command resumes."""
 
+import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +14,7 @@ from conftest import checkpoint_step, start_process, wait_while_running
 
 from seer_bench import checkpoint
 from seer_bench.cli import main
+from seer_bench.interrupts import Interrupted, deferred, raise_on_signals
 from seer_bench.records import last_event, read_events, run_dir
 
 RUNS = [f"{agent}/cartpole-swingup/budget_0.02/seed_0" for agent in ("curl", "curl+seer")]
@@ -81,3 +84,16 @@ def test_ctrl_c_is_one_line_exit_130_and_an_interrupted_event(tmp_path):
         == f"interrupted at env step {stopped['env_steps']:,} of {RUNS[0]}; run the same command to resume"
     )
     assert not run_dir(out, RUNS[1]).exists()  # the sweep stopped: the next run never started
+
+
+def test_a_signal_during_a_checkpoint_write_interrupts_once_the_write_is_whole():
+    """A SIGTERM that lands inside torch.save failed the run with a torn checkpoint ("unexpected pos"): the
+    runner writes checkpoints in a deferred block, where a real signal takes effect only at its end."""
+    written = []
+    with pytest.raises(Interrupted) as stopped, raise_on_signals():
+        with deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler has run by now: it must not have cut the block
+            written.append("checkpoint")
+        written.append("after the block")  # never reached: the deferred signal is raised at the block's end
+    assert written == ["checkpoint"] and stopped.value.signum == signal.SIGTERM
