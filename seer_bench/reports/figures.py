@@ -108,9 +108,13 @@ def _legend(
         handles.append(plt.Line2D([], [], color=color(agent, agents), lw=1, ls=":", label=text))
     if share:
         handles.append(Patch(facecolor="0.6", alpha=0.5, hatch="////", label="replay's share of it"))
-    # as many columns as fit the figure's width (about 15 characters an inch at 7 pt)
-    fit = max(1, int(fig.get_figwidth() * 15 // (max(len(h.get_label()) for h in handles) + 5)))
-    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), fit), frameon=False)
+    # as many columns as fit the figure's width (about 15 characters an inch at 7 pt); a figure too narrow
+    # for its longest label (variant labels, T_f entries) widens up to a page, and grows a line per row
+    column = (max(len(h.get_label()) for h in handles) + 5) / 15
+    fig.set_figwidth(max(fig.get_figwidth(), min(7.0, column)))
+    ncols = min(len(handles), max(1, int(fig.get_figwidth() // column)))
+    fig.set_figheight(fig.get_figheight() + 0.14 * (-(-len(handles) // ncols) - 1))
+    fig.legend(handles=handles, loc="outside upper center", ncols=ncols, frameon=False)
 
 
 @dataclass(frozen=True)
