@@ -11,6 +11,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 
@@ -221,7 +222,8 @@ def cmd_list_runs(out: Path) -> int:
         # a running run is where its heartbeat says, not at its last evaluation
         beat = read_progress(run_dir(out, run_id)) if r.status == "running" else None
         reached = beat["env_steps"] if beat else int(r.stopped_env_steps or 0)
-        print(f"{run_id}: {r.status}, {reached:,}/{int(r.target_env_steps):,} env steps")
+        heard = f", last heartbeat {time.time() - beat['time']:.0f} s ago" if beat and "time" in beat else ""
+        print(f"{run_id}: {r.status}, {reached:,}/{int(r.target_env_steps):,} env steps{heard}")
     return 0
 
 

@@ -56,6 +56,8 @@ def test_two_sweeps_into_one_out_never_train_one_run_twice(tmp_path, capsys):
 
     runs, _ = run_table(out)
     assert runs.set_index("seed").loc[0, "status"] == "running"  # its owner lives: running
+    assert main(["list", "--out", str(out)]) == 0  # where it stands, and how fresh that news is
+    assert f"{RUN}: running, " in (listed := capsys.readouterr().out) and " s ago" in listed
     first.send_signal(signal.SIGKILL)  # dies holding the lock
     first.wait()
     # a report no longer calls it running for ever: its lock is free, so it is interrupted where it stopped
