@@ -494,11 +494,7 @@ class Workspace:
             obs = self.env.reset()
             for step in range(self.start_step, self.spec.agent_steps):
                 self._scheduled(step)
-                with self.stopwatch.timing("train"):
-                    action = self._act(obs, step)
-                    if self._updates_at(step):
-                        self._update(step)
-                    obs = self._env_step(obs, action)
+                obs = self.train_step(obs, step)
                 self.progress.update(
                     step + 1,
                     phase="frozen" if self.phase == "frozen" else "training",
@@ -515,6 +511,16 @@ class Workspace:
         finally:
             self._close()
         return self._finish()
+
+    def train_step(self, obs: np.ndarray, step: int) -> np.ndarray:
+        """One agent step of the loop: act, update at its steps, step the env and store the transition;
+        returns the next observation. Public so that benchmarks/throughput.py times exactly what `train` runs
+        between evaluations."""
+        with self.stopwatch.timing("train"):
+            action = self._act(obs, step)
+            if self._updates_at(step):
+                self._update(step)
+            return self._env_step(obs, action)
 
     def _interrupted(self, e: Interrupted, step: int) -> Interrupted:
         """Record where a signal stopped the run: an `interrupted` event (the run resumes from its latest
