@@ -218,7 +218,7 @@ def cmd_list_runs(out: Path) -> int:
 
     runs, _ = run_table(out)
     for r in runs.sort_values(["agent", "env", "budget_gb", "seed"]).itertuples():
-        run_id = f"{r.agent}/{r.env}/budget_{r.budget_gb:.10g}/seed_{r.seed}"
+        run_id = r.run_id
         # a running run is where its heartbeat says, not at its last evaluation
         beat = read_progress(run_dir(out, run_id)) if r.status == "running" else None
         reached = beat["env_steps"] if beat else int(r.stopped_env_steps or 0)

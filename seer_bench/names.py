@@ -36,6 +36,12 @@ def label(agent: str, variant: dict[str, Any]) -> str:
     return f"{agent}[{','.join(f'{k}={_text(v)}' for k, v in sorted(named.items()))}]"
 
 
+def run_id(label: str, env: str, budget_gb: float, seed: int) -> str:
+    """A run's directory under runs/, and its name everywhere: 10 significant digits of the budget, so a
+    budget chosen to hold an exact count (0.180013, 14.40104) keeps its own id."""
+    return f"{label}/{env}/budget_{budget_gb:.10g}/seed_{seed}"
+
+
 def base_label(agent: str, variant: dict[str, Any]) -> str:
     """The label of the run a variant's FLOPs are compared with: its agent without SEER, with the same
     agent settings (SEER settings do not apply to it)."""

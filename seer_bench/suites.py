@@ -24,7 +24,7 @@ from typing import Any
 from seer_bench.agents.seer import SeerConfig
 from seer_bench.envs import ATARI_GAMES, DMC_TASKS, KNOWN_ENVS, env_options
 from seer_bench.errors import ConfigError
-from seer_bench.names import label
+from seer_bench.names import label, run_id
 from seer_bench.suite_files import (  # noqa: F401 - SUITES_DIR, available_suites re-exported
     SUITES_DIR,
     available_suites,
@@ -103,8 +103,7 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        # 10 significant digits: a budget chosen to hold an exact count (0.180013, 14.40104) keeps its own id
-        return f"{self.label}/{self.env}/budget_{self.budget_gb:.10g}/seed_{self.seed}"
+        return run_id(self.label, self.env, self.budget_gb, self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

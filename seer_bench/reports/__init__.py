@@ -155,12 +155,13 @@ def failures(runs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _run_id(r: Any) -> str:
-    return f"{r.agent}/{r.env}/budget_{r.budget_gb:.10g}/seed_{r.seed}"
-
-
-def _failed_section(failed: pd.DataFrame) -> str:
-    lines = [f"- {_run_id(r)} at {r.stopped_env_steps:,} env steps: {r.reason}" for r in failed.itertuples()]
+def _failed_section(runs: pd.DataFrame) -> str:
+    """The failed runs (as failures.csv lists them), where each stopped and why."""
+    failed = runs[runs["status"] == "failed"] if not runs.empty else runs
+    lines = [
+        f"- {r.run_id} at {r.stopped_env_steps:,} env steps: {r.reason}"
+        for r in failed.sort_values(["env", "agent", "budget_gb", "seed"]).itertuples()
+    ]
     return "\nFailed runs (also in failures.csv):\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
@@ -169,7 +170,7 @@ def _interrupted_section(runs: pd.DataFrame) -> str:
     stopped: the same command resumes them from their latest checkpoint."""
     stopped = runs[runs["status"] == "interrupted"] if not runs.empty else runs
     lines = [
-        f"- {_run_id(r)}: interrupted at env step {int(r.stopped_env_steps):,}"
+        f"- {r.run_id}: interrupted at env step {int(r.stopped_env_steps):,}"
         for r in stopped.sort_values(["env", "agent", "budget_gb", "seed"]).itertuples()
     ]
     return "\nInterrupted runs (resume with the same command):\n\n" + "\n".join(lines) + "\n" if lines else ""
@@ -181,7 +182,7 @@ def _untrusted_section(runs: pd.DataFrame) -> str:
     if bad.empty:
         return ""
     lines = [
-        f"- {_run_id(r)}: {r.damage}"
+        f"- {r.run_id}: {r.damage}"
         for r in bad.sort_values(["env", "agent", "budget_gb", "seed"]).itertuples()
     ]
     return "\nUntrusted runs, left out of every table and figure:\n\n" + "\n".join(lines) + "\n"
@@ -204,7 +205,7 @@ def write_report(out: Path, reps: int = 2000) -> str:
     for name, frame in frames:
         with atomic_file(out / name) as f:
             frame.to_csv(f, index=False)
-    text = format_markdown(table, agg, poi, unscored_games(runs)) + _failed_section(failed)
+    text = format_markdown(table, agg, poi, unscored_games(runs)) + _failed_section(runs)
     text += _interrupted_section(runs) + _untrusted_section(runs)
     for name, body in (("summary.md", text), ("summary.tex", format_latex(table) if not table.empty else "")):
         with atomic_file(out / name) as f:

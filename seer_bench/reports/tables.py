@@ -25,7 +25,7 @@ from scipy import stats
 
 from seer_bench.errors import DamagedRecord
 from seer_bench.locks import held
-from seer_bench.names import base_label, baseline_of, label, uses_seer
+from seer_bench.names import base_label, baseline_of, label, run_id, uses_seer
 from seer_bench.records import last_event, load_runs, read_events, read_plan, read_progress, run_dir, status
 from seer_bench.replay import LAYOUTS, TransitionSpec, replay_class
 from seer_bench.scores import ATARI_SCORES, domain
@@ -90,6 +90,7 @@ def identity(spec: dict) -> dict:
         "base_agent": spec["agent"],
         "variant": json.dumps(variant, sort_keys=True) if variant else "",
         "baseline": base_label(spec["agent"], variant) if uses_seer(spec["agent"]) else "",
+        "run_id": run_id(label(spec["agent"], variant), spec["env"], spec["budget_gb"], spec["seed"]),
     }
 
 
@@ -158,21 +159,12 @@ def run_table(out: Path) -> tuple[pd.DataFrame, dict[tuple, pd.DataFrame]]:
             rows.append(_unmeasured_row(spec, events, damage="; ".join(problems)))
             continue
         curves[_key(spec)] = metrics
-        rows.append(_run_row(cfg, metrics, events, run_dir(out, spec_run_id(cfg))))
+        rows.append(_run_row(cfg, metrics, events, run_dir(out, identity(spec)["run_id"])))
     seen = {(r["env"], r["agent"], r["budget_gb"], r["seed"]) for r in rows}
     rows += [
-        _planned_row(out, run_id, spec) for run_id, spec in read_plan(out).items() if _key(spec) not in seen
+        _planned_row(out, planned, spec) for planned, spec in read_plan(out).items() if _key(spec) not in seen
     ]
     return pd.DataFrame(rows), curves
-
-
-def spec_run_id(cfg: dict) -> str:
-    """The run id config.json records (records older than the field: rebuilt from the spec)."""
-    spec = cfg["spec"]
-    return (
-        cfg.get("run_id")
-        or f"{spec['agent']}/{spec['env']}/budget_{spec['budget_gb']:.10g}/seed_{spec['seed']}"
-    )
 
 
 def _alive(path: Path) -> bool:
