@@ -27,6 +27,8 @@ from typing import IO, Any, Callable, Iterator
 import pandas as pd
 
 from seer_bench.errors import DamagedRecord
+from seer_bench.instrument.timing import CATEGORIES as TIME_CATEGORIES
+from seer_bench.instrument.timing import column as time_column
 
 METRICS_COLUMNS = [
     "step",  # agent steps
@@ -43,6 +45,9 @@ METRICS_COLUMNS = [
     "eval_s",  # seconds evaluating so far, this row's evaluation included
     # mean seconds of one update over the run so far (CUDA-synchronized); NaN before the first update
     "update_s_mean",
+    # the time ledger (seer_bench.instrument.timing): cumulative exclusive seconds per kind of work; wall_s
+    # less their sum is the loop's untimed rest. Empty in rows from before the ledger
+    *(time_column(c) for c in TIME_CATEGORIES),
     "replay_capacity",  # transitions the budget holds
     "replay_size",  # transitions held now
     "replay_bytes",  # bytes of replay slots written so far (resident)
@@ -230,6 +235,7 @@ COLUMN_KINDS = {
     **dict.fromkeys(["eval_return", "eval_return_std", "wall_s", "update_flops", "mean"], "float"),
     **dict.fromkeys(["train_s", "eval_s"], "float"),
     "update_s_mean": "float?",  # not measured before the first update (written as nan, or empty by pandas)
+    **dict.fromkeys((time_column(c) for c in TIME_CATEGORIES), "float?"),  # rows from before the ledger
     **dict.fromkeys(["gpu_bytes", "gpu_alloc_bytes", "gpu_reserved_bytes"], "int?"),  # empty without a GPU
     "hns": "float?",  # empty outside Atari
     "metric": "str",

@@ -37,7 +37,7 @@ from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError, CorruptCheckpoint
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
-from seer_bench.instrument.timing import Stopwatch
+from seer_bench.instrument.timing import TimeLedger
 from seer_bench.interrupts import Interrupted, as_interrupted, deferred
 from seer_bench.records import (
     METRICS_COLUMNS,
@@ -318,13 +318,14 @@ class Workspace:
     """
 
     def __init__(self, spec: RunSpec, out: Path, options: RunOptions = RunOptions()) -> None:
+        set_up = time.perf_counter()
         self.spec, self.path = spec, run_dir(out, spec.run_id)
         saved = self._load_checkpoint()
         self.start_step = saved["step"] if saved else 0
         self.cfg, self.device = agent_config(spec.agent, spec.agent_overrides), resolve_device(spec.device)
+        self.times = TimeLedger(self.device)
         self._build()
         self.train_episodes, self.updates, wall_before = 0, 0, 0.0
-        self.stopwatch = Stopwatch(self.device)
         if saved is None:
             self._start()
         else:
@@ -348,13 +349,14 @@ class Workspace:
         self.eval_every = max(1, spec.eval_every // spec.action_repeat)
         # agent steps, rounded up (0: never)
         self.save_every = -(-options.checkpoint_every // spec.action_repeat)
-        self.started = time.perf_counter() - wall_before
         self.last_eval = float("nan")
         self.memory = MemorySampler(self.device)
         self.memory.note_replay(self.replay.resident_bytes)  # a resumed run starts with its replay held
         self.progress = ProgressFile(
             self.path, spec.run_id, spec.agent_steps, spec.action_repeat, self.start_step
         )
+        self.times.add("setup", time.perf_counter() - set_up)
+        self.started = set_up - wall_before  # wall time counts the set-up too
 
     def _board(self, options: RunOptions, keep_through: int | None) -> TensorBoardLog | None:
         """The TensorBoard observer with `options.tensorboard`, else None. A resumed run appends to the same
@@ -397,10 +399,14 @@ class Workspace:
         # the init phase's random actions
         self.rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])
         self.env = build_env(spec, _reseeded(spec.seed, self.start_step))
+        self.env.section = self.times.section  # its physics and rendering, timed apart
         self.eval_env = build_env(spec, _reseeded(spec.seed + EVAL_SEED_OFFSET, self.start_step), train=False)
         self.agent = make_agent(
             spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed
         )
+        # the agent's calls as the time ledger sees them (the FLOP ledger's pricing around them: bookkeeping)
+        self.timed_act = self.times.wrap("act", self.agent.act)
+        self.timed_update = self.times.wrap("update", self.agent.update)
         self.replay = make_replay(
             spec.replay_layout, transition_spec(self.env), spec.budget_bytes, cfg.batch_size, spec.agent_steps
         )
@@ -411,7 +417,11 @@ class Workspace:
         self.seer = build_seer(spec, cfg, self.env, spec.seed, self._observed_encode) if spec.seer else None
 
     def _observed_encode(self, encode: Callable) -> Callable:
-        return lambda pixels: self.ledger.observe(self.encoding, ("encode", len(pixels)), encode, pixels)
+        """SEER's encoder as both ledgers see it: FLOPs and seconds as conversion at T_f, encoding after."""
+        timed = {c: self.times.wrap(c, encode) for c in ("convert", "encode")}
+        return lambda pixels: self.ledger.observe(
+            self.encoding, ("encode", len(pixels)), timed[self.encoding], pixels
+        )
 
     @property
     def resumed(self) -> bool:
@@ -474,10 +484,7 @@ class Workspace:
         checkpoint.set_generator_state(self.rng, saved["init_actions_rng"])
         self.ledger.load_state_dict(saved["ledger"])
         self.train_episodes, self.updates = saved["train_episodes"] + cut, saved["updates"]
-        # checkpoints written before times were kept lack them: unknown (NaN) for the rest of the run
-        self.stopwatch = (
-            Stopwatch(self.device, saved["times"]) if "times" in saved else Stopwatch.unknown(self.device)
-        )
+        self.times.load_state_dict(saved.get("times", {}))
         step = self.start_step
         append_event(
             self.path, "resumed", run_id=self.spec.run_id, step=step, env_steps=step * self.spec.action_repeat
@@ -495,11 +502,12 @@ class Workspace:
             for step in range(self.start_step, self.spec.agent_steps):
                 self._scheduled(step)
                 obs = self.train_step(obs, step)
-                self.progress.update(
-                    step + 1,
-                    phase="frozen" if self.phase == "frozen" else "training",
-                    eval_return=self.last_eval,
-                )
+                with self.times.section("bookkeeping"):
+                    self.progress.update(
+                        step + 1,
+                        phase="frozen" if self.phase == "frozen" else "training",
+                        eval_return=self.last_eval,
+                    )
             self._evaluate(self.spec.agent_steps)
         except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM (interrupts.Interrupted), Ray's cancel
             raise self._interrupted(as_interrupted(e), step) from None
@@ -516,7 +524,7 @@ class Workspace:
         """One agent step of the loop: act, update at its steps, step the env and store the transition;
         returns the next observation. Public so that benchmarks/throughput.py times exactly what `train` runs
         between evaluations."""
-        with self.stopwatch.timing("train"):
+        with self.times.section("loop"):
             action = self._act(obs, step)
             if self._updates_at(step):
                 self._update(step)
@@ -561,7 +569,10 @@ class Workspace:
     def _act(self, obs: np.ndarray, step: int) -> Any:
         if step < self.agent.random_steps:
             return self.env.random_action(self.rng)
-        action = self.ledger.observe("act", ("act", self.phase), self.agent.act, obs, step, eval_mode=False)
+        with self.times.section("bookkeeping"):  # the FLOP ledger's part: the call inside is `act`
+            action = self.ledger.observe(
+                "act", ("act", self.phase), self.timed_act, obs, step, eval_mode=False
+            )
         if not np.all(np.isfinite(action)):  # before the env sees it (MuJoCo would reject it less clearly)
             raise FloatingPointError(f"non-finite action at agent step {step} (diverged)")
         return action
@@ -572,16 +583,18 @@ class Workspace:
 
     def _update(self, step: int) -> None:
         key = ("update", self.phase, step % self.agent.update_period)
-        with self.stopwatch.timing("update"):
-            metrics = self.ledger.observe("update", key, self.agent.update, self.replay, step)
-        self.updates += 1
-        self.train_log.add(step, self.updates, metrics)
+        with self.times.section("bookkeeping"):  # the FLOP ledger's part and train.csv: the call is `update`
+            metrics = self.ledger.observe("update", key, self.timed_update, self.replay, step)
+            self.updates += 1
+            self.train_log.add(step, self.updates, metrics)
 
     def _env_step(self, obs: np.ndarray, action: Any) -> np.ndarray:
         """Step the env and store the transition (a latent replay encodes it, observed by the ledger)."""
-        res = self.env.step(action)
-        self.replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
-        self.memory.note_replay(self.replay.resident_bytes)
+        res = self.env.step(action)  # physics and render: the env's own sections
+        with self.times.section("replay"):  # and inside it SEER's `encode`
+            self.replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
+        with self.times.section("bookkeeping"):
+            self.memory.note_replay(self.replay.resident_bytes)
         if not res.last:
             return res.obs
         self.train_episodes += 1
@@ -589,9 +602,15 @@ class Workspace:
 
     # --- what happens at scheduled steps ------------------------------------------------------------------
     def _evaluate(self, step: int) -> None:
-        check_finite(self.agent, step)
-        with self.stopwatch.timing("eval"):
+        with self.times.section("bookkeeping"):
+            check_finite(self.agent, step)
+        with self.times.section("eval"):
             mean, std = evaluate(self.eval_env, self.agent, self.spec.eval_episodes, step)
+        with self.times.section("bookkeeping"):
+            self._write_metrics(step, mean, std)
+
+    def _write_metrics(self, step: int, mean: float, std: float) -> None:
+        """metrics.csv's row of the evaluation at `step` (and its TensorBoard scalars)."""
         self.last_eval = mean
         replay, ledger = self.replay, self.ledger
         row = {
@@ -603,7 +622,7 @@ class Workspace:
             "train_episodes": self.train_episodes,
             "updates": self.updates,
             "wall_s": time.perf_counter() - self.started,
-            **self.stopwatch.row(self.updates),
+            **self.times.row(self.updates),
             "replay_capacity": replay.capacity,
             "replay_size": len(replay),
             "replay_bytes": replay.resident_bytes,
@@ -625,7 +644,7 @@ class Workspace:
         self.progress.update(step, force=True, phase="converting replay", eval_return=self.last_eval)
         self.train_log.flush()  # a window never mixes pixel and latent updates
         flops_at_freeze = self.ledger.total  # where T_f falls on a return-vs-FLOPs axis
-        with self.stopwatch.timing("train"):  # the conversion is part of SEER's training cost
+        with self.times.section("convert"):  # part of SEER's training cost
             self.replay, event = self.seer.freeze(self.agent, self.replay, step, self.memory.note_replay)
         self.memory.note_replay(self.replay.resident_bytes)
         self.encoding = "encode"
@@ -633,7 +652,8 @@ class Workspace:
 
     def _save(self, step: int) -> None:
         """Write the checkpoint: CHECKPOINT_KEYS, everything `_restore` reads back."""
-        with deferred():  # a signal now takes effect once the checkpoint and its bookkeeping are written
+        # a signal now takes effect once the checkpoint and its bookkeeping are written
+        with deferred(), self.times.section("checkpoint"):
             self._write_checkpoint(step)
 
     def _write_checkpoint(self, step: int) -> None:
@@ -652,7 +672,7 @@ class Workspace:
                 "train_episodes": self.train_episodes,
                 "updates": self.updates,
                 "wall_s": time.perf_counter() - self.started,
-                "times": self.stopwatch.state_dict(),
+                "times": self.times.state_dict(),
             },
         )
         self.progress.checkpoint = step

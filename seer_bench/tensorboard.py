@@ -16,6 +16,8 @@ from typing import Any
 
 from seer_bench.errors import ConfigError
 from seer_bench.instrument.flops import CATEGORIES
+from seer_bench.instrument.timing import CATEGORIES as TIME_CATEGORIES
+from seer_bench.instrument.timing import column as time_column
 
 DIR = "tensorboard"
 
@@ -38,6 +40,7 @@ METRIC_TAGS = {
     "train_s": "time/train_s",
     "eval_s": "time/eval_s",
     "update_s_mean": "time/update_s_mean",
+    **{time_column(c): f"time_ledger/{c}_s" for c in TIME_CATEGORIES},
 }
 
 

@@ -11,6 +11,7 @@ from conftest import checkpoint_step, fill_random, scalars, start_process, wait_
 
 from seer_bench import checkpoint
 from seer_bench.cli import main
+from seer_bench.instrument.timing import TRAIN_CATEGORIES
 from seer_bench.records import read_events, run_dir
 from seer_bench.replay import TransitionSpec, replay_class
 
@@ -42,7 +43,8 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     # the newest checkpoint when it died (30, or 40 if it got that far)
     last = checkpoint_step(path)
     assert last in (30, 40) and (path / "checkpoint.pt").exists() and not list(path.glob("*.tmp"))
-    times = checkpoint.load(path)["times"]  # train, eval and update seconds when it was saved
+    times = checkpoint.load(path)["times"]  # the time ledger's seconds per category when it was saved
+    times["train"] = sum(times[c] for c in TRAIN_CATEGORIES)
 
     assert main([*COMMAND, "--out", str(out)]) == 0
     events = read_events(path)
@@ -69,6 +71,12 @@ def test_a_run_killed_mid_run_resumes_from_its_checkpoint(tmp_path, capsys):
     assert times["eval"] == metrics["eval_s"].iloc[1] and times["train"] > metrics["train_s"].iloc[1] > 0
     assert metrics["eval_s"].iloc[2] > times["eval"] and metrics["train_s"].iloc[2] > times["train"]
     assert (metrics["train_s"] + metrics["eval_s"] <= metrics["wall_s"]).all()
+    # every category continues from the checkpoint's; set-up adds the resumed process's own
+    last_row = metrics.iloc[-1]
+    for category, seconds in times.items():
+        if category != "train":
+            assert last_row[f"time_{category}_s"] >= seconds, category
+    assert last_row["time_setup_s"] > times["setup"] and last_row["time_checkpoint_s"] > 0
     assert not (path / "checkpoint.pt").exists()  # a finished run drops its checkpoint
     board = scalars(path)  # both attempts' event files, read together: every evaluation once
     assert [step for step, _ in board["eval/return"]] == metrics["env_steps"].tolist()

@@ -16,7 +16,7 @@ import gymnasium
 import numpy as np
 from gymnasium.wrappers import AtariPreprocessing
 
-from seer_bench.envs.base import StepResult
+from seer_bench.envs.base import StepResult, untimed
 from seer_bench.scores import ATARI_SCORES, human_normalized_score  # noqa: F401 - re-exported
 
 # ale-py 0.12 no longer registers its ids on import; gymnasium 1.x needs this before `gymnasium.make`.
@@ -86,6 +86,9 @@ class AtariEnv:
 
     discrete = True
     frame_stack = 4
+    # the runner's time ledger sets its own (envs.base.untimed); everything here is `physics`: the emulator
+    # draws the screen as it runs, and gymnasium's wrapper max-pools and resizes it inside its `step`
+    section = staticmethod(untimed)
 
     def __init__(
         self,
@@ -145,6 +148,10 @@ class AtariEnv:
         return self._stacked()
 
     def reset(self) -> np.ndarray:
+        with self.section("physics"):
+            return self._reset()
+
+    def _reset(self) -> np.ndarray:
         """Start the next episode: a new game, or after a training life loss, the same game one no-op on.
 
         Resetting the game on every lost life would make the agent see only the first life's stages; instead,
@@ -162,7 +169,8 @@ class AtariEnv:
         return self._stacked()
 
     def step(self, action: int) -> StepResult:
-        frame, reward, terminated, truncated, _ = self._env.step(int(action))
+        with self.section("physics"):
+            frame, reward, terminated, truncated, _ = self._env.step(int(action))
         self._frames.append(frame)
         reward = float(reward)
         terminal, last = bool(terminated), bool(terminated or truncated)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -16,6 +17,16 @@ class StepResult:
     last: bool  # the episode ended, by termination or time limit
 
 
+_UNTIMED = contextlib.nullcontext()
+
+
+def untimed(category: str) -> contextlib.AbstractContextManager[None]:
+    """An env's `section` until a run times it: each env marks its physics and its rendering with
+    `with self.section("physics"):` and `with self.section("render"):`, and the runner sets `section` to its
+    time ledger's (seer_bench.instrument.timing), so envs need not import the instrumentation."""
+    return _UNTIMED
+
+
 class PixelEnv(Protocol):
     """A seeded pixel environment with action repeat and frame stacking (DMC or Atari)."""
 
@@ -25,6 +36,8 @@ class PixelEnv(Protocol):
     frame_stack: int
     action_dim: int  # number of actions when discrete, else the action vector's length
     episode_steps: int  # agent steps in the longest episode
+    # where the env's physics and rendering are timed (`untimed` by default; the runner's time ledger)
+    section: Callable[[str], contextlib.AbstractContextManager[None]]
 
     def reset(self) -> np.ndarray: ...
     def step(self, action) -> StepResult: ...

@@ -21,7 +21,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from dm_control import suite  # noqa: E402
 
-from seer_bench.envs.base import StepResult  # noqa: E402
+from seer_bench.envs.base import StepResult, untimed  # noqa: E402
 
 
 class _QuietDeprecations(logging.Filter):
@@ -77,6 +77,7 @@ class DMCPixels:
     """A dm_control task with action repeat and frame stacking; actions are in [-1, 1] for every dimension."""
 
     discrete = False
+    section = staticmethod(untimed)  # the runner's time ledger sets its own (envs.base.untimed)
 
     def __init__(
         self,
@@ -112,8 +113,10 @@ class DMCPixels:
         return np.concatenate(self._frames, axis=0)
 
     def reset(self) -> np.ndarray:
-        self._env.reset()
-        frame = self._render()
+        with self.section("physics"):
+            self._env.reset()
+        with self.section("render"):
+            frame = self._render()
         for _ in range(self._frames.maxlen):
             self._frames.append(frame)
         return self._stacked()
@@ -122,14 +125,16 @@ class DMCPixels:
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         scaled = self._low + (action + 1.0) * 0.5 * (self._high - self._low)
         reward, terminal, last = 0.0, False, False
-        for _ in range(self.action_repeat):
-            ts = self._env.step(scaled)
-            reward += ts.reward or 0.0
-            if ts.last():
-                last = True
-                terminal = ts.discount == 0.0
-                break
-        self._frames.append(self._render())
+        with self.section("physics"):
+            for _ in range(self.action_repeat):
+                ts = self._env.step(scaled)
+                reward += ts.reward or 0.0
+                if ts.last():
+                    last = True
+                    terminal = ts.discount == 0.0
+                    break
+        with self.section("render"):
+            self._frames.append(self._render())
         return StepResult(self._stacked(), reward, terminal, last)
 
     def random_action(self, rng: np.random.Generator) -> np.ndarray:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seer_bench.instrument.timing import CATEGORIES as TIME_CATEGORIES
+from seer_bench.instrument.timing import column as time_column
 from seer_bench.records import atomic_file
 from seer_bench.reports.figures import write_figures
 from seer_bench.reports.latex import format_latex
@@ -75,6 +77,7 @@ def format_markdown(
     if table.empty:
         return "no runs found\n"
     lines = [SUMMARY_HEADER, "|" + "---|" * 17, *map(_summary_line, table.itertuples()), "", SUMMARY_NOTE]
+    lines += _time_section(table)
     if not agg.empty:
         header = "| agent | budget (GB) | score | metric | value [95% CI] | envs | seeds | runs left out |"
         lines += ["", header, "|" + "---|" * 8, *map(_aggregate_line, agg.itertuples()), "", AGGREGATE_NOTE]
@@ -130,6 +133,35 @@ def _summary_line(r: Any) -> str:
         _num(r.eval_s / 60, ".1f", "n/a"), _num(r.update_s_mean * 1e3, ".1f", "n/a"), status,
     ]  # fmt: skip
     return "| " + " | ".join(map(str, cells)) + " |"
+
+
+TIME_NOTE = (
+    "Where the time went: the time ledger's seconds per kind of work (seer_bench/instrument/timing.py; "
+    "exclusive: SEER's encoding is not also counted in replay, nor an update's FLOP pricing in update), as "
+    "a share of wall time, mean over finished seeds; other: wall time no category covers. docs/records.md "
+    "defines each category."
+)
+
+
+def _time_section(table: pd.DataFrame) -> list[str]:
+    """The time ledger's shares of wall time per env x agent x budget (none for records from before it)."""
+    timed = table[table[time_column("setup")].notna()] if time_column("setup") in table else table.iloc[:0]
+    if timed.empty:
+        return []
+    header = "| env | agent | budget (GB) | wall (min) | " + " | ".join(TIME_CATEGORIES) + " | other |"
+    lines = [
+        "",
+        "Where the time went (% of wall time):",
+        "",
+        header,
+        "|" + "---|" * (len(TIME_CATEGORIES) + 5),
+    ]
+    for r in timed.itertuples():
+        seconds = [getattr(r, time_column(c)) for c in TIME_CATEGORIES]
+        shares = [100 * s / r.wall_s for s in (*seconds, r.wall_s - sum(seconds))]
+        cells = [r.env, r.agent, f"{r.budget_gb:g}", f"{r.wall_s / 60:.1f}", *(f"{s:.1f}" for s in shares)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, "", TIME_NOTE]
 
 
 def _aggregate_line(r: Any) -> str:

@@ -24,6 +24,8 @@ import pandas as pd
 from scipy import stats
 
 from seer_bench.errors import DamagedRecord
+from seer_bench.instrument.timing import CATEGORIES as TIME_CATEGORIES
+from seer_bench.instrument.timing import column as time_column
 from seer_bench.locks import held
 from seer_bench.names import base_label, baseline_of, label, run_id, uses_seer
 from seer_bench.records import last_event, load_runs, read_events, read_plan, read_progress, run_dir, status
@@ -222,7 +224,8 @@ def _run_row(cfg: dict, metrics: pd.DataFrame, events: list[dict], path: Path) -
     }
 
 
-TIME_COLUMNS = ["train_s", "eval_s", "update_s_mean"]  # where a run's time went, beside its wall time
+# where a run's time went, beside its wall time: the loop's totals, then the time ledger's categories
+TIME_COLUMNS = ["train_s", "eval_s", "update_s_mean", *(time_column(c) for c in TIME_CATEGORIES)]
 
 
 def _last(last: pd.Series | None, column: str) -> float:
