@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_selection(prof)
     prof.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
     prof.add_argument(
+        "--timing",
+        action="store_true",
+        help="instead of FLOPs and bytes: where a step's seconds go (the run's time ledger) in each phase "
+        "(random, pixels, frozen), on a real run's loop for --timing-steps agent steps each",
+    )
+    prof.add_argument("--timing-steps", type=int, default=200, help="timed agent steps per phase (--timing)")
+    prof.add_argument("--device", default="auto", help="auto, cpu or cuda (--timing)")
+    prof.add_argument(
         "--out",
         type=Path,
         help="also write profile.md and profile.json there (e.g. beside a sweep's records)",
@@ -287,13 +295,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from seer_bench.runner import check_spec
     from seer_bench.suites import load_suite
 
-    specs = _specs(load_suite(args.suite), args, seeds=1)
+    specs = _specs(load_suite(args.suite), args, seeds=1, device=args.device if args.timing else None)
     for spec in specs:
         check_spec(spec, memory=False)  # a profile allocates no replay of the budget
     if args.out:
         _writable(args.out, REPORT_FREE_BYTES)
-    rows, unsupported = profile(specs)
-    text, data = format_profile(rows, unsupported), to_json(rows)
+    if args.timing:
+        text, data = _timing(specs, args.timing_steps)
+    else:
+        rows, unsupported = profile(specs)
+        text, data = format_profile(rows, unsupported), to_json(rows)
     print(data if args.json else text)
     if args.out:
         for name, content in (("profile.md", text), ("profile.json", data)):
@@ -301,6 +312,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 f.write(content + "\n")
         print(f"written: {args.out / 'profile.md'}, {args.out / 'profile.json'}", file=sys.stderr)
     return 0
+
+
+def _timing(specs: list, steps: int) -> tuple[str, str]:
+    """`profile --timing`'s table and JSON (seer_bench.timing_profile)."""
+    from seer_bench import timing_profile
+
+    if steps < 1:
+        raise ConfigError(f"--timing-steps must be >= 1 agent step, got {steps}")
+    results = timing_profile.profile_timing(specs, steps, warmup=3)
+    return "\n\n".join(map(timing_profile.format_timing, results)), timing_profile.to_json(results)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -77,6 +77,7 @@ class TimeLedger:
         self.totals = dict.fromkeys(CATEGORIES, 0.0)
         self._sections = {c: _Section(self, c) for c in CATEGORIES}
         self._open: list[list[float]] = []  # per open section: [start, seconds of the sections inside it]
+        self.sections = 0  # sections opened so far: with `section_seconds`, what the ledger itself costs
 
     def now(self) -> float:
         if self._synchronize is not None:
@@ -98,6 +99,7 @@ class TimeLedger:
         return timed
 
     def open(self) -> None:
+        self.sections += 1
         self._open.append([self.now(), 0.0])
 
     def close(self, category: str) -> None:
@@ -128,3 +130,22 @@ class TimeLedger:
         """Continue a checkpoint's totals, added to what this process timed already (its set-up)."""
         for c in CATEGORIES:
             self.totals[c] += float(totals.get(c, math.nan))
+
+
+def section_seconds(n: int = 20_000) -> float:
+    """Seconds one section costs on a CPU ledger (entering, two clock readings, exiting), less an empty
+    loop's: times a run's sections per step, the ledger's overhead per step (`bench.py profile --timing`)."""
+    import torch
+
+    ledger = TimeLedger(torch.device("cpu"))
+    outer, inner = ledger.section("update"), ledger.section("bookkeeping")
+    start = time.perf_counter()
+    for _ in range(n):
+        with outer:  # nested, as most of a step's sections are
+            with inner:
+                pass
+    timed = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(n):
+        pass
+    return (timed - (time.perf_counter() - start)) / (2 * n)
