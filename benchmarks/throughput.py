@@ -11,8 +11,8 @@ FLOP ledger's first observation of each call, fvcore tracing, is a one-off a lon
   rendering, and the replay add that encodes the new transition.
 
 Each component is timed, with time.perf_counter, around the real call the run makes: env physics
-(dm_control's own `step` and `reset`, without rendering), render (`physics.render` at the run's frame size
-and camera), act (`agent.act`), replay add (`replay.add`, less the encoding inside it), update
+(dm_control's own `step` and `reset`, without rendering), render (the env's frame camera, at the run's
+frame size and camera), act (`agent.act`), replay add (`replay.add`, less the encoding inside it), update
 (`agent.update`), encode (SEER's encoding of a new transition). Times are exclusive (a call inside another
 timed call counts for itself only); `other` is the rest of the step (the random action, action scaling,
 frame stacking, the FLOP ledger's bookkeeping, the loop). Evaluation is not part of a step and not run.
@@ -92,7 +92,7 @@ def instrument(ws: Workspace, timer: Timer) -> None:
     dm_env = ws.env._env
     dm_env.step = timer.wrap("env physics", dm_env.step)
     dm_env.reset = timer.wrap("env physics", dm_env.reset)
-    dm_env.physics.render = timer.wrap("render", dm_env.physics.render)
+    ws.env._camera.render = timer.wrap("render", ws.env._camera.render)
     ws.agent.act = timer.wrap("act", ws.agent.act)
     ws.agent.update = timer.wrap("update", ws.agent.update)
     ws.replay.add = timer.wrap("replay add", ws.replay.add)
