@@ -4,7 +4,13 @@ Cropping to 84x84 belongs to the agent (random at training, centre at evaluation
 full 100x100 frames, exactly as the public CURL/SEER code does.
 
 Rendering uses MuJoCo's default quality. A smaller shadow map renders faster, but at 100x100 it changes
-pixels on every dmc6 task (measured: max abs difference 36-78), so it is not used.
+pixels on every dmc6 task (measured: max abs difference 36-78), so it is not used. Two cuts change no pixel
+(tested bit for bit against dm_control's own `physics.render` on every dmc6 task, across resets): one
+dm_control `Camera` per env, reused for every frame, where `physics.render` builds a new one per call (its
+MjvScene alone about 2 ms here), and an offscreen framebuffer the frame's size instead of the model's
+640x480 (the frame is drawn in its corner either way; a smaller buffer costs less on software GL).
+Together they make a frame 1.12-1.38x faster on the dmc6 tasks on a shared 2-core CPU
+(`benchmarks/render_cost.py`; the table is in docs/internals.md).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from dm_control import suite  # noqa: E402
+from dm_control.mujoco.engine import Camera, Physics  # noqa: E402
 
 from seer_bench.envs.base import StepResult, untimed  # noqa: E402
 
@@ -64,6 +71,21 @@ class DMCOptions:
             raise ValueError(f"camera_id must be >= 0, got {self.camera_id}")
 
 
+def frame_camera(physics: Physics, size: int, camera_id: int) -> Camera:
+    """A camera that renders `size`x`size` frames from `physics`, to be reused for all of its frames.
+
+    The offscreen framebuffer is shrunk to the frame before the GL context exists (dm_control builds it on
+    the first render), so frames larger than `size` can no longer be rendered from this physics. The camera
+    holds no state between frames that `render` does not rebuild (it updates its scene from the physics
+    each call), and dm_control's Environment keeps one Physics for its life (a reset sets its state in
+    place), so the camera stays valid across steps and resets.
+    """
+    framebuffer = physics.model.vis.global_
+    framebuffer.offwidth = min(framebuffer.offwidth, size)
+    framebuffer.offheight = min(framebuffer.offheight, size)
+    return Camera(physics, height=size, width=size, camera_id=camera_id)
+
+
 def parse_task(name: str) -> tuple[str, str]:
     """Split `domain-task` (e.g. `ball_in_cup-catch`) into dm_control's domain and task names."""
     domain, sep, task = name.partition("-")
@@ -94,6 +116,7 @@ class DMCPixels:
         self.size = size
         self.camera_id = camera_id
         self._env = suite.load(domain, task, task_kwargs={"random": seed})
+        self._camera = frame_camera(self._env.physics, size, camera_id)
         spec = self._env.action_spec()
         self._low, self._high = spec.minimum.astype(np.float64), spec.maximum.astype(np.float64)
         self.action_dim = int(spec.shape[0])
@@ -106,8 +129,9 @@ class DMCPixels:
         self.episode_steps = -(-self.episode_env_steps // action_repeat)
 
     def _render(self) -> np.ndarray:
-        frame = self._env.physics.render(self.size, self.size, camera_id=self.camera_id)
-        return np.ascontiguousarray(frame.transpose(2, 0, 1))
+        """The current frame, (3, size, size), in an array of its own: the camera returns a view of its pixel
+        buffer, which its next render overwrites."""
+        return np.ascontiguousarray(self._camera.render().transpose(2, 0, 1))
 
     def _stacked(self) -> np.ndarray:
         return np.concatenate(self._frames, axis=0)
@@ -142,4 +166,7 @@ class DMCPixels:
         return rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
 
     def close(self) -> None:
+        """Free the physics and its GL context now: dm_env's `close` is a no-op, which left the context alive
+        until the env was garbage collected."""
         self._env.close()
+        self._env.physics.free()
