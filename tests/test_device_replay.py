@@ -138,3 +138,74 @@ def test_staged_transfer_copies_values_and_never_aliases_its_staging_buffer():
     assert torch.equal(plain("obs", first, torch.float32), a)
     on_device_already = torch.ones(3)
     assert transfer("x", on_device_already) is on_device_already
+
+
+# columns that measure the machine (time, process memory), not what the run computed
+MACHINE_COLUMNS = {"wall_s", "train_s", "eval_s", "update_s_mean", "rss_bytes", "rss_peak_bytes"}
+
+
+def curl_spec(layout: str):
+    from conftest import tiny_spec
+
+    from seer_bench.agents.seer import SeerConfig
+
+    overrides = {"batch_size": 8, "init_steps": 10, "hidden_dim": 64}
+    seer = SeerConfig(freeze_at=20, num_copies=2)
+    return tiny_spec("curl+seer", seer, agent_overrides=overrides, replay_layout=layout)
+
+
+def seer_specs():
+    """One tiny run through T_f of each agent with SEER (curl in both pixel layouts)."""
+    from test_der import atari_spec
+    from test_drqv2 import drq_tiny_spec
+
+    return {
+        "curl-paper": lambda: curl_spec("paper"),
+        "curl-compact": lambda: curl_spec("compact"),
+        "drqv2": lambda: drq_tiny_spec("drqv2+seer"),
+        "der": lambda: atari_spec("der+seer"),
+    }
+
+
+@pytest.mark.parametrize("case", ["curl-paper", "curl-compact", "drqv2", "der"])
+def test_a_run_with_a_device_replay_records_what_the_host_replay_run_records(tmp_path, case):
+    """A tiny real run through T_f, with the replay on the host and then on the (CPU) device: every metric
+    that is not a clock or process memory reading is identical, and config.json says where bytes live."""
+    import json
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from seer_bench.runner import check_spec, run
+
+    records = {}
+    for storage in ("host", "device"):
+        spec = replace(seer_specs()[case](), replay_device=storage)
+        check_spec(spec)
+        run(spec, tmp_path / storage)
+        path = next((tmp_path / storage / "runs").glob("*/*/*/*"))
+        records[storage] = [pd.read_csv(path / f) for f in ("metrics.csv", "train.csv")]
+        records[storage].append(json.loads((path / "config.json").read_text()))
+    (host_m, host_t, host_c), (dev_m, dev_t, dev_c) = records["host"], records["device"]
+    assert dev_m["frozen"].tolist()[-1] == 1
+    same = [c for c in host_m.columns if c not in MACHINE_COLUMNS]
+    pd.testing.assert_frame_equal(host_m[same], dev_m[same])
+    pd.testing.assert_frame_equal(host_t, dev_t)
+    assert host_c["replay"]["storage"] == "host" and dev_c["replay"]["storage"] == "device"
+    for config in (host_c, dev_c):
+        replay, seer = config["replay"], config["seer"]
+        assert replay["host_bytes"] + replay["device_bytes"] == replay["allocated_bytes"]
+        assert seer["host_bytes_after"] + seer["device_bytes_after"] == seer["allocated_bytes_after"]
+    assert host_c["replay"]["device_bytes"] == 0 < dev_c["replay"]["device_bytes"]
+    assert dev_c["seer"]["device_bytes_after"] > 0 and dev_c["spec"]["replay_device"] == "device"
+
+
+def test_an_agent_without_device_replay_support_is_refused_before_training():
+    from conftest import tiny_spec
+
+    from seer_bench.errors import ConfigError
+    from seer_bench.runner import check_spec
+
+    spec = tiny_spec("examples.pixel_ddpg:PixelDdpg", replay_device="device")
+    with pytest.raises(ConfigError, match="does not take batches from a device replay"):
+        check_spec(spec)
