@@ -37,7 +37,8 @@ def nvml_handle(pynvml: Any, device: torch.device) -> Any:
     be another NVML index. Falls back to torch's index where the UUID is unknown to NVML (a MIG slice)."""
     index = device.index if device.index is not None else torch.cuda.current_device()
     try:
-        return pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{torch.cuda.get_device_properties(index).uuid}")
+        uuid = str(torch.cuda.get_device_properties(index).uuid)  # torch writes it without NVML's prefix
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}")
     except (pynvml.NVMLError, AttributeError):
         return pynvml.nvmlDeviceGetHandleByIndex(index)
 
