@@ -125,6 +125,29 @@ def test_checkpoints_load_across_storages(cls):
     assert equal(host.obs(idx, offsets, 16), fresh_h.obs(idx, offsets, 16))
 
 
+@pytest.mark.parametrize("cls", [PaperLatentReplay, CompactLatentReplay])
+def test_latent_checkpoints_load_across_storages(cls):
+    """A frozen run resumed with the other storage: the latents and the ring come back the same."""
+    spec = TransitionSpec((9, 12, 12), action_dim=2, frame_stack=3, episode_steps=10)
+    lspec = LatentSpec((("a", 9), ("b", 9)), copies=2, action_dim=2)
+    pixels, host = PaperReplay(spec, 64), cls(lspec, 100, digest_encoder)
+    fill_random(pixels, 90, seed=3, episode_steps=7)
+    host.fill_from(pixels, chunk=16)
+    device = on_device(cls)(lspec, 100, digest_encoder, device=CPU)
+    device.load_state_dict(host.state_dict())
+    back = cls(lspec, 100, digest_encoder)
+    back.load_state_dict(device.state_dict())
+    idx, copy = host.sample_indices(64, np.random.default_rng(6)), np.ones(64, np.int64)
+    for replay in (device, back):
+        assert (replay.tail, replay.head, replay.resident_bytes) == (
+            host.tail,
+            host.head,
+            host.resident_bytes,
+        )
+        got, want = replay.latents(idx, copy, True), host.latents(idx, copy, True)
+        assert all(equal(want[k], v) for k, v in got.items())
+
+
 def test_staged_transfer_copies_values_and_never_aliases_its_staging_buffer():
     """The CUDA path (pinned staging, non_blocking copies) run on a CPU without pinning: values arrive
     equal, converted after the copy, and a later batch in the same field does not change an earlier one."""
