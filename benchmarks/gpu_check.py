@@ -68,7 +68,10 @@ class NvmlPeak:
     def read(self) -> int:
         import os
 
-        procs = self.pynvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        try:
+            procs = self.pynvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        except self.pynvml.NVMLError:  # not supported here: the whole GPU's, as below
+            procs = []
         mine = [p.usedGpuMemory for p in procs if p.pid == os.getpid() and p.usedGpuMemory is not None]
         if mine:
             return sum(mine)
@@ -233,7 +236,7 @@ def main() -> None:
     defaults = dict(zip(("updates", "transitions", "steps", "batch_size"), SIZES[device.type]))
     for key, value in defaults.items():
         setattr(args, key, getattr(args, key) or value)
-    if device.type == "cuda":
+    if device.index is not None:  # set_device refuses a device without an index
         torch.cuda.set_device(device)
     torch.set_num_threads(args.threads or (torch.get_num_threads() if device.type == "cuda" else 1))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU dry run"
@@ -242,7 +245,7 @@ def main() -> None:
         f"{args.updates} timed updates per cell, replay of {args.transitions} transitions, "
         f"{args.steps} agent steps per env phase, {torch.get_num_threads()} torch threads"
     )
-    nvml = NvmlPeak(device) if device.type == "cuda" else None
+    nvml = NvmlPeak(device) if device.type == "cuda" else None  # raises if NVML cannot start: no peaks
     try:
         cols = measure_all(args, device, nvml)
     finally:

@@ -440,8 +440,8 @@ class Workspace:
         self.agent = make_agent(
             spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed
         )
-        if self.device.type == "cuda":  # `cuda:N`: torch.cuda's calls without a device mean this one
-            torch.cuda.set_device(self.device)
+        if self.device.index is not None:  # `cuda:N`: torch.cuda's calls without a device mean this one
+            torch.cuda.set_device(self.device)  # (it refuses a device without an index: plain `cuda`)
         self.replay = make_replay(
             spec.replay_layout,
             transition_spec(self.env),
