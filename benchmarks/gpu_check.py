@@ -8,8 +8,9 @@ host arrays and crop loop). Rows:
 - updates/s on pixels and on SEER's latents (after a real freeze and conversion), at cartpole-swingup
   shapes and `--batch-size` (default 128), `--updates` timed updates after 2 warm-up ones, each timed
   between `torch.cuda.synchronize(device)` calls so queued kernels count where they were queued;
-- env steps/s end to end, the pixels and frozen phases of a real Workspace (benchmarks/throughput.py's
-  `measure_env`: act, update, physics, rendering, replay add, SEER's encoding);
+- env steps/s end to end, the pixels and frozen phases of a real `curl+seer` Workspace on cartpole-swingup
+  at the run's device and replay storage, through its own `train_step` (act, update, physics, rendering,
+  replay add, SEER's encoding);
 - peak GPU memory of each column's section: NVML's (this process, or the whole GPU where NVML cannot see
   this process's pid, sampled every 20 ms) next to torch's max_memory_allocated and max_memory_reserved.
 
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -32,17 +34,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from seer_bench.agents import AGENTS
 from seer_bench.agents.curl_sac import CurlConfig, CurlSac
 from seer_bench.agents.seer import Seer, SeerConfig
 from seer_bench.device_replay import on_device
+from seer_bench.envs import KNOWN_ENVS
 from seer_bench.instrument.memory import nvml_handle
 from seer_bench.replay import PaperReplay
-from seer_bench.runner import resolve_device
+from seer_bench.runner import Workspace, resolve_device
+from seer_bench.suites import Overrides, RunSpec, load_suite, resolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from public_curl import PublicCurl  # noqa: E402
 from seer_update_speed import OBS, filled_replay, random_frames  # noqa: E402
-from throughput import measure_env  # noqa: E402
 
 COLUMNS = ("host replay", "device replay", "public")
 # (updates, replay transitions, env steps per phase, batch): a GPU's defaults, and the CPU dry run's
@@ -91,18 +95,30 @@ class NvmlPeak:
         self.pynvml.nvmlShutdown()
 
 
+def start_nvml(device: torch.device) -> NvmlPeak | None:
+    """NVML's sampler, or None (its row then reads n/a) where NVML cannot start: the rest still measures."""
+    try:
+        return NvmlPeak(device)
+    except Exception as e:  # noqa: BLE001 - no driver library, no permission: one row lost, not the check
+        print(f"NVML unavailable ({type(e).__name__}: {e}); its row reads n/a", file=sys.stderr)
+        return None
+
+
+def synchronized(device: torch.device) -> float:
+    """The clock once `device` has run every kernel queued so far (CUDA queues them asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def timed_rate(update: Callable[[int], Any], n: int, device: torch.device) -> float:
     """Updates per second of `update(step)` over `n` steps (both parities) after 2 warm-up steps."""
     for step in range(2):
         update(step)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
+    start = synchronized(device)
     for step in range(n):
         update(step)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return n / (time.perf_counter() - start)
+    return n / (synchronized(device) - start)
 
 
 def ours(storage: str, frames: np.ndarray, cfg: CurlConfig, device: torch.device, n: int) -> dict[str, float]:
@@ -138,13 +154,55 @@ def public(frames: np.ndarray, cfg: CurlConfig, device: torch.device, n: int) ->
     return {"pixels": pixels, "latents": timed_rate(emulation.update, n, device)}
 
 
+def env_spec(storage: str, device: torch.device, phase: int, batch: int) -> RunSpec:
+    """dmc6's `curl+seer` on cartpole-swingup, three phases of `phase` agent steps (random, pixels,
+    frozen: learning starts after the first, T_f after the second), nothing else scheduled."""
+    overrides = Overrides(
+        envs=["cartpole-swingup"], agents=["curl+seer"], seeds=1, device=str(device), replay_device=storage
+    )
+    spec = resolve(load_suite("dmc6"), overrides, AGENTS, KNOWN_ENVS)[0]
+    return replace(
+        spec,
+        steps=3 * phase * spec.action_repeat,
+        eval_every=3 * phase * spec.action_repeat,
+        agent_overrides={**spec.agent_overrides, "batch_size": batch, "init_steps": phase},
+        seer=replace(spec.seer, freeze_at=2 * phase),
+    )
+
+
 def env_rates(storage: str, device: torch.device, steps: int, batch: int) -> dict[str, float]:
-    """Env steps/s of the pixels and frozen phases of a real cartpole-swingup `curl+seer` Workspace."""
+    """Env steps/s of the pixels and frozen phases of a real Workspace, through `train_step` (what the run
+    loop runs between evaluations: act, update, physics, rendering, replay add, SEER's encoding), `steps`
+    timed agent steps each after 2 untimed ones (the FLOP ledger's first observations)."""
+    spec, rates = env_spec(storage, device, steps + 2, batch), {}
     with tempfile.TemporaryDirectory() as out:
-        result = measure_env(
-            "cartpole-swingup", steps, 2, batch, Path(out), device=str(device), replay_device=storage
-        )
-    return {phase: result["phases"][phase]["env_steps_per_s"] for phase in ("pixels", "frozen")}
+        ws = Workspace(spec, Path(out))
+        ws.memory.start()
+        try:
+            obs, first = ws.env.reset(), 0
+            for phase in ("random", "pixels", "frozen"):
+                if phase == "frozen":
+                    ws._freeze(first)  # SEER's T_f, as the loop's schedule does it (not timed)
+                for step in range(first, first + 2):
+                    obs = ws.train_step(obs, step)
+                start = synchronized(device)
+                for step in range(first + 2, first + 2 + steps):
+                    obs = ws.train_step(obs, step)
+                rates[phase] = steps * spec.action_repeat / (synchronized(device) - start)
+                first += steps + 2
+        finally:
+            ws._close()
+    return {phase: rates[phase] for phase in ("pixels", "frozen")}
+
+
+def attempt(measure: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """`measure()`, or no numbers (its cells read n/a) if it fails: one failing part (no EGL to render, out
+    of memory) must not cost the rest of the table."""
+    try:
+        return measure()
+    except Exception as e:  # noqa: BLE001 - reported, and the check goes on
+        print(f"  failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return {}
 
 
 def section(measure: Callable[[], dict[str, float]], device: torch.device, nvml: NvmlPeak | None) -> dict:
@@ -154,21 +212,27 @@ def section(measure: Callable[[], dict[str, float]], device: torch.device, nvml:
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-        nvml.reset()
-    try:
-        numbers = measure()
-    except Exception as e:  # noqa: BLE001 - one failing column (e.g. no EGL for rendering) leaves the others
-        print(f"  failed: {type(e).__name__}: {e}", file=sys.stderr)
-        numbers = {}
+        if nvml is not None:
+            nvml.reset()
+    numbers = measure()
     if device.type != "cuda":
         return {**numbers, "nvml": None, "allocated": None, "reserved": None}
     torch.cuda.synchronize(device)
-    time.sleep(2 * nvml.period)  # one more NVML sample after the last kernel
+    nvml_peak = None
+    if nvml is not None:
+        time.sleep(2 * nvml.period)  # one more NVML sample after the last kernel
+        nvml_peak = max(nvml.peak, nvml.read())
     peaks = {
         "allocated": torch.cuda.max_memory_allocated(device),
         "reserved": torch.cuda.max_memory_reserved(device),
     }
-    return {**numbers, "nvml": max(nvml.peak, nvml.read()), **peaks}
+    return {**numbers, "nvml": nvml_peak, **peaks}
+
+
+def progress(column: str, numbers: dict) -> dict:
+    """Print a finished column's numbers at once (stderr): a check cut by its time limit still shows them."""
+    print(f"  {column}: " + ", ".join(f"{k} {_cell(v)}" for k, v in numbers.items()), file=sys.stderr)
+    return numbers
 
 
 def measure_all(args: argparse.Namespace, device: torch.device, nvml: NvmlPeak | None) -> dict[str, dict]:
@@ -179,13 +243,15 @@ def measure_all(args: argparse.Namespace, device: torch.device, nvml: NvmlPeak |
         print(f"measuring seer-bench, {storage} replay ...", file=sys.stderr)
 
         def measure(storage: str = storage) -> dict[str, float]:
-            rates = ours(storage, frames, cfg, device, args.updates)
-            env = env_rates(storage, device, args.steps, args.batch_size)
+            rates = attempt(lambda: ours(storage, frames, cfg, device, args.updates))
+            env = attempt(lambda: env_rates(storage, device, args.steps, args.batch_size))
             return {**rates, **{f"env {phase}": v for phase, v in env.items()}}
 
-        cols[f"{storage} replay"] = section(measure, device, nvml)
+        cols[f"{storage} replay"] = progress(f"{storage} replay", section(measure, device, nvml))
     print("measuring the public update ...", file=sys.stderr)
-    cols["public"] = section(lambda: public(frames, cfg, device, args.updates), device, nvml)
+    cols["public"] = progress(
+        "public", section(lambda: attempt(lambda: public(frames, cfg, device, args.updates)), device, nvml)
+    )
     return cols
 
 
@@ -199,9 +265,9 @@ def table(cols: dict[str, dict], device: torch.device) -> str:
         ("x public latents", "ratio", lambda c: _ratio(c.get("latents"), cols["public"].get("latents"))),
         ("env steps/s pixels", "env steps/s", lambda c: c.get("env pixels")),
         ("env steps/s frozen", "env steps/s", lambda c: c.get("env frozen")),
-        ("peak gpu nvml", "MB", lambda c: mb or c["nvml"] / 1e6),
-        ("peak gpu torch allocated", "MB", lambda c: mb or c["allocated"] / 1e6),
-        ("peak gpu torch reserved", "MB", lambda c: mb or c["reserved"] / 1e6),
+        ("peak gpu nvml", "MB", lambda c: mb or _mb(c["nvml"])),
+        ("peak gpu torch allocated", "MB", lambda c: mb or _mb(c["allocated"])),
+        ("peak gpu torch reserved", "MB", lambda c: mb or _mb(c["reserved"])),
     ]
     lines = [f"{'measure':<26}|" + "".join(f"{c:>15} |" for c in COLUMNS) + " unit"]
     for name, unit, cell in rows:
@@ -210,6 +276,10 @@ def table(cols: dict[str, dict], device: torch.device) -> str:
         ]
         lines.append(f"{name:<26}|" + "".join(f"{_cell(v):>15} |" for v in values) + f" {unit}")
     return "\n".join(lines)
+
+
+def _mb(nbytes: int | None) -> float | None:
+    return None if nbytes is None else nbytes / 1e6
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -245,7 +315,7 @@ def main() -> None:
         f"{args.updates} timed updates per cell, replay of {args.transitions} transitions, "
         f"{args.steps} agent steps per env phase, {torch.get_num_threads()} torch threads"
     )
-    nvml = NvmlPeak(device) if device.type == "cuda" else None  # raises if NVML cannot start: no peaks
+    nvml = start_nvml(device) if device.type == "cuda" else None
     try:
         cols = measure_all(args, device, nvml)
     finally:

@@ -70,10 +70,9 @@ class Timer:
         self.seconds = dict.fromkeys(COMPONENTS, 0.0)
 
 
-def run_spec(env: str, steps: int, warmup: int, batch_size: int, **fields: Any) -> RunSpec:
+def run_spec(env: str, steps: int, warmup: int, batch_size: int) -> RunSpec:
     """dmc6's paper-scale `curl+seer` run for `env`, its phases `warmup + steps` agent steps each: learning
-    starts after the first, T_f after the second. `fields` replace the spec's (benchmarks/gpu_check.py: the
-    device and where the replay lives)."""
+    starts after the first, T_f after the second."""
     suite = load_suite("dmc6")
     spec = resolve(
         suite, Overrides(envs=[env], agents=["curl+seer"], seeds=1, device="cpu"), AGENTS, KNOWN_ENVS
@@ -85,7 +84,6 @@ def run_spec(env: str, steps: int, warmup: int, batch_size: int, **fields: Any) 
         eval_every=3 * phase * spec.action_repeat,
         agent_overrides={**spec.agent_overrides, "batch_size": batch_size, "init_steps": phase},
         seer=replace(spec.seer, freeze_at=2 * phase),
-        **fields,
     )
 
 
@@ -115,11 +113,9 @@ def timed_phase(
     return obs, time.perf_counter() - start, dict(timer.seconds)
 
 
-def measure_env(
-    env: str, steps: int, warmup: int, batch_size: int, out: Path, **fields: Any
-) -> dict[str, Any]:
+def measure_env(env: str, steps: int, warmup: int, batch_size: int, out: Path) -> dict[str, Any]:
     """The three phases of one env in one Workspace, in the order a run goes through them."""
-    spec = run_spec(env, steps, warmup, batch_size, **fields)
+    spec = run_spec(env, steps, warmup, batch_size)
     ws, timer, phases = Workspace(spec, out), Timer(), {}
     instrument(ws, timer)
     ws.memory.start()
