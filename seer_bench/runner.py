@@ -430,6 +430,8 @@ class Workspace:
     def _build(self) -> None:
         """Seeds, then the envs, agent, replay, FLOP ledger and SEER, in this order: a fixed random stream."""
         spec, cfg = self.spec, self.cfg
+        if self.device.index is not None:  # `cuda:N`: torch.cuda's calls without a device mean this one
+            torch.cuda.set_device(self.device)  # (it refuses a device without an index: plain `cuda`)
         random.seed(spec.seed)
         np.random.seed(spec.seed)
         torch.manual_seed(spec.seed)
@@ -440,8 +442,6 @@ class Workspace:
         self.agent = make_agent(
             spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed
         )
-        if self.device.index is not None:  # `cuda:N`: torch.cuda's calls without a device mean this one
-            torch.cuda.set_device(self.device)  # (it refuses a device without an index: plain `cuda`)
         self.replay = make_replay(
             spec.replay_layout,
             transition_spec(self.env),
