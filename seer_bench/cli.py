@@ -153,7 +153,13 @@ def _add_run(run: argparse.ArgumentParser) -> None:
         "it PlaNet's for the six PlaNet tasks, the suite's frame skip for Atari games, 2 for other tasks",
     )
     run.add_argument("--replay-layout", choices=("paper", "compact"), help="pixel replay layout")
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument(
+        "--replay-device",
+        choices=("host", "device"),
+        help="where the replay keeps pixels and latents: host memory (default), or the run's device as "
+        "tensors, cropped there (no host round trip per batch; for GPU runs)",
+    )
     run.add_argument("--out", type=Path, help="output directory (default reports/<suite>)")
     run.add_argument(
         "--train-log-every", type=int, default=100, help="updates averaged into each train.csv row"
@@ -341,6 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         replay_layout=args.replay_layout,
         action_repeat=args.action_repeat,
         device=args.device,
+        replay_device=args.replay_device,
     )
     checked = set()
     for spec in specs:  # one check per distinct (agent, env, budget): seeds do not change sizes

@@ -31,11 +31,14 @@ from __future__ import annotations
 import math
 import mmap
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from seer_bench.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported only where a replay meets it (checkpoints, device replays)
+    import torch
 
 LAYOUTS = ("paper", "compact")
 
@@ -76,8 +79,8 @@ def release_rows(array: np.ndarray, start: int, stop: int) -> None:
     Only whole pages inside the range are released: at most one page at each end stays resident until the
     array itself is freed, so the byte accounting (by rows) is exact to within two pages per call.
     """
-    if stop <= start or array.nbytes == 0:
-        return
+    if not isinstance(array, np.ndarray) or stop <= start or array.nbytes == 0:
+        return  # a device replay's tensor (seer_bench.device_replay) keeps its memory until it is freed
     base = array
     while not isinstance(base, mmap.mmap):  # ndarray views -> frombuffer's memoryview -> the mapping
         base = base.obj if isinstance(base, memoryview) else base.base
@@ -86,6 +89,16 @@ def release_rows(array: np.ndarray, start: int, stop: int) -> None:
     hi = stop * row // mmap.PAGESIZE * mmap.PAGESIZE
     if hi > lo:
         base.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
+def _saved_rows(array: "np.ndarray | torch.Tensor", rows: int) -> "torch.Tensor":
+    """The first `rows` rows as a CPU tensor holding only them (a device replay's are copied to the host,
+    so a checkpoint loads on any device and into either storage)."""
+    import torch
+
+    if isinstance(array, np.ndarray):
+        return torch.from_numpy(array[:rows])
+    return array[:rows].to("cpu", copy=True)
 
 
 def _ring_segments(start: int, stop: int, size: int) -> list[tuple[int, int]]:
@@ -187,6 +200,12 @@ class RingReplay:
     def _resident_rows(self) -> int:
         return min(self.head, self.slots)
 
+    def _data_array(self, shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
+        """Where observations or latents are stored: a lazily mapped host array here; a device replay
+        (seer_bench.device_replay) allocates a tensor on its device instead. Scalars and ring indices stay
+        on the host in both (the ring's bookkeeping reads them one at a time)."""
+        return lazy_array(shape, dtype)
+
     def _data_resident_bytes(self) -> int:
         raise NotImplementedError
 
@@ -241,14 +260,11 @@ class RingReplay:
     def state_dict(self) -> dict:
         """Counters and the written rows of every array (never the unwritten, lazily mapped rest), as
         arrays a `torch.save(..., weights_only)` checkpoint can hold without pickling numpy."""
-        import torch
 
         return {
             "layout": self.layout,
             "counters": {k: v for k, v in vars(self).items() if type(v) in (int, bool)},
-            "arrays": {
-                name: torch.from_numpy(array[:rows]) for name, (array, rows) in self._arrays().items()
-            },
+            "arrays": {name: _saved_rows(array, rows) for name, (array, rows) in self._arrays().items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -263,8 +279,11 @@ class RingReplay:
             )
         vars(self).update(counters)
         for name, (array, _) in self._arrays().items():
-            saved = arrays[name].numpy()
-            array[: len(saved)] = saved
+            saved = arrays[name]
+            if isinstance(array, np.ndarray):
+                array[: len(saved)] = saved.numpy()
+            else:
+                array[: len(saved)].copy_(saved)
 
     # --- reading ----------------------------------------------------------------------------------------
     def sample_indices(self, batch_size: int, rng: np.random.Generator, horizon: int = 1) -> np.ndarray:
@@ -359,8 +378,8 @@ class PaperReplay(PixelReplay):
 
     def __init__(self, spec: TransitionSpec, capacity: int, max_transitions: int | None = None) -> None:
         super().__init__(spec, capacity, max_transitions)
-        self._obs = lazy_array((self.slots, *spec.obs_shape), np.uint8)
-        self._next_obs = lazy_array((self.slots, *spec.obs_shape), np.uint8)
+        self._obs = self._data_array((self.slots, *spec.obs_shape), np.uint8)
+        self._next_obs = self._data_array((self.slots, *spec.obs_shape), np.uint8)
 
     @classmethod
     def _data_bytes(cls, spec: TransitionSpec, capacity: int, max_transitions: int | None = None) -> int:
@@ -412,7 +431,7 @@ class CompactReplay(PixelReplay):
     def __init__(self, spec: TransitionSpec, capacity: int, max_transitions: int | None = None) -> None:
         super().__init__(spec, capacity, max_transitions)
         self.frame_capacity = self._frame_capacity(spec, capacity, max_transitions)
-        self._frames = lazy_array((self.frame_capacity, *spec.frame_shape), np.uint8)
+        self._frames = self._data_array((self.frame_capacity, *spec.frame_shape), np.uint8)
         # absolute frame index of each transition's next frame
         self._newest = lazy_array((self.slots,), np.int64)
         self._frame_head = 0  # absolute index of the next frame to write
@@ -602,7 +621,7 @@ class PaperLatentReplay(LatentReplay):
         super().__init__(spec, capacity, encode, max_transitions)
         shape = (self.slots, spec.copies)
         self._latents = {
-            (name, nxt): lazy_array((*shape, dim), np.dtype(spec.dtype))
+            (name, nxt): self._data_array((*shape, dim), np.dtype(spec.dtype))
             for name, dim in spec.streams
             for nxt in (False, True)
         }
@@ -667,7 +686,7 @@ class CompactLatentReplay(LatentReplay):
         super().__init__(spec, capacity, encode, max_transitions)
         self.state_capacity = self._state_capacity(spec, capacity, max_transitions)
         self._states = {
-            name: lazy_array((self.state_capacity, spec.copies, dim), np.dtype(spec.dtype))
+            name: self._data_array((self.state_capacity, spec.copies, dim), np.dtype(spec.dtype))
             for name, dim in spec.streams
         }
         self._newest = lazy_array(
@@ -793,8 +812,14 @@ def make_replay(
     budget_bytes: int,
     batch_size: int,
     max_transitions: int | None = None,
+    device: "torch.device | None" = None,
 ) -> PixelReplay:
     """A replay of `layout` of the capacity `budget_capacity` gives, allocated for no more than the
-    `max_transitions` a run writes (its agent steps)."""
+    `max_transitions` a run writes (its agent steps); with `device`, its frames live there as tensors
+    (seer_bench.device_replay)."""
     capacity = budget_capacity(layout, spec, budget_bytes, batch_size)
-    return replay_class(layout)(spec, capacity, max_transitions)
+    if device is None:
+        return replay_class(layout)(spec, capacity, max_transitions)
+    from seer_bench.device_replay import on_device
+
+    return on_device(replay_class(layout))(spec, capacity, max_transitions, device=device)

@@ -33,6 +33,7 @@ from seer_bench import checkpoint
 from seer_bench.agents import agent_class, agent_config, make_agent
 from seer_bench.agents.contract import Agent, missing_members, networks
 from seer_bench.agents.seer import Freezable, Seer
+from seer_bench.device_replay import STORAGES, placed_bytes, storage_of
 from seer_bench.envs import PixelEnv, make_env, normalized_score
 from seer_bench.errors import ConfigError, CorruptCheckpoint
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
@@ -73,13 +74,33 @@ TRAIN_LOG_EVERY = 100  # updates averaged into each train.csv row
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device of `--device`: `cuda:N` picks one of several GPUs (torch's numbering, which
+    CUDA_VISIBLE_DEVICES sets)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available to torch on this machine")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
+    kind, colon, index = name.partition(":")
+    if kind not in ("cpu", "cuda") or (colon and (kind != "cuda" or not index.isdigit())):
+        raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available to torch on this machine")
+    if colon and int(index) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s)")
     return torch.device(name)
+
+
+def replay_storage(spec: RunSpec) -> torch.device | None:
+    """The device a run's replay keeps its observations and latents on, None for host memory."""
+    if spec.replay_device not in STORAGES:
+        raise ConfigError(f"--replay-device must be one of {', '.join(STORAGES)}, got {spec.replay_device!r}")
+    return resolve_device(spec.device) if spec.replay_device == "device" else None
+
+
+def host_bytes(spec: RunSpec, cls: type, replay_spec: Any, capacity: int) -> int:
+    """Bytes of a replay's arrays that host memory holds: all of them, but a CUDA device replay's
+    observations or latents (torch refuses those at allocation, naming the sizes, if the GPU lacks them)."""
+    storage = replay_storage(spec)
+    where = "device" if storage is not None and storage.type == "cuda" else "host"
+    return placed_bytes(cls, replay_spec, capacity, spec.agent_steps, where)["host_bytes"]
 
 
 def transition_spec(env: PixelEnv) -> TransitionSpec:
@@ -106,6 +127,7 @@ def build_seer(spec: RunSpec, cfg: Any, env: PixelEnv, seed: int, observe: Any =
         transitions=transition_spec(env),
         total_steps=spec.agent_steps,
         observe=observe,
+        device=replay_storage(spec),
     )
 
 
@@ -124,6 +146,11 @@ def check_spec(spec: RunSpec, memory: bool = True) -> None:
             )
         agent = make_agent(spec.agent, cfg, env.obs_shape, env.action_dim, torch.device("cpu"), 0)
         _check_contract(spec, agent)
+        if replay_storage(spec) is not None and not getattr(agent, "device_replay", False):
+            raise ConfigError(
+                f"{spec.run_id}: agent {spec.agent} does not take batches from a device replay (it sets no "
+                f"`device_replay = True`); use --replay-device host"
+            )
         if spec.agent_steps <= agent.learn_start:
             raise ConfigError(
                 f"{spec.run_id}: {spec.agent_steps} agent steps ({spec.steps} env steps) leave no update "
@@ -143,7 +170,7 @@ def _check_replay(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv, memory: bo
     # raises when too small
     capacity = budget_capacity(spec.replay_layout, tspec, spec.budget_bytes, cfg.batch_size)
     if memory:
-        allocated = cls.total_bytes(tspec, capacity, spec.agent_steps)
+        allocated = host_bytes(spec, cls, tspec, capacity)
         _check_allocation(spec, "replay", allocated, cls.slots_for(capacity, spec.agent_steps), capacity)
     if capacity < agent.sample_horizon:
         raise ConfigError(
@@ -215,7 +242,8 @@ def _check_seer(spec: RunSpec, cfg: Any, agent: Any, env: PixelEnv, memory: bool
             f"fewer than the {need} a batch needs"
         )
     if memory:
-        allocated, slots = seer.allocated_bytes(agent), seer.allocated_capacity(agent)
+        slots = seer.allocated_capacity(agent)
+        allocated = host_bytes(spec, seer.replay_class(agent), seer.latent_spec(agent), seer.capacity(agent))
         _check_allocation(spec, "latent replay after T_f", allocated, slots, seer.capacity(agent))
 
 
@@ -242,6 +270,17 @@ def seer_sizing(seer: Seer, agent: Any) -> dict[str, Any]:
         "capacity_after": seer.capacity(agent),
         "allocated_capacity_after": seer.allocated_capacity(agent),  # the run's steps at most
         "allocated_bytes_after": seer.allocated_bytes(agent),
+        # where they live: host memory, or the run's device with --replay-device device
+        **{
+            f"{where}_after": n
+            for where, n in placed_bytes(
+                seer.replay_class(agent),
+                seer.latent_spec(agent),
+                seer.capacity(agent),
+                seer.total_steps,
+                "host" if seer.device is None else "device",
+            ).items()
+        },
         "capacity_budget": seer.budget_capacity(agent),
         "capacity_public_formula": seer.public_capacity(agent),
     }
@@ -393,6 +432,8 @@ class Workspace:
     def _build(self) -> None:
         """Seeds, then the envs, agent, replay, FLOP ledger and SEER, in this order: a fixed random stream."""
         spec, cfg = self.spec, self.cfg
+        if self.device.index is not None:  # `cuda:N`: torch.cuda's calls without a device mean this one
+            torch.cuda.set_device(self.device)  # (it refuses a device without an index: plain `cuda`)
         random.seed(spec.seed)
         np.random.seed(spec.seed)
         torch.manual_seed(spec.seed)
@@ -408,7 +449,12 @@ class Workspace:
         self.timed_act = self.times.wrap("act", self.agent.act)
         self.timed_update = self.times.wrap("update", self.agent.update)
         self.replay = make_replay(
-            spec.replay_layout, transition_spec(self.env), spec.budget_bytes, cfg.batch_size, spec.agent_steps
+            spec.replay_layout,
+            transition_spec(self.env),
+            spec.budget_bytes,
+            cfg.batch_size,
+            spec.agent_steps,
+            replay_storage(spec),
         )
         # training compute only: evaluation episodes measure the agent, they are not its cost
         self.ledger = FlopLedger(networks(self.agent))
@@ -455,6 +501,11 @@ class Workspace:
                     "allocated_capacity": replay.slots,  # what the arrays hold: the run's steps at most
                     "bytes_per_transition": replay.bytes_per_transition,
                     "allocated_bytes": replay.allocated_bytes,
+                    # where they live: "host" memory, or the run's "device" (--replay-device)
+                    "storage": storage_of(replay),
+                    **placed_bytes(
+                        type(replay), replay.spec, replay.capacity, replay.max_transitions, storage_of(replay)
+                    ),
                     "paper_layout_bytes_per_transition": replay_class("paper").total_bytes(
                         replay.spec, replay.capacity
                     )

@@ -87,6 +87,9 @@ class RunSpec:
     variant: dict[str, Any] = field(
         default_factory=dict
     )  # settings given by --set or [sweep], e.g. seer.freeze_at
+    # where the replay keeps observations and latents: "host" memory, or the run's "device" as tensors
+    # (seer_bench.device_replay); the same batches either way, so not part of the run id
+    replay_device: str = "host"
 
     @property
     def label(self) -> str:
@@ -343,6 +346,7 @@ class Overrides:
     budgets_gb: list[float] | None = None
     replay_layout: str | None = None
     device: str = "auto"
+    replay_device: str = "host"
     freeze_at: int | None = None  # agent steps; only agents using SEER read it
     num_copies: int | None = None
     latent_dtype: str | None = None
@@ -367,6 +371,7 @@ def resolve(
         steps=steps,
         eval_every=eval_every,
         device=ov.device,
+        replay_device=ov.replay_device,
         eval_episodes=scale["eval_episodes"],
         replay_layout=ov.replay_layout or suite.replay_layout,
         env_options=dict(suite.env_options),

@@ -12,6 +12,46 @@ from seer_bench.timing_profile import COMPONENTS, PHASES, format_timing
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
 
+GPU_CHECK = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+GPU_CHECK_ROWS = (
+    "updates/s pixels",
+    "updates/s latents",
+    "x public pixels",
+    "x public latents",
+    "env steps/s pixels",
+    "env steps/s frozen",
+    "peak gpu nvml",
+    "peak gpu torch allocated",
+    "peak gpu torch reserved",
+)
+
+
+def test_gpu_check_dry_run_prints_every_row_with_numbers():
+    """benchmarks/gpu_check.sh --device cpu: the GPU check's code end to end at tiny sizes. Every row is
+    there; rates parse as positive numbers for both seer-bench columns (and the public one's updates); the
+    memory columns say they are not measured on a CPU."""
+    import os
+
+    out = subprocess.run(
+        ["bash", str(GPU_CHECK), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    ).stdout
+    lines = [line for line in out.splitlines() if "|" in line]
+    header = [cell.strip() for cell in lines[0].split("|")]
+    assert header == ["measure", "host replay", "device replay", "public", "unit"]
+    rows = {cells[0]: cells[1:4] for cells in ([c.strip() for c in line.split("|")] for line in lines[1:])}
+    assert tuple(rows) == GPU_CHECK_ROWS
+    for name, cells in rows.items():
+        if name.startswith("peak"):
+            assert cells == ["n/a (cpu)"] * 3
+            continue
+        measured = cells if name.startswith("updates") else cells[:2]
+        assert all(float(cell) > 0 for cell in measured), (name, cells)
+        assert name.startswith("updates") or cells[2] == "n/a"
+
 
 def test_throughput_dry_run_accounts_for_every_component():
     args = [

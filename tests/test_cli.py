@@ -31,7 +31,8 @@ def run_cli(capsys, *argv):
         (["--suite", "dmc6", "--budget-gb", "-1"], "--budget-gb must be positive"),
         (["--suite", "dmc6", "--budget-gb", "lots"], "expected comma-separated float values, got 'lots'"),
         (["--suite", "dmc6", "--budget-gb", "nan"], "--budget-gb must be positive, got nan"),
-        (["--suite", "dmc6", "--device", "tpu"], "--device must be auto, cpu or cuda"),
+        (["--suite", "dmc6", "--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
+        (["--suite", "dmc6", "--device", "cpu:1"], "--device must be auto, cpu, cuda or cuda:N, got 'cpu:1'"),
         (
             ["--suite", "dmc6", "--envs", "cartpole-swingup", "--eval-every", "300"],
             "cartpole-swingup: --eval-every 300 is in env steps and must be a multiple of the action repeat "

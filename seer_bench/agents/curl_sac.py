@@ -51,6 +51,7 @@ from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_in
 from seer_bench.agents.updates import holds_trainable, optimize, soft_update
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
+from seer_bench.transfer import Transfer
 
 ENCODER_OPTIMIZERS = ("seer", "curl")  # CurlConfig.encoder_optimizer: whose wiring (module docstring)
 
@@ -181,6 +182,7 @@ class CurlSac:
 
     discrete = False
     random_crops = True  # SEER's stored copies are independent random crops
+    device_replay = True  # takes batches as tensors from a device-resident replay (seer_bench.device_replay)
 
     def __init__(
         self,
@@ -220,6 +222,7 @@ class CurlSac:
         self.target_entropy = -float(action_dim)
         self.split: str | None = None  # SEER's freeze point once frozen (see `freeze`)
         self._buffers: dict[str, torch.Tensor] = {}  # reused batch inputs (see `_batch_input`)
+        self.transfer = Transfer(device)  # sampled batches to the device (pinned, non-blocking on CUDA)
         self.update_every = 1
         # the actor and target update every few steps (agents.contract)
         self.update_period = cfg.actor_update_freq
@@ -293,7 +296,7 @@ class CurlSac:
         }
         return {**{k: self._batch_input(k, v) for k, v in batch.items()}, **self._scalar_tensors(replay, idx)}
 
-    def _batch_input(self, name: str, pixels: np.ndarray) -> torch.Tensor:
+    def _batch_input(self, name: str, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Like `_to_input`, into a float buffer reused by every update (one per batch field).
 
         A batch-128 input is 32.5 MB: above glibc's 32 MB mmap threshold, a fresh tensor is mapped and
@@ -304,14 +307,14 @@ class CurlSac:
         if buf is None or buf.shape != pixels.shape:
             buf = torch.empty(pixels.shape, device=self.device).contiguous(memory_format=torch.channels_last)
             self._buffers[name] = buf
-        return buf.copy_(torch.from_numpy(pixels)).div_(255.0)
+        return buf.copy_(self.transfer(name, pixels)).div_(255.0)  # uint8 over the bus, float on the device
 
     def _scalar_tensors(self, replay: RingReplay, idx: np.ndarray) -> dict[str, torch.Tensor]:
-        scalars = replay.scalars(idx)
+        scalars, put = replay.scalars(idx), self.transfer
         return {
-            "action": torch.from_numpy(scalars["action"]).to(self.device),
-            "reward": torch.from_numpy(scalars["reward"]).to(self.device).unsqueeze(1),
-            "not_done": torch.from_numpy(scalars["not_done"]).to(self.device).unsqueeze(1),
+            "action": put("action", scalars["action"]),
+            "reward": put("reward", scalars["reward"]).unsqueeze(1),
+            "not_done": put("not_done", scalars["not_done"]).unsqueeze(1),
         }
 
     def update(self, replay: RingReplay, step: int) -> dict[str, float]:
@@ -352,7 +355,7 @@ class CurlSac:
         idx = replay.sample_indices(cfg.batch_size, self.rng)
         copy = self.rng.integers(0, replay.spec.copies, size=cfg.batch_size)
         scalars = self._scalar_tensors(replay, idx)
-        obs, nxt = (self._latent_tensors(replay.latents(idx, copy, next_obs=n)) for n in (False, True))
+        obs, nxt = (self._latent_tensors(replay.latents(idx, copy, next_obs=n), n) for n in (False, True))
         critic_in, actor_in = self._streams["critic"], self._streams["actor"]
         with torch.no_grad():
             actor_next = self.actor.encoder.upper(nxt[actor_in], split)
@@ -371,8 +374,9 @@ class CurlSac:
             self._soft_update_targets()
         return metrics
 
-    def _latent_tensors(self, latents: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(v).to(self.device, torch.float32) for k, v in latents.items()}
+    def _latent_tensors(self, latents: dict[str, np.ndarray], next_obs: bool) -> dict[str, torch.Tensor]:
+        field = "next" if next_obs else "obs"
+        return {k: self.transfer(f"{field}.{k}", v, torch.float32) for k, v in latents.items()}
 
     # --- the SAC losses, shared by both phases ------------------------------------------------------------
     def _target_q(

@@ -24,6 +24,7 @@ from torch import nn
 
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
+from seer_bench.transfer import Transfer
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ class Der:
 
     discrete = True
     random_crops = False  # no augmentation: SEER stores one latent per observation
+    device_replay = True  # takes batches as tensors from a device-resident replay (seer_bench.device_replay)
 
     def __init__(
         self,
@@ -200,6 +202,7 @@ class Der:
             raise ConfigError(f"der expects square frames, got {obs_shape}")
         self.cfg = cfg
         self.device = device
+        self.transfer = Transfer(device)  # batches to the device (pinned, non-blocking on CUDA)
         self.action_dim = action_dim
         self.obs_shape = obs_shape
         # Child streams of the seed: 0 the runner's random actions, 1 replay sampling, 2 SEER's crops, 3 this
@@ -222,8 +225,10 @@ class Der:
         self.split: str | None = None
 
     # --- acting -----------------------------------------------------------------------------------------
-    def _to_input(self, pixels: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(pixels).to(self.device, torch.float32).div_(255.0)
+    def _to_input(self, pixels: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
+        """uint8 pixels (host, or a device replay's) as floats in [0, 1] on the device; `name` keys the
+        pinned staging of the transfer (seer_bench.transfer)."""
+        return self.transfer(name, pixels, torch.float32).div_(255.0)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, step: int, eval_mode: bool) -> int:
@@ -235,7 +240,7 @@ class Der:
             self.online.eval()
         else:
             self.online.reset_noise(self.noise)
-        q = (self.online(self._to_input(obs[None])) * self.support).sum(2)
+        q = (self.online(self._to_input(obs[None], "act")) * self.support).sum(2)
         self.online.train()
         return int(q.argmax(1).item())
 
@@ -246,7 +251,7 @@ class Der:
         cfg = self.cfg
         idx = replay.sample_indices(cfg.batch_size, self.rng, horizon=cfg.multi_step)
         ret = replay.n_step(idx, cfg.multi_step, cfg.discount)
-        actions = torch.from_numpy(replay.scalars(idx)["action"]).to(self.device, torch.long)
+        actions = self.transfer("action", replay.scalars(idx)["action"], torch.long)
         if self.split is None:
             obs, nxt = self._pixels(replay, idx, False), self._pixels(replay, ret["end"], True)
             log_p = self.online(obs, log=True)
@@ -270,11 +275,12 @@ class Der:
         return {"loss": loss.item()}
 
     def _pixels(self, replay: PixelReplay, idx: np.ndarray, next_obs: bool) -> torch.Tensor:
-        return self._to_input(replay.uncropped(idx, next_obs))  # no augmentation: whole frames
+        # no augmentation: whole frames
+        return self._to_input(replay.uncropped(idx, next_obs), "next_obs" if next_obs else "obs")
 
     def _latents(self, replay: LatentReplay, idx: np.ndarray, next_obs: bool) -> torch.Tensor:
         z = replay.latents(idx, np.zeros(len(idx), np.int64), next_obs)["conv"]
-        return torch.from_numpy(z).to(self.device, torch.float32)
+        return self.transfer("next" if next_obs else "obs", z, torch.float32)
 
     def _upper(self, net: RainbowNet, z: torch.Tensor, log: bool = False) -> torch.Tensor:
         h = net.upper_conv(z, self.split) if len(net.upper_convs(self.split)) else z
@@ -290,8 +296,8 @@ class Der:
         best = (online_next * self.support).sum(2).argmax(1)
         self.target.reset_noise(self.noise)
         p_next = target_next()[torch.arange(b, device=self.device), best]
-        reward = torch.from_numpy(ret["return"]).to(self.device).unsqueeze(1)
-        discount = torch.from_numpy(ret["discount"]).to(self.device).unsqueeze(1)
+        reward = self.transfer("reward", ret["return"]).unsqueeze(1)
+        discount = self.transfer("discount", ret["discount"]).unsqueeze(1)
         tz = (reward + discount * self.support).clamp(cfg.v_min, cfg.v_max)
         pos = (tz - cfg.v_min) / ((cfg.v_max - cfg.v_min) / (cfg.atoms - 1))
         lo, hi = pos.floor().long(), pos.ceil().long()
@@ -330,7 +336,7 @@ class Der:
         augmentation, so `copies` must be 1 (checked before a run); `rng` is unused."""
         out = np.empty((len(pixels), copies, self.latent_streams(self.split)[0][1]), dtype)
         for lo in range(0, len(pixels), self.cfg.batch_size):
-            z = self.online.lower(self._to_input(pixels[lo : lo + self.cfg.batch_size]), self.split)
+            z = self.online.lower(self._to_input(pixels[lo : lo + self.cfg.batch_size], "encode"), self.split)
             out[lo : lo + len(z)] = z.cpu().numpy()[:, None]
         return {"conv": out}
 

@@ -54,6 +54,7 @@ from seer_bench.agents.encoders import ConvNet
 from seer_bench.agents.updates import holds_trainable, optimize, soft_update
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
+from seer_bench.transfer import Transfer
 
 ACTION_EPS = 1e-6  # the truncated normal keeps samples inside (-1 + eps, 1 - eps), as the public code
 
@@ -113,15 +114,32 @@ class DrQV2Config:
         return (1.0 - mix) * self.stddev_start + mix * self.stddev_end
 
 
-def random_shift(pixels: np.ndarray, offsets: np.ndarray, pad: int) -> np.ndarray:
+def random_shift(
+    pixels: np.ndarray | torch.Tensor, offsets: np.ndarray, pad: int
+) -> np.ndarray | torch.Tensor:
     """DrQ-v2's augmentation of uint8 (N, C, S, S) frames: replicate-pad by `pad`, then crop S x S at
-    top-left corner `offsets[i]` = (y, x), each in [0, 2 pad]."""
+    top-left corner `offsets[i]` = (y, x), each in [0, 2 pad]. A tensor (a device replay's batch) is shifted
+    on its device, by the same corners."""
+    if isinstance(pixels, torch.Tensor):
+        return _random_shift_tensor(pixels, offsets, pad)
     padded = np.pad(pixels, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="edge")
     side = pixels.shape[-1]
     out = np.empty_like(pixels)
     for i, (y, x) in enumerate(offsets):
         out[i] = padded[i, :, y : y + side, x : x + side]
     return out
+
+
+def _random_shift_tensor(pixels: torch.Tensor, offsets: np.ndarray, pad: int) -> torch.Tensor:
+    """`random_shift` as one gather: a replicate-padded frame's row y + i is the frame's row
+    clamp(y + i - pad, 0, S - 1), so no padded copy is made."""
+    n, c, side, device = *pixels.shape[:3], pixels.device
+    corner = torch.from_numpy(np.ascontiguousarray(offsets, np.int64)).to(device)
+    span = torch.arange(side, device=device) - pad
+    rows = (corner[:, 0, None] + span).clamp_(0, side - 1)[:, None, :, None]
+    cols = (corner[:, 1, None] + span).clamp_(0, side - 1)[:, None, None, :]
+    batch = torch.arange(n, device=device)[:, None, None, None]
+    return pixels[batch, torch.arange(c, device=device)[None, :, None, None], rows, cols]
 
 
 def orthogonal_init(module: nn.Module) -> None:
@@ -200,6 +218,7 @@ class DrQV2:
 
     discrete = False
     random_crops = True  # SEER's stored copies are independent random shifts
+    device_replay = True  # takes batches as tensors from a device-resident replay (seer_bench.device_replay)
 
     def __init__(
         self,
@@ -238,6 +257,7 @@ class DrQV2:
         self._actor_trainable = list(self.actor.parameters())
         self.split: str | None = None  # SEER's freeze point once frozen (see `freeze`)
         self._buffers: dict[str, torch.Tensor] = {}  # reused batch inputs (see `_batch_input`)
+        self.transfer = Transfer(device)  # sampled batches to the device (pinned, non-blocking on CUDA)
 
     # --- acting -----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -248,14 +268,14 @@ class DrQV2:
         action = mu if eval_mode else sample_action(mu, self.cfg.stddev(step), clip=None)
         return action[0].cpu().numpy()
 
-    def _batch_input(self, name: str, pixels: np.ndarray) -> torch.Tensor:
+    def _batch_input(self, name: str, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 pixels -> float (x / 255 - 0.5, the public encoder's scaling) in a channels_last buffer
         reused across calls (a batch is 65 MB: a fresh one would be mapped and page-faulted every update)."""
         buf = self._buffers.get(name)
         if buf is None or buf.shape != pixels.shape:
             buf = torch.empty(pixels.shape, device=self.device).contiguous(memory_format=torch.channels_last)
             self._buffers[name] = buf
-        return buf.copy_(torch.from_numpy(pixels)).div_(255.0).sub_(0.5)
+        return buf.copy_(self.transfer(name, pixels)).div_(255.0).sub_(0.5)
 
     # --- sampling ---------------------------------------------------------------------------------------
     def sample_windows(self, replay: RingReplay) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -289,8 +309,11 @@ class DrQV2:
         the convs above a conv split."""
         copies = self.rng.integers(0, replay.spec.copies, size=(2, len(idx)))
         obs, nxt = (
-            {k: torch.from_numpy(v).to(self.device, torch.float32) for k, v in latents.items()}
-            for latents in (replay.latents(idx, copies[0], False), replay.latents(end, copies[1], True))
+            {k: self.transfer(f"{field}.{k}", v, torch.float32) for k, v in latents.items()}
+            for field, latents in (
+                ("obs", replay.latents(idx, copies[0], False)),
+                ("next", replay.latents(end, copies[1], True)),
+            )
         )
         if self.split == "fc":
             return Inputs(obs["critic"], obs["actor"], nxt["critic"], nxt["actor"])
@@ -305,9 +328,9 @@ class DrQV2:
         frozen the lower layers, on stored latents."""
         idx, ret = self.sample_windows(replay)
         inputs = (self._latent_inputs if self.split else self._pixel_inputs)(replay, idx, ret["end"])
-        action = torch.from_numpy(replay.scalars(idx)["action"]).to(self.device)
-        reward = torch.from_numpy(ret["return"]).to(self.device).unsqueeze(1)
-        discount = torch.from_numpy(ret["discount"]).to(self.device).unsqueeze(1)
+        action = self.transfer("action", replay.scalars(idx)["action"])
+        reward = self.transfer("reward", ret["return"]).unsqueeze(1)
+        discount = self.transfer("discount", ret["discount"]).unsqueeze(1)
         std = self.cfg.stddev(step)
         metrics = {"batch_reward": reward.mean().item(), "stddev": std}
         metrics.update(self._critic_step(inputs, action, reward, discount, std))

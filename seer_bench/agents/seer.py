@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from seer_bench.replay import (
     latent_replay_class,
     replay_class,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 # SeerConfig.capacity: how the latent replay is sized (module docstring)
 CAPACITIES = ("budget", "pixel", "public")
@@ -116,8 +119,10 @@ class Seer:
         transitions: TransitionSpec,
         total_steps: int,
         observe: Callable[[Encoder], Encoder] | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.cfg = cfg
+        self.device = device  # where the latent replay keeps its latents (None: host memory)
         # wraps every encoding call (conversion and new transitions): how a harness watches SEER's compute
         # without SEER knowing about it (the runner's FLOP ledger)
         self.observe = observe or (lambda encode: encode)
@@ -197,9 +202,12 @@ class Seer:
         def encode(obs: np.ndarray) -> dict[str, np.ndarray]:
             return agent.encode(obs, self.rng, cfg.num_copies, cfg.latent_dtype)
 
-        return self.replay_class(agent)(
-            self.latent_spec(agent), self.capacity(agent), self.observe(encode), self.total_steps
-        )
+        args = (self.latent_spec(agent), self.capacity(agent), self.observe(encode), self.total_steps)
+        if self.device is None:
+            return self.replay_class(agent)(*args)
+        from seer_bench.device_replay import on_device
+
+        return on_device(self.replay_class(agent))(*args, device=self.device)
 
     def freeze(
         self, agent: Freezable, pixels: PixelReplay, step: int, on_chunk: Callable[[int], None] | None = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 import torch
@@ -28,6 +29,18 @@ _PROCESS = psutil.Process()
 
 def rss_bytes() -> int:
     return _PROCESS.memory_info().rss
+
+
+def nvml_handle(pynvml: Any, device: torch.device) -> Any:
+    """NVML's handle of torch's CUDA `device` (NVML must be initialised). Found by the GPU's UUID: NVML
+    numbers every GPU of the machine, torch only those CUDA_VISIBLE_DEVICES shows, so index 0 in torch can
+    be another NVML index. Falls back to torch's index where the UUID is unknown to NVML (a MIG slice)."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    try:
+        uuid = str(torch.cuda.get_device_properties(index).uuid)  # torch writes it without NVML's prefix
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}")
+    except (pynvml.NVMLError, AttributeError):
+        return pynvml.nvmlDeviceGetHandleByIndex(index)
 
 
 class _Nvml:
@@ -42,7 +55,7 @@ class _Nvml:
 
             pynvml.nvmlInit()
             self.pynvml = pynvml
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+            self.handle = nvml_handle(pynvml, device)
         except Exception:  # noqa: BLE001 - no driver or no library: NVML readings are simply absent
             self.handle = None
 
