@@ -13,7 +13,10 @@ What differs from the public code is only how much is computed, never the result
   buffers reused across updates;
 - the actor loss differentiates only the actor's parameters (the public code also fills the critic heads'
   gradients there, which the next critic step discards);
-- Adam runs fused (the same rule, one kernel; tests/test_agent.py compares it with per-tensor Adam).
+- Adam runs fused (the same rule, one kernel; tests/test_agent.py compares it with per-tensor Adam);
+- the actor and temperature losses share one backward pass (they share no parameter);
+- after T_f the frozen LayerNorm runs once per update on the critic's latents (the public code reruns it
+  for the actor loss, and differentiates it in every loss though nothing steps it).
 
 Once SEER has frozen the encoder (`freeze`, called by seer_bench.agents.seer), `update` runs the same
 losses on stored latents (`_update_frozen`) and `encode` turns pixels into what the latent replay stores.
