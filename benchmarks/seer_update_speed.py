@@ -14,7 +14,9 @@ multiply-add, forward and backward of what actually runs), mean of an even and a
 Targets at batch 128, as speed-ups over the public update measured in the same run (the public code's own
 time depends on the machine: about 830 ms on pixels and 35-40 ms on latents on the reference 2-core CPU with
 2 torch threads, with its optimizer wiring): on a CPU >= 1.5x on pixels and >= 2x on latents; on a GPU
->= 2x the public code's updates per second.
+>= 2x the public code's updates per second. Measured ratios, and why the latent target is out of reach at
+batch 128 on the reference CPU (the update is matrix products the public update runs too):
+docs/internals.md, "The latent update's speed".
 """
 
 from __future__ import annotations
