@@ -140,6 +140,66 @@ def test_at_freeze_the_whole_online_critic_is_copied_into_the_target(filled_repl
     assert abs(loss - with_stale_heads) > 1e-3 * abs(loss)  # the check can tell a stale target apart
 
 
+def naive_latent_update(agent, latent, step, rng):
+    """SEER's latent update as the public code writes it (lili-chen/SEER seer_dmc/curl_sac.py,
+    update_with_latent): the LayerNorm recomputed for every network that reads a latent, every loss filling
+    every gradient it reaches (the actor loss the critic heads' too), gradients zeroed in place, and after
+    T_f only the critic's, the actor's and the temperature's Adam stepped (`step < steps_until_freeze`
+    gates the encoder Adams), in that order, each by its own loss."""
+    cfg, b = agent.cfg, agent.cfg.batch_size
+    idx = latent.sample_indices(b, rng)
+    copy = rng.integers(0, latent.spec.copies, size=b)
+    obs, nxt = (
+        {k: torch.from_numpy(v) for k, v in latent.latents(idx, copy, next_obs=n).items()}
+        for n in (False, True)
+    )
+    sc = {k: torch.from_numpy(v) for k, v in latent.scalars(idx).items()}
+    critic, actor, target = agent.critic, agent.actor, agent.critic_target
+
+    def optimize(opt, loss):
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        opt.step()
+
+    with torch.no_grad():
+        _, pi, log_pi, _ = actor.policy(actor.encoder.ln(nxt["actor"]))
+        tq1, tq2 = target.q(target.encoder.ln(nxt["critic"]), pi)
+        target_q = sc["reward"][:, None] + sc["not_done"][:, None] * cfg.discount * (
+            torch.min(tq1, tq2) - agent.alpha * log_pi
+        )
+    q1, q2 = critic.q(critic.encoder.ln(obs["critic"]), sc["action"])
+    optimize(agent.critic_opt, F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q))
+    if step % cfg.actor_update_freq == 0:
+        _, pi, log_pi, _ = actor.policy(actor.encoder.ln(obs["actor"]))
+        aq1, aq2 = critic.q(critic.encoder.ln(obs["critic"]), pi)
+        optimize(agent.actor_opt, (agent.alpha.detach() * log_pi - torch.min(aq1, aq2)).mean())
+        optimize(agent.alpha_opt, (agent.alpha * (-log_pi - agent.target_entropy).detach()).mean())
+    if step % cfg.critic_target_update_freq == 0:
+        for net, tgt in ((critic.q1, target.q1), (critic.q2, target.q2)):
+            with torch.no_grad():
+                for p, tp in zip(net.parameters(), tgt.parameters()):
+                    tp.copy_(cfg.critic_tau * p + (1 - cfg.critic_tau) * tp)
+
+
+def test_latent_update_equals_the_naive_public_latent_update(filled_replay):
+    """The agent's latent update against the public one written naively, from one frozen agent and its
+    optimizers' state, over updates of both parities (actor, temperature and target steps included)."""
+    agent, latent, _ = frozen_agent_and_replay(filled_replay)
+    naive, trunk_before = deepcopy(agent), agent.actor.trunk[0].weight.detach().clone()
+    for step in (4, 5, 6, 7):
+        agent.rng = np.random.default_rng(50 + step)
+        torch.manual_seed(step)
+        agent.update(latent, step)
+        torch.manual_seed(step)
+        naive_latent_update(naive, latent, step, np.random.default_rng(50 + step))
+    for name in agent.modules():
+        mine, theirs = agent.modules()[name].state_dict(), naive.modules()[name].state_dict()
+        for k in mine:
+            torch.testing.assert_close(mine[k], theirs[k], rtol=1e-5, atol=1e-6, msg=f"{name}.{k}")
+    torch.testing.assert_close(agent.log_alpha, naive.log_alpha, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(agent.actor.trunk[0].weight, trunk_before)  # the actor did step
+
+
 def test_conv_split_freezes_only_lower_convs_and_upper_layers_keep_training(filled_replay):
     agent, latent, _ = frozen_agent_and_replay(filled_replay, split="conv2")
     assert latent.spec.streams == (("conv", 32 * 39 * 39),)  # 84 -> 41 -> 39 after two convs

@@ -13,7 +13,10 @@ What differs from the public code is only how much is computed, never the result
   buffers reused across updates;
 - the actor loss differentiates only the actor's parameters (the public code also fills the critic heads'
   gradients there, which the next critic step discards);
-- Adam runs fused (the same rule, one kernel; tests/test_agent.py compares it with per-tensor Adam).
+- Adam runs fused (the same rule, one kernel; tests/test_agent.py compares it with per-tensor Adam);
+- the actor and temperature losses share one backward pass (they share no parameter);
+- after T_f the frozen LayerNorm runs once per update on the critic's latents (the public code reruns it
+  for the actor loss, and differentiates it in every loss though nothing steps it).
 
 Once SEER has frozen the encoder (`freeze`, called by seer_bench.agents.seer), `update` runs the same
 losses on stored latents (`_update_frozen`) and `encode` turns pixels into what the latent replay stores.
@@ -365,8 +368,10 @@ class CurlSac:
         critic_features = self.critic.encoder.upper(obs[critic_in], split)
         metrics = {"critic_loss": self._critic_step(critic_features, scalars["action"], target_q)}
         if step % cfg.actor_update_freq == 0:
-            with torch.no_grad():
-                critic_features = self.critic.encoder.upper(obs[critic_in], split)
+            if critic_features.requires_grad:  # layers above the split trained in the critic step: rerun them
+                with torch.no_grad():
+                    critic_features = self.critic.encoder.upper(obs[critic_in], split)
+            # else (split "fc") only the frozen LayerNorm ran: its output stands, computed once
             metrics.update(
                 self._actor_and_alpha_step(self.actor.encoder.upper(obs[actor_in], split), critic_features)
             )
@@ -399,14 +404,18 @@ class CurlSac:
         _, pi, log_pi, _ = self.actor.policy(actor_features)
         q1, q2 = self.critic.q(critic_features, pi)
         actor_loss = (self.alpha.detach() * log_pi - torch.min(q1, q2)).mean()
-        # Only the actor's gradients: the public code also fills the critic heads' .grad here, which the
-        # next critic step discards unused (about 7% of a latent update's FLOPs).
-        optimize(self._actor_opts, actor_loss, inputs=self._actor_trainable)
-
         alpha_loss = (self.alpha * (-log_pi - self.target_entropy).detach()).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
-        self.alpha_opt.step()
+        # One backward pass for both losses, then the actor's Adam and the temperature's, in the reference
+        # order: they share no parameter (the actor loss reads alpha detached, the alpha loss log_pi
+        # detached), so each parameter gets exactly its own loss's gradient, and the alpha loss reads
+        # log_alpha before its step either way. Only the actor's gradients: the public code also fills
+        # the critic heads' .grad here, which the next critic step discards unused (about 7% of a latent
+        # update's FLOPs).
+        optimize(
+            (*self._actor_opts, self.alpha_opt),
+            actor_loss + alpha_loss,
+            inputs=[*self._actor_trainable, self.log_alpha],
+        )
         return {"actor_loss": actor_loss.item(), "alpha": self.alpha.item()}
 
     def _soft_update_targets(self) -> None:
