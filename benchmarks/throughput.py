@@ -36,7 +36,7 @@ import torch
 
 from seer_bench.agents import AGENTS
 from seer_bench.envs import KNOWN_ENVS
-from seer_bench.runner import Workspace
+from seer_bench.runner import RunOptions, Workspace
 from seer_bench.suites import Overrides, RunSpec, load_suite, resolve
 
 ENVS = ("cartpole-swingup", "walker-walk")  # action repeat 8 and 2: the cheapest and dearest env per update
@@ -116,7 +116,7 @@ def timed_phase(
 def measure_env(env: str, steps: int, warmup: int, batch_size: int, out: Path) -> dict[str, Any]:
     """The three phases of one env in one Workspace, in the order a run goes through them."""
     spec = run_spec(env, steps, warmup, batch_size)
-    ws, timer, phases = Workspace(spec, out), Timer(), {}
+    ws, timer, phases = Workspace(spec, out, RunOptions(eval_workers=0)), Timer(), {}  # no evaluation here
     instrument(ws, timer)
     ws.memory.start()
     try:

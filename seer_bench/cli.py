@@ -187,6 +187,11 @@ def _add_run(run: argparse.ArgumentParser) -> None:
         "returns do not depend on it",
     )
     ex.add_argument(
+        "--async-env",
+        action="store_true",
+        help="step each run's training env in a worker process while the agent updates (the same results)",
+    )
+    ex.add_argument(
         "--checkpoint-every",
         type=int,
         help="environment steps between checkpoints (default: the evaluation interval; 0: none)",
@@ -345,6 +350,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             train_log_every=args.train_log_every,
             tensorboard=args.tensorboard,
             eval_workers=args.eval_workers,
+            async_env=args.async_env,
         ),
     )
     opts.validate()

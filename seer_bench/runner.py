@@ -36,7 +36,7 @@ from seer_bench.agents import agent_class, agent_config, make_agent
 from seer_bench.agents.contract import Agent, missing_members, networks
 from seer_bench.agents.seer import Freezable, Seer
 from seer_bench.envs import PixelEnv, make_env, normalized_score
-from seer_bench.envs.workers import EnvRecipe
+from seer_bench.envs.workers import EnvRecipe, RemoteEnv
 from seer_bench.errors import ConfigError, CorruptCheckpoint
 from seer_bench.evaluation import Evaluator, default_workers
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
@@ -282,6 +282,9 @@ class RunOptions:
     # processes that play the evaluation episodes side by side; 0 or 1: here, one after another; None: the
     # cores given to the run (evaluation.default_workers). Equal returns either way (evaluation.py).
     eval_workers: int | None = None
+    # step the training env in a worker process while the update runs (the update never reads the transition
+    # being collected): the same transitions and results, sooner where the cores allow (docs/internals.md)
+    async_env: bool = False
 
     def validate(self) -> None:
         if self.tensorboard:
@@ -326,6 +329,7 @@ class Workspace:
         saved = self._load_checkpoint()
         self.start_step = saved["step"] if saved else 0
         self.cfg, self.device = agent_config(spec.agent, spec.agent_overrides), resolve_device(spec.device)
+        self.async_env = options.async_env
         self._build()
         self.train_episodes, self.updates, wall_before = 0, 0, 0.0
         self.stopwatch = Stopwatch(self.device)
@@ -405,7 +409,11 @@ class Workspace:
         torch.manual_seed(spec.seed)
         # the init phase's random actions
         self.rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])
-        self.env = build_env(spec, _reseeded(spec.seed, self.start_step))
+        seed = _reseeded(spec.seed, self.start_step)
+        if self.async_env:
+            self.env = RemoteEnv(EnvRecipe(spec.env, spec.action_repeat, seed, True, spec.env_options))
+        else:
+            self.env = build_env(spec, seed)
         self.agent = make_agent(
             spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed
         )
@@ -526,6 +534,8 @@ class Workspace:
         between evaluations."""
         with self.stopwatch.timing("train"):
             action = self._act(obs, step)
+            if self.async_env:  # the worker steps while this process updates
+                self.env.step_async(action)
             if self._updates_at(step):
                 self._update(step)
             return self._env_step(obs, action)
@@ -587,7 +597,7 @@ class Workspace:
 
     def _env_step(self, obs: np.ndarray, action: Any) -> np.ndarray:
         """Step the env and store the transition (a latent replay encodes it, observed by the ledger)."""
-        res = self.env.step(action)
+        res = self.env.step_wait() if self.async_env else self.env.step(action)
         self.replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
         self.memory.note_replay(self.replay.resident_bytes)
         if not res.last:

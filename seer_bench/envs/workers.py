@@ -16,6 +16,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+import numpy as np
+
+from seer_bench.envs.base import StepResult
+
+FACTS = ("name", "discrete", "obs_shape", "frame_stack", "action_dim", "episode_steps")  # PixelEnv's
 CLOSE_GRACE_S = 5.0  # a worker ends within milliseconds of `close`; one still stepping is then killed
 
 
@@ -61,6 +66,8 @@ def _serve(recipe: EnvRecipe, conn: Connection) -> None:
 def _answer(env: Any, command: str, arg: Any) -> Any:
     if command == "step":
         return env.step(arg)
+    if command == "facts":
+        return {"cls": type(env), **{name: getattr(env, name) for name in FACTS}}
     if command == "reset":  # with a seed: the next episode drawn from it (PixelEnv.seed_episode)
         if arg is not None:
             env.seed_episode(arg)
@@ -107,3 +114,40 @@ class EnvWorker:
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
+
+
+class RemoteEnv:
+    """A PixelEnv stepped in a worker process. `step_async` sends the action and returns at once,
+    `step_wait` returns its result: the run updates the agent in between (runner: `RunOptions.async_env`).
+    Everything else waits for its answer."""
+
+    def __init__(self, recipe: EnvRecipe) -> None:
+        self._worker = EnvWorker(recipe)
+        try:
+            facts = self._worker.call("facts")
+        except BaseException:
+            self._worker.close()
+            raise
+        self._cls = facts.pop("cls")
+        for name, value in facts.items():
+            setattr(self, name, value)
+
+    def reset(self) -> np.ndarray:
+        return self._worker.call("reset")
+
+    def step_async(self, action: Any) -> None:
+        self._worker.send("step", action)
+
+    def step_wait(self) -> StepResult:
+        return self._worker.recv()
+
+    def step(self, action: Any) -> StepResult:
+        self.step_async(action)
+        return self.step_wait()
+
+    def random_action(self, rng: np.random.Generator) -> Any:
+        """The env class's own draw (it reads only `action_dim`), here: the generator is the run's."""
+        return self._cls.random_action(self, rng)
+
+    def close(self) -> None:
+        self._worker.close()
