@@ -17,8 +17,11 @@ and camera), act (`agent.act`), replay add (`replay.add`, less the encoding insi
 timed call counts for itself only); `other` is the rest of the step (the random action, action scaling,
 frame stacking, the FLOP ledger's bookkeeping, the loop). Evaluation is not part of a step and not run.
 
+With `--async-env` the run steps its env in a worker process while it updates (runner.RunOptions): env
+physics and render then run there, untimed (0 here), and what the run still waits for them is in `other`.
+
     python benchmarks/throughput.py [--steps 200] [--envs cartpole-swingup,walker-walk] [--threads 2]
-                                    [--batch-size 128] [--warmup 3] [--json]
+                                    [--batch-size 128] [--warmup 3] [--async-env] [--json]
 """
 
 from __future__ import annotations
@@ -89,10 +92,11 @@ def run_spec(env: str, steps: int, warmup: int, batch_size: int) -> RunSpec:
 
 def instrument(ws: Workspace, timer: Timer) -> None:
     """Route the run's component calls through `timer` (instance attributes: the run calls them by name)."""
-    dm_env = ws.env._env
-    dm_env.step = timer.wrap("env physics", dm_env.step)
-    dm_env.reset = timer.wrap("env physics", dm_env.reset)
-    dm_env.physics.render = timer.wrap("render", dm_env.physics.render)
+    if not ws.async_env:  # else the env runs in its worker process
+        dm_env = ws.env._env
+        dm_env.step = timer.wrap("env physics", dm_env.step)
+        dm_env.reset = timer.wrap("env physics", dm_env.reset)
+        dm_env.physics.render = timer.wrap("render", dm_env.physics.render)
     ws.agent.act = timer.wrap("act", ws.agent.act)
     ws.agent.update = timer.wrap("update", ws.agent.update)
     ws.replay.add = timer.wrap("replay add", ws.replay.add)
@@ -113,10 +117,13 @@ def timed_phase(
     return obs, time.perf_counter() - start, dict(timer.seconds)
 
 
-def measure_env(env: str, steps: int, warmup: int, batch_size: int, out: Path) -> dict[str, Any]:
+def measure_env(
+    env: str, steps: int, warmup: int, batch_size: int, out: Path, async_env: bool = False
+) -> dict[str, Any]:
     """The three phases of one env in one Workspace, in the order a run goes through them."""
     spec = run_spec(env, steps, warmup, batch_size)
-    ws, timer, phases = Workspace(spec, out, RunOptions(eval_workers=0)), Timer(), {}  # no evaluation here
+    options = RunOptions(eval_workers=0, async_env=async_env)  # no evaluation here
+    ws, timer, phases = Workspace(spec, out, options), Timer(), {}
     instrument(ws, timer)
     ws.memory.start()
     try:
@@ -178,18 +185,22 @@ def main() -> None:
     parser.add_argument("--envs", default=",".join(ENVS))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--async-env", action="store_true", help="step the env in a worker process")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as out:
         results = [
-            measure_env(env, args.steps, args.warmup, args.batch_size, Path(out))
+            measure_env(env, args.steps, args.warmup, args.batch_size, Path(out), args.async_env)
             for env in args.envs.split(",")
         ]
     if args.json:
         print(json.dumps({"torch": torch.__version__, "threads": args.threads, "results": results}, indent=2))
         return
-    print(f"torch {torch.__version__}, {args.threads} threads, CPU, {args.warmup} warm-up steps per phase")
+    mode = "env in a worker process" if args.async_env else "env in process"
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, CPU, {args.warmup} warm-up steps/phase, {mode}"
+    )
     for result in results:
         print()
         print(table(result, args.steps))
