@@ -683,8 +683,8 @@ class Workspace:
             self.train_log.close()
             if self.board:
                 self.board.close()
+        finally:  # whatever failed above, no env worker process outlives the run
             self.env.close()
-        finally:  # whatever failed above, no evaluation worker outlives the run
             self.evaluator.close()
 
     def _finish(self) -> RunResult:
