@@ -10,7 +10,10 @@ render, act, update, replay add, SEER's encode, the loop's rest, bookkeeping (th
 memory readings); `other` is the step's wall time none covers. Evaluation is not part of a step.
 
     python benchmarks/throughput.py [--steps 200] [--envs cartpole-swingup,walker-walk] [--threads 1]
-                                    [--batch-size 128] [--warmup 3] [--json]
+                                    [--batch-size 128] [--warmup 3] [--async-env] [--json]
+
+With `--async-env` the run steps its env in a worker process while it updates (runner.RunOptions): physics
+and rendering then run there, and `physics` holds what the run still waits for them.
 
 On a shared machine pass `--threads 1`: with 2 torch threads on 2 busy cores the numbers measure contention.
 """
@@ -26,6 +29,7 @@ import torch
 
 from seer_bench.agents import AGENTS
 from seer_bench.envs import KNOWN_ENVS
+from seer_bench.runner import RunOptions
 from seer_bench.suites import Overrides, load_suite, resolve
 from seer_bench.timing_profile import format_timing, measure
 
@@ -40,6 +44,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--async-env", action="store_true", help="step the env in a worker process")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,7 +57,8 @@ def main() -> None:
     )
     specs = resolve(load_suite("dmc6"), overrides, AGENTS, KNOWN_ENVS)
     with tempfile.TemporaryDirectory() as out:
-        results = [measure(spec, args.steps, args.warmup, Path(out)) for spec in specs]
+        options = RunOptions(eval_workers=0, async_env=args.async_env)
+        results = [measure(spec, args.steps, args.warmup, Path(out), options) for spec in specs]
     if args.json:
         print(json.dumps({"torch": torch.__version__, "threads": args.threads, "results": results}, indent=2))
         return

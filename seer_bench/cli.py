@@ -194,6 +194,18 @@ def _add_run(run: argparse.ArgumentParser) -> None:
         "--gpus-per-run", type=float, default=0.0, help="ray: GPUs per run; 0.25 puts 4 runs on a GPU"
     )
     ex.add_argument(
+        "--eval-workers",
+        type=int,
+        help="processes that play each evaluation's episodes side by side, one batched policy forward per "
+        "step (default: the run's cores, at most one per episode; 0 or 1: in the run's process); the "
+        "returns do not depend on it",
+    )
+    ex.add_argument(
+        "--async-env",
+        action="store_true",
+        help="step each run's training env in a worker process while the agent updates (the same results)",
+    )
+    ex.add_argument(
         "--checkpoint-every",
         type=int,
         help="environment steps between checkpoints (default: the evaluation interval; 0: none)",
@@ -362,7 +374,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         cpus_per_run=args.cpus_per_run,
         gpus_per_run=args.gpus_per_run,
         run=RunOptions(
-            checkpoint_every=every, train_log_every=args.train_log_every, tensorboard=args.tensorboard
+            checkpoint_every=every,
+            train_log_every=args.train_log_every,
+            tensorboard=args.tensorboard,
+            eval_workers=args.eval_workers,
+            async_env=args.async_env,
         ),
     )
     opts.validate()

@@ -5,8 +5,10 @@ The loop follows the public CURL/SEER training script: evaluate every `eval_ever
 noisy network explores), then from `learn_start` one update per agent step before the environment step
 (DER's public loop updates after it: one transition's difference). Evaluation uses a separate
 environment instance (the public script reuses the training env, which cuts the training episode short)
-and the agent's evaluation policy; on Atari that env follows the evaluation protocol (raw score, a whole
-game per episode) and records carry the human-normalized score.
+and the agent's evaluation policy, its episodes seeded by (run seed, step, episode index) and played in
+worker processes side by side with `RunOptions.eval_workers` (seer_bench.evaluation); on Atari that env
+follows the evaluation protocol (raw score, a whole game per episode) and records carry the
+human-normalized score.
 
 For SEER agents, at step T_f (after that step's evaluation, before its update) the agent freezes and the
 pixel replay is converted to latents; nothing else in the loop changes.
@@ -35,7 +37,9 @@ from seer_bench.agents.contract import Agent, missing_members, networks
 from seer_bench.agents.seer import Freezable, Seer
 from seer_bench.device_replay import STORAGES, placed_bytes, storage_of
 from seer_bench.envs import PixelEnv, make_env, normalized_score
+from seer_bench.envs.workers import EnvRecipe, RemoteEnv
 from seer_bench.errors import ConfigError, CorruptCheckpoint
+from seer_bench.evaluation import Evaluator, default_workers
 from seer_bench.instrument.flops import CATEGORIES, FlopLedger
 from seer_bench.instrument.memory import MemorySampler
 from seer_bench.instrument.timing import TimeLedger
@@ -69,7 +73,6 @@ CHECKPOINT_KEYS = (
     "updates",
     "wall_s",
 )
-EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share the training env's random stream
 TRAIN_LOG_EVERY = 100  # updates averaged into each train.csv row
 
 
@@ -293,18 +296,6 @@ class RunResult:
     wall_s: float
 
 
-def evaluate(env: PixelEnv, agent: Any, episodes: int, step: int) -> tuple[float, float]:
-    """Mean and standard deviation of `episodes` returns of the evaluation policy at agent step `step`."""
-    returns = []
-    for _ in range(episodes):
-        obs, total, last = env.reset(), 0.0, False
-        while not last:
-            res = env.step(agent.act(obs, step, eval_mode=True))
-            obs, total, last = res.obs, total + res.reward, res.last
-        returns.append(total)
-    return float(np.mean(returns)), float(np.std(returns))
-
-
 def _reseeded(seed: int, step: int) -> int:
     """The env seed of a run resumed at `step`: new episodes, not a replay of the ones from step 0."""
     return seed if step == 0 else int(np.random.SeedSequence([seed, step]).generate_state(1)[0] % 2**31)
@@ -327,6 +318,12 @@ class RunOptions:
     checkpoint_every: int = 0  # env steps between checkpoints; 0: never
     train_log_every: int = TRAIN_LOG_EVERY  # updates averaged into one train.csv row per metric
     tensorboard: bool = False  # also write each row as TensorBoard scalars under <run dir>/tensorboard/
+    # processes that play the evaluation episodes side by side; 0 or 1: here, one after another; None: the
+    # cores given to the run (evaluation.default_workers). Equal returns either way (evaluation.py).
+    eval_workers: int | None = None
+    # step the training env in a worker process while the update runs (the update never reads the transition
+    # being collected): the same transitions and results, sooner where the cores allow (docs/internals.md)
+    async_env: bool = False
 
     def validate(self) -> None:
         if self.tensorboard:
@@ -337,6 +334,16 @@ class RunOptions:
             raise ConfigError(f"--checkpoint-every must be >= 0 env steps, got {self.checkpoint_every}")
         if self.train_log_every < 1:
             raise ConfigError(f"--train-log-every must be >= 1 update, got {self.train_log_every}")
+        if self.eval_workers is not None and self.eval_workers < 0:
+            raise ConfigError(
+                f"--eval-workers must be >= 0 (0 or 1: evaluate in the run's process), "
+                f"got {self.eval_workers}"
+            )
+
+    def workers_for(self, episodes: int) -> int:
+        """Evaluation worker processes for `episodes` episodes (0: none, evaluate in this process)."""
+        n = default_workers(episodes) if self.eval_workers is None else min(self.eval_workers, episodes)
+        return n if n > 1 else 0
 
 
 def run(spec: RunSpec, out: Path, options: RunOptions = RunOptions()) -> RunResult:
@@ -363,6 +370,7 @@ class Workspace:
         self.start_step = saved["step"] if saved else 0
         self.cfg, self.device = agent_config(spec.agent, spec.agent_overrides), resolve_device(spec.device)
         self.times = TimeLedger(self.device)
+        self.async_env = options.async_env
         self._build()
         self.train_episodes, self.updates, wall_before = 0, 0, 0.0
         if saved is None:
@@ -393,6 +401,11 @@ class Workspace:
         self.memory.note_replay(self.replay.resident_bytes)  # a resumed run starts with its replay held
         self.progress = ProgressFile(
             self.path, spec.run_id, spec.agent_steps, spec.action_repeat, self.start_step
+        )
+        # last: its worker processes are ended by `_close`, which only `train` reaches
+        self.evaluator = Evaluator(
+            EnvRecipe(spec.env, spec.action_repeat, spec.seed, False, spec.env_options),
+            options.workers_for(spec.eval_episodes),
         )
         self.times.add("setup", time.perf_counter() - set_up)
         self.started = set_up - wall_before  # wall time counts the set-up too
@@ -439,9 +452,12 @@ class Workspace:
         torch.manual_seed(spec.seed)
         # the init phase's random actions
         self.rng = np.random.default_rng(np.random.SeedSequence(spec.seed).spawn(2)[0])
-        self.env = build_env(spec, _reseeded(spec.seed, self.start_step))
+        seed = _reseeded(spec.seed, self.start_step)
+        if self.async_env:
+            self.env = RemoteEnv(EnvRecipe(spec.env, spec.action_repeat, seed, True, spec.env_options))
+        else:
+            self.env = build_env(spec, seed)
         self.env.section = self.times.section  # its physics and rendering, timed apart
-        self.eval_env = build_env(spec, _reseeded(spec.seed + EVAL_SEED_OFFSET, self.start_step), train=False)
         self.agent = make_agent(
             spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed
         )
@@ -577,6 +593,8 @@ class Workspace:
         between evaluations."""
         with self.times.section("loop"):
             action = self._act(obs, step)
+            if self.async_env:  # the worker steps while this process updates
+                self.env.step_async(action)
             if self._updates_at(step):
                 self._update(step)
             return self._env_step(obs, action)
@@ -641,7 +659,7 @@ class Workspace:
 
     def _env_step(self, obs: np.ndarray, action: Any) -> np.ndarray:
         """Step the env and store the transition (a latent replay encodes it, observed by the ledger)."""
-        res = self.env.step(action)  # physics and render: the env's own sections
+        res = self.env.step_wait() if self.async_env else self.env.step(action)  # physics, render: the env's
         with self.times.section("replay"):  # and inside it SEER's `encode`
             self.replay.add(obs, action, res.reward, res.obs, res.terminal, res.last)
         with self.times.section("bookkeeping"):
@@ -656,7 +674,7 @@ class Workspace:
         with self.times.section("bookkeeping"):
             check_finite(self.agent, step)
         with self.times.section("eval"):
-            mean, std = evaluate(self.eval_env, self.agent, self.spec.eval_episodes, step)
+            mean, std = self.evaluator.evaluate(self.agent, self.spec.seed, self.spec.eval_episodes, step)
         with self.times.section("bookkeeping"):
             self._write_metrics(step, mean, std)
 
@@ -730,13 +748,15 @@ class Workspace:
         self.progress.update(step, force=True, phase="checkpoint saved", eval_return=self.last_eval)
 
     def _close(self) -> None:
-        self.memory.stop()
-        self.metrics.close()
-        self.train_log.close()
-        if self.board:
-            self.board.close()
-        self.env.close()
-        self.eval_env.close()
+        try:
+            self.memory.stop()
+            self.metrics.close()
+            self.train_log.close()
+            if self.board:
+                self.board.close()
+        finally:  # whatever failed above, no env worker process outlives the run
+            self.env.close()
+            self.evaluator.close()
 
     def _finish(self) -> RunResult:
         wall = time.perf_counter() - self.started

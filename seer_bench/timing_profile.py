@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from seer_bench.instrument.timing import TRAIN_CATEGORIES, section_seconds
-from seer_bench.runner import Workspace
+from seer_bench.runner import RunOptions, Workspace
 from seer_bench.suites import RunSpec
 
 PHASES = ("random", "pixels", "frozen")
@@ -46,14 +46,21 @@ def phased(spec: RunSpec, lead: int, phase: int) -> RunSpec:
     )
 
 
-def measure(spec: RunSpec, steps: int, warmup: int, out: Path) -> dict[str, Any]:
-    """The phases of one agent and env in one Workspace, in the order a run goes through them."""
+# no evaluation runs here, so no evaluation workers; the training env in the run's process
+NO_EVAL = RunOptions(eval_workers=0)
+
+
+def measure(
+    spec: RunSpec, steps: int, warmup: int, out: Path, options: RunOptions = NO_EVAL
+) -> dict[str, Any]:
+    """The phases of one agent and env in one Workspace, in the order a run goes through them (with
+    `options.async_env`, its env stepped in a worker process: then `physics` is the wait for it)."""
     phase_steps = warmup + steps
-    ws = Workspace(phased(spec, phase_steps, phase_steps), out)
+    ws = Workspace(phased(spec, phase_steps, phase_steps), out, options)
     lead = max(phase_steps, ws.agent.sample_horizon + warmup)
     if lead > phase_steps:  # an n-step agent's first batch needs n transitions: a longer first phase
         ws._close()
-        ws = Workspace(phased(spec, lead, phase_steps), out)
+        ws = Workspace(phased(spec, lead, phase_steps), out, options)
     spec = ws.spec
     # learning starts after the first phase (agents keep these as plain attributes: contract.Agent)
     ws.agent.random_steps = lead if ws.agent.random_steps else 0

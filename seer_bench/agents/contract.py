@@ -10,7 +10,8 @@ replay holds one batch, and SEER converts that many transitions at a time), then
    it samples its own batch from the replay and returns a dict of training metrics (losses, Q values...);
 3. steps the environment and adds the transition to the replay.
 Evaluation calls `act(obs, step, eval_mode=True)` on an environment of its own (`step`: the agent step the
-evaluation is at).
+evaluation is at), or, where the agent has it, `act_batch(obs, step, rngs)` (BatchActor) on the observations
+of all the episodes playing side by side (seer_bench.evaluation).
 
 Checkpoints hold the agent's state found among its attributes: modules, optimizers, free tensors (such as
 SAC's log alpha) and random generators (numpy and torch). Keep networks as direct `nn.Module` attributes
@@ -45,6 +46,16 @@ class Agent(Protocol):
     def act(self, obs: np.ndarray, step: int, eval_mode: bool) -> Any: ...
 
     def update(self, replay: Any, step: int) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class BatchActor(Protocol):
+    """Optional: evaluation actions for a batch in one forward. `obs` is uint8 (B, C, H, W); row i's action
+    must be what `act(obs[i], step, eval_mode=True)` would give, its randomness (if any) drawn from
+    `rngs[i]`, the generator of that row's episode, so that the returns do not depend on which episodes
+    share a batch (the number of evaluation workers)."""
+
+    def act_batch(self, obs: np.ndarray, step: int, rngs: list[np.random.Generator]) -> np.ndarray: ...
 
 
 def networks(agent: Any) -> dict[str, nn.Module]:

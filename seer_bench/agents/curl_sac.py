@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seer_bench.agents.encoders import PixelEncoder, conv_output_size, weight_init
+from seer_bench.agents.encoders import PixelEncoder, conv_output_size, rowwise, weight_init
 from seer_bench.agents.updates import holds_trainable, optimize, soft_update
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
@@ -280,10 +280,21 @@ class CurlSac:
     @torch.no_grad()
     def act(self, obs: np.ndarray, step: int, eval_mode: bool) -> np.ndarray:
         """Action for one (C, H, W) uint8 observation, centre-cropped; sampled at training, mean at eval."""
-        top = self.pad // 2
-        crop = obs[None, :, top : top + self.cfg.image_size, top : top + self.cfg.image_size]
-        mu, pi, _, _ = self.actor.policy(self.actor.encoder(self._to_input(np.ascontiguousarray(crop))))
+        mu, pi, _, _ = self.actor.policy(self.actor.encoder(self._cropped(obs[None])))
         return (mu if eval_mode else pi)[0].cpu().numpy()
+
+    @torch.no_grad()
+    def act_batch(self, obs: np.ndarray, step: int, rngs: list[np.random.Generator]) -> np.ndarray:
+        """Evaluation actions (the policy mean) for a (B, C, H, W) batch: one batched conv pass, the Linear
+        layers per row (encoders.rowwise: bitwise `act`'s actions); no randomness."""
+        encoder = self.actor.encoder
+        h = encoder.conv(self._cropped(obs))
+        return rowwise(lambda r: self.actor.policy(encoder.head(r))[0], h).cpu().numpy()
+
+    def _cropped(self, obs: np.ndarray) -> torch.Tensor:
+        top = self.pad // 2
+        crop = obs[:, :, top : top + self.cfg.image_size, top : top + self.cfg.image_size]
+        return self._to_input(np.ascontiguousarray(crop))
 
     # --- learning ---------------------------------------------------------------------------------------
     def sample(self, replay: PixelReplay) -> dict[str, torch.Tensor]:

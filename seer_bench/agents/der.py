@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seer_bench.agents.encoders import rowwise
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
 from seer_bench.transfer import Transfer
@@ -233,16 +234,28 @@ class Der:
     @torch.no_grad()
     def act(self, obs: np.ndarray, step: int, eval_mode: bool) -> int:
         """Greedy action for one uint8 (C, H, W) stack: with fresh noise at training (the exploration),
-        with the noise off and epsilon-greedy at evaluation."""
+        with the noise off and epsilon-greedy at evaluation (epsilon drawn from this agent's own stream)."""
         if eval_mode:
-            if self.eval_rng.random() < self.cfg.eval_epsilon:
-                return int(self.eval_rng.integers(self.action_dim))
-            self.online.eval()
-        else:
-            self.online.reset_noise(self.noise)
-        q = (self.online(self._to_input(obs[None], "act")) * self.support).sum(2)
+            return int(self.act_batch(obs[None], step, [self.eval_rng])[0])
+        self.online.reset_noise(self.noise)
+        return int(self._q(self.online(self._to_input(obs[None], "act"))).argmax(1).item())
+
+    @torch.no_grad()
+    def act_batch(self, obs: np.ndarray, step: int, rngs: list[np.random.Generator]) -> np.ndarray:
+        """Evaluation actions for a (B, C, H, W) batch: one conv pass with the noise off (the Linear
+        layers per row: encoders.rowwise), then epsilon-greedy per row, row i's epsilon drawn from `rngs[i]`
+        (its episode's own stream, so an episode's actions do not depend on which others share its batch)."""
+        self.online.eval()
+        h = self.online.conv(self._to_input(obs, "eval"))
+        greedy = rowwise(lambda r: self._q(self.online.head(r)), h).argmax(1).cpu().numpy()
         self.online.train()
-        return int(q.argmax(1).item())
+        eps = self.cfg.eval_epsilon
+        return np.array(
+            [int(r.integers(self.action_dim)) if r.random() < eps else int(g) for r, g in zip(rngs, greedy)]
+        )
+
+    def _q(self, probs: torch.Tensor) -> torch.Tensor:
+        return (probs * self.support).sum(2)
 
     # --- learning ---------------------------------------------------------------------------------------
     def update(self, replay: RingReplay, step: int) -> dict[str, float]:

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seer_bench.agents.encoders import ConvNet
+from seer_bench.agents.encoders import ConvNet, rowwise
 from seer_bench.agents.updates import holds_trainable, optimize, soft_update
 from seer_bench.errors import ConfigError
 from seer_bench.replay import LatentReplay, PixelReplay, RingReplay
@@ -267,6 +267,13 @@ class DrQV2:
         mu = self.actor.mean(self.actor.trunk(self.encoder.conv(self._batch_input("act", obs[None]))))
         action = mu if eval_mode else sample_action(mu, self.cfg.stddev(step), clip=None)
         return action[0].cpu().numpy()
+
+    @torch.no_grad()
+    def act_batch(self, obs: np.ndarray, step: int, rngs: list[np.random.Generator]) -> np.ndarray:
+        """Evaluation actions (the policy mean) for a (B, C, H, W) batch: one batched conv pass, the Linear
+        layers per row (encoders.rowwise: bitwise `act`'s actions); no randomness."""
+        h = self.encoder.conv(self._batch_input("eval", obs))
+        return rowwise(lambda r: self.actor.mean(self.actor.trunk(r)), h).cpu().numpy()
 
     def _batch_input(self, name: str, pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 pixels -> float (x / 255 - 0.5, the public encoder's scaling) in a channels_last buffer

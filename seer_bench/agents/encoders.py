@@ -22,6 +22,8 @@ How it runs on a CPU (the same math, less memory traffic; measured on a 2-core C
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import conv_flop_count, register_flop_formula
@@ -95,6 +97,14 @@ class ConvReLU2d(nn.Conv2d):
             )
             return _ConvReLU.apply(x, self.weight, self.bias, self.stride[0])
         return torch.relu(super().forward(x))
+
+
+def rowwise(fn: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+    """`fn` on each row of `h` as a batch of one, concatenated: an evaluation batch runs its convolutions
+    batched (their output per observation does not depend on the batch size, tested) and its Linear layers
+    one row at a time, as `act` does. A matrix product's last bits change with its row count (a one-row
+    product takes another kernel), and an action one bit off changes a DMC return in its fourth digit."""
+    return torch.cat([fn(h[i : i + 1]) for i in range(len(h))])
 
 
 def conv_output_size(size: int, num_layers: int) -> int:

@@ -168,6 +168,11 @@ class AtariEnv:
         self._lives = self._ale.lives()
         return self._stacked()
 
+    def seed_episode(self, seed: int) -> None:
+        """Start a new game at the next reset, its emulator and no-ops seeded with `seed` (see
+        DMCPixels.seed_episode)."""
+        self._seed, self._life_lost = seed, False
+
     def step(self, action: int) -> StepResult:
         with self.section("physics"):
             frame, reward, terminated, truncated, _ = self._env.step(int(action))

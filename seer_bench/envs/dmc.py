@@ -145,6 +145,12 @@ class DMCPixels:
             self._frames.append(frame)
         return self._stacked()
 
+    def seed_episode(self, seed: int) -> None:
+        """Draw the next episode (and those after it) from `seed`: the task's random state is all an
+        episode's start depends on (reset restores the physics), so an evaluation episode is the same in any
+        process (evaluation.episode_seeds)."""
+        self._env.task._random = np.random.RandomState(seed)
+
     def step(self, action: np.ndarray) -> StepResult:
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         scaled = self._low + (action + 1.0) * 0.5 * (self._high - self._low)
