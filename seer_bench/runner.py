@@ -461,9 +461,6 @@ class Workspace:
         self.agent = make_agent(
             spec.agent, cfg, self.env.obs_shape, self.env.action_dim, self.device, spec.seed
         )
-        # the agent's calls as the time ledger sees them (the FLOP ledger's pricing around them: bookkeeping)
-        self.timed_act = self.times.wrap("act", self.agent.act)
-        self.timed_update = self.times.wrap("update", self.agent.update)
         self.replay = make_replay(
             spec.replay_layout,
             transition_spec(self.env),
@@ -639,9 +636,8 @@ class Workspace:
         if step < self.agent.random_steps:
             return self.env.random_action(self.rng)
         with self.times.section("bookkeeping"):  # the FLOP ledger's part: the call inside is `act`
-            action = self.ledger.observe(
-                "act", ("act", self.phase), self.timed_act, obs, step, eval_mode=False
-            )
+            act = self.times.wrap("act", self.agent.act)  # looked up per call: an agent's method may change
+            action = self.ledger.observe("act", ("act", self.phase), act, obs, step, eval_mode=False)
         if not np.all(np.isfinite(action)):  # before the env sees it (MuJoCo would reject it less clearly)
             raise FloatingPointError(f"non-finite action at agent step {step} (diverged)")
         return action
@@ -653,7 +649,8 @@ class Workspace:
     def _update(self, step: int) -> None:
         key = ("update", self.phase, step % self.agent.update_period)
         with self.times.section("bookkeeping"):  # the FLOP ledger's part and train.csv: the call is `update`
-            metrics = self.ledger.observe("update", key, self.timed_update, self.replay, step)
+            update = self.times.wrap("update", self.agent.update)
+            metrics = self.ledger.observe("update", key, update, self.replay, step)
             self.updates += 1
             self.train_log.add(step, self.updates, metrics)
 
