@@ -38,7 +38,6 @@ from seer_bench.replay import (
     PaperReplay,
     PixelReplay,
     RingReplay,
-    TransitionSpec,
     _nbytes,
 )
 from seer_bench.transfer import host_tensor, to_numpy, torch_dtype
@@ -47,9 +46,13 @@ STORAGES = ("host", "device")  # RunSpec.replay_device: where a run's replay kee
 
 
 class OnDevice:
-    """What makes a replay class device-resident: tensors for the observation or latent arrays."""
+    """What makes a replay class device-resident: tensors for the observation or latent arrays. Its
+    constructor is the host twin's, with `device=` in addition (set first: the twin allocates through
+    `_data_array`)."""
 
-    device: torch.device
+    def __init__(self, *args: Any, device: torch.device = torch.device("cpu"), **kwargs: Any) -> None:
+        self.device = device
+        super().__init__(*args, **kwargs)
 
     def _data_array(self, shape: tuple[int, ...], dtype: Any) -> torch.Tensor:
         return torch.empty(shape, dtype=torch_dtype(dtype), device=self.device)
@@ -73,16 +76,6 @@ class OnDevice:
 class DevicePaperReplay(OnDevice, PaperReplay):
     """`PaperReplay` with obs and next_obs on `device`."""
 
-    def __init__(
-        self,
-        spec: TransitionSpec,
-        capacity: int,
-        max_transitions: int | None = None,
-        device: torch.device = torch.device("cpu"),
-    ) -> None:
-        self.device = device
-        super().__init__(spec, capacity, max_transitions)
-
     def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
         super()._store(slot, self._put(obs), self._put(next_obs), last)
 
@@ -95,16 +88,6 @@ class DevicePaperReplay(OnDevice, PaperReplay):
 
 class DeviceCompactReplay(OnDevice, CompactReplay):
     """`CompactReplay` with its frame ring on `device` (the transitions' frame indices stay on the host)."""
-
-    def __init__(
-        self,
-        spec: TransitionSpec,
-        capacity: int,
-        max_transitions: int | None = None,
-        device: torch.device = torch.device("cpu"),
-    ) -> None:
-        self.device = device
-        super().__init__(spec, capacity, max_transitions)
 
     def _store(self, slot: int, obs: np.ndarray, next_obs: np.ndarray, last: bool) -> None:
         super()._store(slot, self._put(obs), self._put(next_obs), last)
@@ -139,16 +122,6 @@ class _HostPixels:
 class DeviceLatents(OnDevice):
     """What both device latent replays share: the encoder's latents copied to the device as they come."""
 
-    def _latents_on_device(self, encode: Encoder) -> Any:
-        return lambda pixels: {k: self._put(v) for k, v in encode(pixels).items()}
-
-    def _encode_chunk(self, pixels: PixelReplay, idx: np.ndarray, last: np.ndarray) -> Any:
-        return super()._encode_chunk(_HostPixels(pixels), idx, last)
-
-
-class DevicePaperLatentReplay(DeviceLatents, PaperLatentReplay):
-    """`PaperLatentReplay` with its latents on `device`."""
-
     def __init__(
         self,
         spec: LatentSpec,
@@ -157,8 +130,17 @@ class DevicePaperLatentReplay(DeviceLatents, PaperLatentReplay):
         max_transitions: int | None = None,
         device: torch.device = torch.device("cpu"),
     ) -> None:
-        self.device = device
-        super().__init__(spec, capacity, self._latents_on_device(encode), max_transitions)
+        def on_device(pixels: Any) -> dict[str, torch.Tensor]:
+            return {k: self._put(v) for k, v in encode(pixels).items()}
+
+        super().__init__(spec, capacity, on_device, max_transitions, device=device)
+
+    def _encode_chunk(self, pixels: PixelReplay, idx: np.ndarray, last: np.ndarray) -> Any:
+        return super()._encode_chunk(_HostPixels(pixels), idx, last)
+
+
+class DevicePaperLatentReplay(DeviceLatents, PaperLatentReplay):
+    """`PaperLatentReplay` with its latents on `device`."""
 
     def latents(self, idx: np.ndarray, copy: np.ndarray, next_obs: bool) -> dict[str, torch.Tensor]:
         rows, copies = self._index(idx % self.slots), self._index(copy)
@@ -170,17 +152,6 @@ class DevicePaperLatentReplay(DeviceLatents, PaperLatentReplay):
 
 class DeviceCompactLatentReplay(DeviceLatents, CompactLatentReplay):
     """`CompactLatentReplay` with its state ring on `device` (the state indices stay on the host)."""
-
-    def __init__(
-        self,
-        spec: LatentSpec,
-        capacity: int,
-        encode: Encoder,
-        max_transitions: int | None = None,
-        device: torch.device = torch.device("cpu"),
-    ) -> None:
-        self.device = device
-        super().__init__(spec, capacity, self._latents_on_device(encode), max_transitions)
 
     def _write_state(self, encoded: dict, row: int) -> None:
         super()._write_state(encoded, int(row))
