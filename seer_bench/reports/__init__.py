@@ -12,7 +12,7 @@ DIR/figures. Each file is replaced whole
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -176,48 +176,52 @@ def _aggregate_line(r: Any) -> str:
 
 
 FAILURE_COLUMNS = ["env", "agent", "budget_gb", "seed", "stopped_env_steps", "reason"]
+RUN_ORDER = ["env", "agent", "budget_gb", "seed"]  # how failures.csv and summary.md's run lists are sorted
 
 
 def failures(runs: pd.DataFrame) -> pd.DataFrame:
     """The failed runs, where they stopped and why (the reason their `failed` event gives)."""
     if runs.empty:
         return pd.DataFrame(columns=FAILURE_COLUMNS)
-    return runs.loc[runs["status"] == "failed", FAILURE_COLUMNS].sort_values(
-        ["env", "agent", "budget_gb", "seed"]
-    )
+    return runs.loc[runs["status"] == "failed", FAILURE_COLUMNS].sort_values(RUN_ORDER)
+
+
+def _run_list(runs: pd.DataFrame, state: str, title: str, line: Callable[[Any], str]) -> str:
+    """summary.md's list of the runs in `state`, in the tables' order, one `line(run)` each ("" for none)."""
+    picked = runs[runs["status"] == state] if not runs.empty else runs
+    lines = [line(r) for r in picked.sort_values(RUN_ORDER).itertuples()]
+    return f"\n{title}:\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def _failed_section(runs: pd.DataFrame) -> str:
     """The failed runs (as failures.csv lists them), where each stopped and why."""
-    failed = runs[runs["status"] == "failed"] if not runs.empty else runs
-    lines = [
-        f"- {r.run_id} at {r.stopped_env_steps:,} env steps: {r.reason}"
-        for r in failed.sort_values(["env", "agent", "budget_gb", "seed"]).itertuples()
-    ]
-    return "\nFailed runs (also in failures.csv):\n\n" + "\n".join(lines) + "\n" if lines else ""
+    return _run_list(
+        runs,
+        "failed",
+        "Failed runs (also in failures.csv)",
+        lambda r: f"- {r.run_id} at {r.stopped_env_steps:,} env steps: {r.reason}",
+    )
 
 
 def _interrupted_section(runs: pd.DataFrame) -> str:
     """Runs that stopped before finishing (a signal, or an owner that died: kill -9, a lost node), where each
     stopped: the same command resumes them from their latest checkpoint."""
-    stopped = runs[runs["status"] == "interrupted"] if not runs.empty else runs
-    lines = [
-        f"- {r.run_id}: interrupted at env step {int(r.stopped_env_steps):,}"
-        for r in stopped.sort_values(["env", "agent", "budget_gb", "seed"]).itertuples()
-    ]
-    return "\nInterrupted runs (resume with the same command):\n\n" + "\n".join(lines) + "\n" if lines else ""
+    return _run_list(
+        runs,
+        "interrupted",
+        "Interrupted runs (resume with the same command)",
+        lambda r: f"- {r.run_id}: interrupted at env step {int(r.stopped_env_steps):,}",
+    )
 
 
 def _untrusted_section(runs: pd.DataFrame) -> str:
     """The runs whose records are damaged, each with what is wrong (file and line)."""
-    bad = runs[runs["status"] == "untrusted"] if not runs.empty else runs
-    if bad.empty:
-        return ""
-    lines = [
-        f"- {r.run_id}: {r.damage}"
-        for r in bad.sort_values(["env", "agent", "budget_gb", "seed"]).itertuples()
-    ]
-    return "\nUntrusted runs, left out of every table and figure:\n\n" + "\n".join(lines) + "\n"
+    return _run_list(
+        runs,
+        "untrusted",
+        "Untrusted runs, left out of every table and figure",
+        lambda r: f"- {r.run_id}: {r.damage}",
+    )
 
 
 def write_report(out: Path, reps: int = 2000) -> str:
