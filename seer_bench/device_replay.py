@@ -175,6 +175,11 @@ def on_device(cls: type[RingReplay]) -> type[RingReplay]:
     return _ON_DEVICE[cls]
 
 
+def allocate(cls: type[RingReplay], *args: Any, device: torch.device | None = None) -> RingReplay:
+    """A `cls` replay built from `args`: in host memory, or with `device` its device-resident twin there."""
+    return cls(*args) if device is None else on_device(cls)(*args, device=device)
+
+
 def placed_bytes(
     cls: type[RingReplay], spec: Any, capacity: int, max_transitions: int | None, storage: str
 ) -> dict[str, int]:

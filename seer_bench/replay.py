@@ -817,9 +817,7 @@ def make_replay(
     """A replay of `layout` of the capacity `budget_capacity` gives, allocated for no more than the
     `max_transitions` a run writes (its agent steps); with `device`, its frames live there as tensors
     (seer_bench.device_replay)."""
-    capacity = budget_capacity(layout, spec, budget_bytes, batch_size)
-    if device is None:
-        return replay_class(layout)(spec, capacity, max_transitions)
-    from seer_bench.device_replay import on_device
+    from seer_bench.device_replay import allocate  # it imports this module (and torch)
 
-    return on_device(replay_class(layout))(spec, capacity, max_transitions, device=device)
+    capacity = budget_capacity(layout, spec, budget_bytes, batch_size)
+    return allocate(replay_class(layout), spec, capacity, max_transitions, device=device)

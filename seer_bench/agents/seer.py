@@ -202,12 +202,10 @@ class Seer:
         def encode(obs: np.ndarray) -> dict[str, np.ndarray]:
             return agent.encode(obs, self.rng, cfg.num_copies, cfg.latent_dtype)
 
-        args = (self.latent_spec(agent), self.capacity(agent), self.observe(encode), self.total_steps)
-        if self.device is None:
-            return self.replay_class(agent)(*args)
-        from seer_bench.device_replay import on_device
+        from seer_bench.device_replay import allocate  # it imports seer_bench.replay (and torch)
 
-        return on_device(self.replay_class(agent))(*args, device=self.device)
+        args = (self.latent_spec(agent), self.capacity(agent), self.observe(encode), self.total_steps)
+        return allocate(self.replay_class(agent), *args, device=self.device)
 
     def freeze(
         self, agent: Freezable, pixels: PixelReplay, step: int, on_chunk: Callable[[int], None] | None = None
