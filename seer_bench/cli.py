@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(random, pixels, frozen), on a real run's loop for --timing-steps agent steps each",
     )
     prof.add_argument("--timing-steps", type=int, default=200, help="timed agent steps per phase (--timing)")
-    prof.add_argument("--device", default="auto", help="auto, cpu or cuda (--timing)")
+    prof.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (--timing)")
     prof.add_argument(
         "--out",
         type=Path,
@@ -313,6 +313,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from seer_bench.runner import check_spec
     from seer_bench.suites import load_suite
 
+    if args.timing and args.timing_steps < 1:  # before any env is built
+        raise ConfigError(f"--timing-steps must be >= 1 agent step, got {args.timing_steps}")
     specs = _specs(load_suite(args.suite), args, seeds=1, device=args.device if args.timing else None)
     for spec in specs:
         check_spec(spec, memory=False)  # a profile allocates no replay of the budget
@@ -336,8 +338,6 @@ def _timing(specs: list, steps: int) -> tuple[str, str]:
     """`profile --timing`'s table and JSON (seer_bench.timing_profile)."""
     from seer_bench import timing_profile
 
-    if steps < 1:
-        raise ConfigError(f"--timing-steps must be >= 1 agent step, got {steps}")
     results = timing_profile.profile_timing(specs, steps, warmup=3)
     return "\n\n".join(map(timing_profile.format_timing, results)), timing_profile.to_json(results)
 
